@@ -1,0 +1,37 @@
+# The README's commands. Each bootstraps .venv, the pinned packages and Delta's jars on first use.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export SPARK_LOCAL_IP ?= 127.0.0.1
+# Set only when the bootstrap had to fetch Delta's jars with mvn (read at run time, after bootstrap).
+RUN := SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" $(PY)
+
+.PHONY: demo test test-fast lint bench cluster-test bootstrap dist clean
+
+demo: bootstrap            ## run every bundled job on generated sample data, local mode
+	$(RUN) scripts/demo.py
+
+test: bootstrap lint       ## static checks, then the whole test suite (cluster test included)
+	$(RUN) -m pytest
+
+test-fast: bootstrap       ## the suite without the standalone-cluster test
+	$(RUN) -m pytest -m "not cluster"
+
+cluster-test: bootstrap    ## only the standalone-cluster test
+	$(RUN) -m pytest -m cluster
+
+lint: bootstrap
+	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts
+	.venv/bin/mypy
+
+bench: bootstrap           ## benchmarks: figures and ratios side by side
+	$(RUN) benchmarks/run.py
+
+dist: bootstrap            ## wheel and --py-files zip under dist/
+	$(PY) -m pip wheel --no-deps -q -w dist .
+	$(PY) -c "from spark_flows.submit import package_zip; print(package_zip('dist/spark_flows.zip'))"
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+clean:
+	rm -rf data dist build .cache/spark-warehouse spark-warehouse .pytest_cache

@@ -1,0 +1,141 @@
+"""Configuration: TOML files turned once into a frozen :class:`Settings`, with flag overrides.
+
+The embedded default (``spark_flows/conf/local.toml``) runs everything in local mode with data under
+``./data``. Users copy it (or ``conf/cluster.toml``) and pass ``--conf-file``; explicit flags win.
+
+Example
+-------
+>>> from spark_flows.config import load_settings
+>>> s = load_settings(overrides={"master": "local[2]", "spark_conf": {"spark.sql.shuffle.partitions": "2"}})
+>>> s.master, s.spark_conf["spark.sql.shuffle.partitions"]
+('local[2]', '2')
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from spark_flows.errors import ConfigError
+
+DEFAULT_CONF_NAME = "local.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration shared by the bundled jobs.
+
+    Attributes
+    ----------
+    master: Spark master used when the job is not launched by ``spark-submit --master``.
+    app_name: Spark application name.
+    spark_conf: extra Spark configuration, applied unless ``spark-submit`` already set the key.
+    data_root: root under which bundled jobs read and write (any Hadoop FS URI or a local path).
+    delta_package: Maven coordinates of Delta Lake's JVM artifact.
+    lock_ttl_seconds: a run lock whose heartbeat is older than this may be taken over.
+    heartbeat_seconds: how often a live run refreshes its lock.
+    source: where the settings came from (file path, or ``embedded``).
+    """
+
+    master: str = "local[*]"
+    app_name: str = "spark_flows"
+    spark_conf: Mapping[str, str] = field(default_factory=dict)
+    data_root: str = "data"
+    delta_package: str = "io.delta:delta-spark_4.2_2.13:4.4.0"
+    lock_ttl_seconds: int = 120
+    heartbeat_seconds: int = 20
+    source: str = "embedded"
+
+    def path(self, *parts: str) -> str:
+        """Join ``parts`` under :attr:`data_root` (``'data'``, ``'raw'`` -> ``'data/raw'``)."""
+        return "/".join([self.data_root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def embedded_conf_text(name: str = DEFAULT_CONF_NAME) -> str:
+    """Return the text of a configuration file shipped inside the package."""
+    return resources.files("spark_flows").joinpath("conf").joinpath(name).read_text(encoding="utf-8")
+
+
+def embedded_conf_path(name: str) -> str:
+    """Return a filesystem path to a file shipped in ``spark_flows/conf`` (e.g. ``log4j2.properties``)."""
+    return str(resources.files("spark_flows").joinpath("conf").joinpath(name))
+
+
+def _from_toml(raw: Mapping[str, Any], source: str) -> Settings:
+    try:
+        spark = raw.get("spark", {})
+        paths = raw.get("paths", {})
+        delta = raw.get("delta", {})
+        runner = raw.get("runner", {})
+        conf = {str(k): str(v) for k, v in spark.get("conf", {}).items()}
+        return Settings(
+            master=str(spark.get("master", Settings.master)),
+            app_name=str(spark.get("app_name", Settings.app_name)),
+            spark_conf=conf,
+            data_root=str(paths.get("data_root", Settings.data_root)),
+            delta_package=str(delta.get("package", Settings.delta_package)),
+            lock_ttl_seconds=int(runner.get("lock_ttl_seconds", Settings.lock_ttl_seconds)),
+            heartbeat_seconds=int(runner.get("heartbeat_seconds", Settings.heartbeat_seconds)),
+            source=source,
+        )
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid configuration in {source}: {exc}") from exc
+
+
+def load_settings(conf_file: str | None = None, *, overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Load settings from ``conf_file`` (default: the embedded ``local.toml``) and apply ``overrides``.
+
+    Parameters
+    ----------
+    conf_file: path of a TOML file; ``None`` for the embedded default.
+    overrides: field names of :class:`Settings` mapped to values; ``None`` values are ignored, and
+        ``spark_conf`` is merged key by key rather than replaced.
+
+    Raises
+    ------
+    ConfigError: the file is missing, unreadable, not TOML, or holds values of the wrong type.
+    """
+    if conf_file is None:
+        text, source = embedded_conf_text(), "embedded local.toml"
+    else:
+        path = Path(conf_file)
+        try:
+            text, source = path.read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read conf file {conf_file}: {exc.strerror or exc}; "
+                "pass an existing TOML file to --conf-file or omit it for the embedded default"
+            ) from exc
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"conf file {source} is not valid TOML: {exc}") from exc
+    settings = _from_toml(raw, source)
+    return apply_overrides(settings, overrides or {})
+
+
+def apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """Return ``settings`` with the non-``None`` ``overrides`` applied (``spark_conf`` merged)."""
+    known = set(Settings.__dataclass_fields__)
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+    values = {k: v for k, v in overrides.items() if v is not None}
+    if "spark_conf" in values:
+        values["spark_conf"] = {**settings.spark_conf, **values["spark_conf"]}
+    return replace(settings, **values)
+
+
+def parse_key_values(pairs: list[str] | None, *, flag: str = "--spark-conf") -> dict[str, str]:
+    """Parse ``["k=v", ...]`` into a dict, naming ``flag`` in the error for a pair without ``=``."""
+    result: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{flag} expects KEY=VALUE, got {pair!r}")
+        result[key.strip()] = value.strip()
+    return result

@@ -1,0 +1,119 @@
+"""The harness every bundled job runs in: arguments, configuration, logging, session, exit codes.
+
+A job file stays thin: it builds a parser with :func:`job_parser`, adds its own flags, and hands a body
+``(spark, settings, args) -> int | None`` to :func:`run_job`. Exit codes follow DESIGN.md: 0 success,
+2 usage error (bad flag, unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise.
+
+Example
+-------
+>>> from spark_flows.job import job_parser, run_job                     # doctest: +SKIP
+>>> def main(argv=None):                                                  # doctest: +SKIP
+...     parser = job_parser("my_job", "Copy devices.")
+...     parser.add_argument("--input")
+...     return run_job("my_job", parser, argv, lambda spark, settings, args: 0)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import SparkSession
+
+from spark_flows.config import Settings, load_settings, parse_key_values
+from spark_flows.errors import ConfigError, SparkFlowsError
+from spark_flows.session import job_session
+
+logger = logging.getLogger(__name__)
+
+JobBody = Callable[[SparkSession, Settings, argparse.Namespace], "int | None"]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def parse_date(text: str) -> dt.date:
+    """``argparse`` type for ``YYYY-MM-DD`` dates, with a message naming the expected form."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
+
+
+def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.ArgumentParser:
+    """An ``argparse`` parser with the flags every bundled job shares.
+
+    ``--conf-file`` (default: the embedded ``local.toml``), ``--master``, ``--data-root``, repeated
+    ``--spark-conf KEY=VALUE`` and ``--log-level``; with ``dated``, a required ``--execution-date``.
+    """
+    parser = argparse.ArgumentParser(prog=name, description=description)
+    common = parser.add_argument_group("common options")
+    common.add_argument("--conf-file", help="TOML configuration (default: the embedded local.toml)")
+    common.add_argument("--master", help="Spark master when not given by spark-submit (overrides the conf)")
+    common.add_argument("--data-root", help="root of the job's default input and output paths")
+    common.add_argument(
+        "--spark-conf", action="append", metavar="KEY=VALUE", help="extra Spark configuration, repeatable"
+    )
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    if dated:
+        common.add_argument(
+            "--execution-date", type=parse_date, required=True, help="logical date of the run, YYYY-MM-DD"
+        )
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    """Send spark_flows' log lines to stderr at ``level`` (Spark's own JVM logs are set by log4j2)."""
+    root = logging.getLogger("spark_flows")
+    if not any(getattr(h, "_spark_flows", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        handler._spark_flows = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Load the conf file named by ``args`` and apply the common flag overrides."""
+    return load_settings(
+        args.conf_file,
+        overrides={
+            "master": args.master,
+            "data_root": args.data_root,
+            "spark_conf": parse_key_values(args.spark_conf) or None,
+        },
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: JobBody) -> int:
+    """Parse ``argv``, load settings, open a session and run ``body``; map every outcome to an exit code."""
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # argparse already printed usage and the reason
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    configure_logging(args.log_level)
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with job_session(settings) as spark:
+            code = body(spark, settings, args)
+    except SparkFlowsError as exc:
+        logger.debug("%s failed", name, exc_info=True)
+        print(f"{name}: error: [{exc.condition}] {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:
+        logger.debug("%s failed", name, exc_info=True)
+        print(f"{name}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if code is None else int(code)

@@ -1,0 +1,141 @@
+"""Build or reuse a Delta-enabled SparkSession.
+
+Three ways in, one function: under ``spark-submit`` the master, jars and confs given on the command line
+win; in a plain ``python`` process (the demo, a notebook) spark_flows starts Spark itself in the configured
+master with Delta's JVM artifact resolved from Maven Central by Spark's own resolver (Ivy, cached after the
+first run); under pytest the fixture's session is reused as it is.
+
+Example
+-------
+>>> from spark_flows.session import get_session                     # doctest: +SKIP
+>>> spark = get_session()                                            # doctest: +SKIP
+>>> spark.range(3).write.format("delta").save("/tmp/t")              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark.sql import SparkSession
+
+from spark_flows.config import Settings, embedded_conf_path
+from spark_flows.errors import EnvironmentSetupError
+
+logger = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+#: Environment variable holding a comma-separated list of local jar files to use instead of resolving
+#: ``Settings.delta_package``: the bootstrap saves the jars Spark's resolver fetched once (or, when that
+#: resolver cannot reach Maven Central, the jars ``mvn`` copied), so later starts need no resolution.
+JARS_ENV = "SPARK_FLOWS_JARS"
+
+
+def cached_jars() -> str | None:
+    """The jar list in ``$SPARK_FLOWS_JARS`` if every file in it exists, else ``None`` (resolve instead)."""
+    jars = [j for j in os.environ.get(JARS_ENV, "").split(",") if j.strip()]
+    if jars and all(os.path.isfile(j.removeprefix("file:")) for j in jars):
+        return ",".join(jars)
+    return None
+
+
+def launched_by_spark_submit() -> bool:
+    """True when this Python process was started by ``spark-submit`` (the JVM is already running)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def delta_builder(settings: Settings) -> SparkSession.Builder:
+    """Return a builder carrying the Delta extension and catalog, and ``settings`` for a new local JVM.
+
+    Nothing starts until ``getOrCreate()``. Under ``spark-submit`` the master, packages and any conf
+    already given on the command line are left alone.
+    """
+    builder = SparkSession.builder.appName(settings.app_name)
+    builder = builder.config("spark.sql.extensions", DELTA_EXTENSION)
+    builder = builder.config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
+    if launched_by_spark_submit():
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()
+        given = SparkConf()
+        for key, value in settings.spark_conf.items():
+            if not given.contains(key):
+                builder = builder.config(key, value)
+        return builder
+    builder = builder.master(settings.master)
+    jars = cached_jars()
+    if jars:
+        builder = builder.config("spark.jars", jars)
+    else:
+        builder = builder.config("spark.jars.packages", settings.delta_package)
+    log4j = f"-Dlog4j2.configurationFile=file:{embedded_conf_path('log4j2.properties')}"
+    builder = builder.config("spark.driver.extraJavaOptions", log4j)
+    for key, value in settings.spark_conf.items():
+        builder = builder.config(key, value)
+    return builder
+
+
+def get_session(settings: Settings | None = None) -> SparkSession:
+    """Return the active SparkSession, or build a Delta-enabled one from ``settings``.
+
+    Parameters
+    ----------
+    settings: the configuration used when a new session must be built (default: embedded local conf).
+
+    Returns
+    -------
+    SparkSession with Delta Lake available.
+
+    Raises
+    ------
+    EnvironmentSetupError: Java is missing, or Delta's classes are not on the classpath (the message gives
+        the ``--packages`` flag to add).
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    settings = settings or Settings()
+    try:
+        spark = delta_builder(settings).getOrCreate()
+    except Exception as exc:  # the gateway fails with a generic error when Java is absent or broken
+        raise EnvironmentSetupError(
+            f"could not start Spark ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            "spark_flows needs Java 17+ on PATH or JAVA_HOME, and network access to Maven Central "
+            f"the first time (to resolve {settings.delta_package})"
+        ) from exc
+    require_delta(spark, settings.delta_package)
+    return spark
+
+
+def require_delta(spark: SparkSession, package: str) -> None:
+    """Raise :class:`EnvironmentSetupError` unless Delta Lake's JVM classes are loadable."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    try:
+        jvm.java.lang.Class.forName(
+            DELTA_EXTENSION, True, jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        )
+    except Exception as exc:
+        raise EnvironmentSetupError(
+            "Delta Lake classes are not on Spark's classpath: run spark-submit with "
+            f"--packages {package} (or use `spark-flows submit`, which adds it)"
+        ) from exc
+
+
+@contextmanager
+def job_session(settings: Settings) -> Iterator[SparkSession]:
+    """Yield a session for a job; stop it afterwards only if this call created it.
+
+    Jobs called in-process (tests, the demo) reuse the caller's session and leave it running.
+    """
+    existed = SparkSession.getActiveSession() is not None
+    spark = get_session(settings)
+    try:
+        yield spark
+    finally:
+        if not existed:
+            spark.stop()
