@@ -52,6 +52,22 @@ def demo_jobs() -> list[DemoJob]:
             [*common, "--run-id", "demo-1"],
             delta_rows(f"{DATA}/tables/devices_clean"),
         ),
+        DemoJob(
+            "Parallel Split: read devices once -> devices + enriched Delta tables + CSV export",
+            "jobs/devices_loader.py",
+            [*common, "--batch-id", "1", "--csv", "--concurrency", "3"],
+            lambda spark: (f"devices {delta_rows(f'{DATA}/tables/devices')(spark)}, "
+                           f"enriched {delta_rows(f'{DATA}/tables/devices_enriched')(spark)}, CSV "
+                           f"{spark.read.options(header='true', sep=';').csv(f'{DATA}/exports/devices/batch=1').count()}"
+                           " rows"),
+        ),
+        DemoJob(
+            "Parallel Split replay: the same batch again writes nothing",
+            "jobs/devices_loader.py",
+            [*common, "--batch-id", "1", "--csv", "--concurrency", "3"],
+            lambda spark: (f"devices still {spark.read.format('delta').load(f'{DATA}/tables/devices').count()} rows "
+                           "(every branch skipped: batch 1 already committed)"),
+        ),
     ]
 
 

@@ -120,3 +120,22 @@ class TriggerFailedError(SparkFlowsError, RuntimeError):
     """A triggered downstream job exited with a failure."""
 
     condition = "TRIGGER_FAILED"
+
+
+def error_summary(exc: BaseException) -> str:
+    """One line naming ``exc``'s type and first message line; a JVM error is described by its Java cause.
+
+    Example
+    -------
+    >>> error_summary(ValueError("bad\\nmore"))
+    'ValueError: bad'
+    """
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            text = str(java.toString())
+        except Exception:  # the gateway may be gone (cancelled job, stopped session)
+            text = str(exc)
+        return (text.strip().splitlines() or [type(exc).__name__])[0]
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pyspark.sql import SparkSession
 
 from spark_flows.config import Settings, load_settings, parse_key_values
-from spark_flows.errors import ConfigError, SparkFlowsError
+from spark_flows.errors import ConfigError, SparkFlowsError, error_summary
 from spark_flows.session import job_session
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,6 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
         return EXIT_FAILED
     except Exception as exc:
         logger.debug("%s failed", name, exc_info=True)
-        print(f"{name}: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
+        print(f"{name}: error: {error_summary(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK if code is None else int(code)

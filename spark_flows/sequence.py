@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 
-from spark_flows.errors import StepFailedError
+from spark_flows.errors import StepFailedError, error_summary
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,7 @@ def _apply(df: DataFrame, current: Step, position: str, sequence: str) -> DataFr
         result = df.transform(current.transform)
     except Exception as exc:
         raise StepFailedError(
-            f"step '{current.name}' ({position}) of sequence '{sequence}' failed: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            f"step '{current.name}' ({position}) of sequence '{sequence}' failed: {error_summary(exc)}",
             step=current.name,
         ) from exc
     return result
@@ -168,7 +167,7 @@ class Sequence:
                 except Exception as exc:
                     raise StepFailedError(
                         f"boundary '{current.name}' ({index + 1}/{total}) of sequence '{self.name}' "
-                        f"failed while persisting to {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                        f"failed while persisting to {path}: {error_summary(exc)}",
                         step=current.name,
                     ) from exc
                 logger.info(

@@ -109,6 +109,15 @@ class Storage:
         jpath = self._path(path)
         return bool(self._fs(jpath).delete(jpath, recursive))
 
+    def delete_if_empty(self, path: str) -> bool:
+        """Delete the directory ``path`` only if it has no children (never a sibling's work in progress)."""
+        jpath = self._path(path)
+        fs = self._fs(jpath)
+        try:
+            return bool(fs.exists(jpath) and len(fs.listStatus(jpath)) == 0 and fs.delete(jpath, False))
+        except Exception:  # a child appeared between the listing and the delete: keep the directory
+            return False
+
     def rename(self, src: str, dst: str) -> bool:
         """Rename ``src`` to ``dst``, which must not exist; False if the filesystem refused.
 

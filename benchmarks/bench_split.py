@@ -1,0 +1,66 @@
+"""Parallel Split: naive (no persist, sequential) vs the book (persist, sequential) vs spark_flows
+(persist, concurrent branches); source scans from Spark's SQL metrics; then a replay of the same batch."""
+
+from __future__ import annotations
+
+import os
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from benchmarks.common import WORK, data_files, fresh, stopwatch, table
+from spark_flows.metrics import SparkMeter
+from spark_flows.samples import DEVICES_SCHEMA, write_devices
+from spark_flows.split import branch, split
+from spark_flows.transforms import enrich_devices, validate_devices, with_loading_time
+from spark_flows.writers import Batch, DeltaWriter, FilesWriter
+
+ROWS = int(os.environ.get("SPARK_FLOWS_BENCH_DEVICES", "3000000"))
+
+
+def _branches(out: str, batch: Batch) -> list:
+    return [
+        branch("devices", lambda df: DeltaWriter().write(df, f"{out}/devices", batch=batch)),
+        branch("enriched", lambda df: DeltaWriter().write(
+            df.transform(validate_devices).transform(enrich_devices).transform(with_loading_time),
+            f"{out}/enriched", batch=batch)),
+        branch("csv", lambda df: FilesWriter("csv", options={"sep": ";", "header": "true"}).write(
+            df, f"{out}/csv", batch=batch)),
+    ]
+
+
+def run(spark: SparkSession) -> list[str]:
+    source = fresh(WORK / "split" / "devices_gz")
+    write_devices(spark, source, rows=ROWS, files=8, compression="gzip")
+
+    def read() -> DataFrame:
+        return spark.read.schema(DEVICES_SCHEMA).json(source)
+
+    # untimed warm-up (JIT, codegen, Delta's first commit) so mode a does not pay it alone
+    warm = fresh(WORK / "split" / "warm")
+    split(read().limit(50_000), _branches(warm, Batch("warm", 1)), concurrency=3).raise_for_failures()
+    results = []
+    modes = [
+        ("a naive: no persist, sequential", None, 1),
+        ("b book: persist, sequential", StorageLevel.MEMORY_AND_DISK, 1),
+        ("c spark_flows: persist, 3 concurrent", StorageLevel.MEMORY_AND_DISK, 3),
+    ]
+    for label, level, concurrency in modes:
+        out = fresh(WORK / "split" / label[0])
+        with SparkMeter(spark, all_threads=True) as meter, stopwatch() as elapsed:
+            outcome = split(read(), _branches(out, Batch("bench", 1)), storage_level=level, concurrency=concurrency)
+        outcome.raise_for_failures()
+        results.append((label, elapsed(), len(meter.scan.of(source)), out))
+    base = results[0][1]
+    rows = [(label, f"{secs:.1f}", f"{secs / base:.2f}x", scans) for label, secs, scans, _ in results]
+
+    out = results[-1][3]
+    before = data_files(out)
+    with SparkMeter(spark, all_threads=True) as meter, stopwatch() as elapsed:
+        replay = split(read(), _branches(out, Batch("bench", 1)), concurrency=3)
+    assert all(b.skipped for b in replay.branches), replay
+    replay_secs = elapsed()
+    rows.append(("c replay of batch 1", f"{replay_secs:.1f}", f"{replay_secs / results[-1][1]:.2f}x of c",
+                 f"{len(meter.scan.of(source))} (files added: {data_files(out) - before})"))
+    return [table(f"Parallel Split: {ROWS:,} devices, gzip JSON, 3 branches (2 Delta, 1 CSV), local[2]",
+                  ["mode", "wall s", "ratio to a", "source scans"], rows)]

@@ -1,0 +1,195 @@
+"""Parallel Split: read once, run several isolated branches, always release the cache.
+
+The input is persisted once (``MEMORY_AND_DISK`` by default) and every branch reads it from there. Branches
+run one after another or concurrently (at most ``concurrency`` at once), each in a Spark job group and
+scheduler pool named after it, so its jobs can be identified in the UI and cancelled. A failing branch
+does not stop or corrupt the others; the caller decides what a failure means
+(:meth:`SplitResult.raise_for_failures`).
+
+Example
+-------
+>>> from spark_flows.split import branch, split                         # doctest: +SKIP
+>>> from spark_flows.writers import Batch, DeltaWriter                    # doctest: +SKIP
+>>> batch = Batch("devices_loader", 7)                                    # doctest: +SKIP
+>>> result = split(raw, [                                                 # doctest: +SKIP
+...     branch("devices", lambda df: DeltaWriter().write(df, "t/devices", batch=batch)),
+...     branch("enriched", lambda df: DeltaWriter().write(df.transform(enrich), "t/enriched", batch=batch)),
+... ], concurrency=2)
+>>> result.raise_for_failures()                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pyspark import InheritableThread, StorageLevel
+from pyspark.sql import DataFrame
+
+from spark_flows.errors import BranchFailedError, error_summary
+from spark_flows.writers import WriteResult
+
+logger = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+BranchFn = Callable[[DataFrame], "WriteResult | None"]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A named consumer of the split's input; returns the :class:`WriteResult` of its output, if any."""
+
+    name: str
+    run: BranchFn
+
+
+def branch(name: str, run: BranchFn) -> Branch:
+    """Build a :class:`Branch`, validating its name (it names a job group and a scheduler pool)."""
+    if not _NAME.match(name or ""):
+        raise ValueError(f"branch name must match {_NAME.pattern}, got {name!r}")
+    if not callable(run):
+        raise TypeError(f"branch {name!r}: run must be callable")
+    return Branch(name, run)
+
+
+@dataclass(frozen=True)
+class BranchResult:
+    """Outcome of one branch."""
+
+    name: str
+    ok: bool
+    seconds: float
+    rows: int | None = None
+    skipped: bool = False
+    error: str | None = None
+    output: WriteResult | None = None
+    job_group: str = ""
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Outcome of :func:`split`: one :class:`BranchResult` per branch, in declaration order."""
+
+    name: str
+    branches: tuple[BranchResult, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """True when every branch succeeded."""
+        return all(b.ok for b in self.branches)
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the failed branches."""
+        return [b.name for b in self.branches if not b.ok]
+
+    def __getitem__(self, name: str) -> BranchResult:
+        for result in self.branches:
+            if result.name == name:
+                return result
+        raise KeyError(f"no branch named {name!r}; branches: {[b.name for b in self.branches]}")
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`BranchFailedError` naming every failed branch and its error."""
+        if not self.ok:
+            details = "; ".join(f"{b.name}: {b.error}" for b in self.branches if not b.ok)
+            raise BranchFailedError(
+                f"split '{self.name}': {len(self.failed)} of {len(self.branches)} branch(es) failed: {details}"
+            )
+
+
+def describe(branches: Sequence[Branch], *, source: str = "input") -> list[tuple[str, str]]:
+    """The split's edges as plain data: ``[(source, branch), ...]``."""
+    return [(source, b.name) for b in branches]
+
+
+def _run_branch(df: DataFrame, current: Branch, group: str) -> BranchResult:
+    sc = df.sparkSession.sparkContext
+    sc.setJobGroup(group, f"branch {current.name}", interruptOnCancel=True)
+    sc.setLocalProperty("spark.scheduler.pool", current.name)
+    logger.info("branch %s: started (job group %s)", current.name, group)
+    began = time.monotonic()
+    try:
+        output = current.run(df)
+    except Exception as exc:
+        seconds = time.monotonic() - began
+        message = error_summary(exc)
+        logger.error("branch %s: failed after %.1fs: %s", current.name, seconds, message)
+        return BranchResult(current.name, False, seconds, error=message, job_group=group)
+    finally:
+        sc.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
+    seconds = time.monotonic() - began
+    rows = output.rows if isinstance(output, WriteResult) else None
+    skipped = bool(output.skipped) if isinstance(output, WriteResult) else False
+    logger.info("branch %s: %s in %.1fs", current.name,
+                output.reason if skipped and output else f"{rows if rows is not None else '?'} rows", seconds)
+    return BranchResult(current.name, True, seconds, rows=rows, skipped=skipped, output=output, job_group=group)
+
+
+def split(
+    df: DataFrame,
+    branches: Sequence[Branch],
+    *,
+    name: str = "split",
+    storage_level: StorageLevel | None = StorageLevel.MEMORY_AND_DISK,
+    concurrency: int = 1,
+    cancel_on_failure: bool = False,
+) -> SplitResult:
+    """Persist ``df`` once, run ``branches`` on it, unpersist, and return every branch's outcome.
+
+    Parameters
+    ----------
+    storage_level: how the input is persisted; ``None`` when the caller already persisted it.
+    concurrency: branches running at once (1: one after another, in declaration order).
+    cancel_on_failure: cancel the other running branches' jobs as soon as one fails.
+
+    Returns
+    -------
+    SplitResult; never raises for a branch's failure (see :meth:`SplitResult.raise_for_failures`).
+    """
+    if not branches:
+        raise ValueError("split needs at least one branch")
+    names = [b.name for b in branches]
+    if len(set(names)) != len(names):
+        raise ValueError(f"branch names must be unique, got {names}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    sc = df.sparkSession.sparkContext
+    source = df.persist(storage_level) if storage_level is not None else df
+    began = time.monotonic()
+    results: dict[str, BranchResult] = {}
+    groups = {b.name: f"{name}-{b.name}-{int(began * 1000) % 10**8}" for b in branches}
+    previous_group = sc.getLocalProperty("spark.jobGroup.id")
+    try:
+        if concurrency == 1:
+            for current in branches:
+                results[current.name] = _run_branch(source, current, groups[current.name])
+        else:
+            gate = threading.BoundedSemaphore(concurrency)
+            lock = threading.Lock()
+
+            def worker(current: Branch) -> None:
+                with gate:
+                    result = _run_branch(source, current, groups[current.name])
+                with lock:
+                    results[current.name] = result
+                if not result.ok and cancel_on_failure:
+                    for other, group in groups.items():
+                        if other != current.name and other not in results:
+                            sc.cancelJobGroup(group)
+
+            threads = [InheritableThread(target=worker, args=(b,), name=f"branch-{b.name}") for b in branches]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        if storage_level is not None:
+            source.unpersist(blocking=True)
+        sc.setLocalProperty("spark.jobGroup.id", previous_group)  # type: ignore[arg-type]
+    return SplitResult(name, tuple(results[n] for n in names), time.monotonic() - began)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from chispa import assert_df_equality
+
+from jobs import devices_loader
+from spark_flows.samples import write_devices
+from spark_flows.writers import PUBLISHED_MARKER
+from tests.procs import JobProcess
+
+
+def _counts(spark, data_root: str) -> tuple[int, int]:
+    devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
+    enriched = spark.read.format("delta").load(f"{data_root}/tables/devices_enriched")
+    return devices.count(), enriched.count()
+
+
+def test_one_run_writes_both_tables_and_the_csv(spark, data_root: str) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=300)
+    assert devices_loader.main(["--data-root", data_root, "--batch-id", "1", "--csv"]) == 0
+    raw = spark.read.json(f"{data_root}/raw/devices")
+    devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
+    assert_df_equality(devices, raw, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
+    enriched = spark.read.format("delta").load(f"{data_root}/tables/devices_enriched")
+    expected = raw.where("length(type) > 3 and full_name is not null").selectExpr(
+        "type", "concat_ws(' ', full_name, version) as full_name", "version")
+    assert_df_equality(enriched.drop("loading_time"), expected, ignore_row_order=True, ignore_column_order=True,
+                       ignore_nullable=True)
+    assert enriched.where("loading_time is null").count() == 0
+    csv = spark.read.option("sep", ";").option("header", "true").csv(f"{data_root}/exports/devices/batch=1")
+    assert csv.count() == 300
+
+
+def test_replaying_the_same_batch_three_times_changes_nothing(spark, data_root: str, capsys) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=120)
+    args = ["--data-root", data_root, "--batch-id", "4", "--csv"]
+    assert devices_loader.main(args) == 0
+    first = _counts(spark, data_root)
+    for _ in range(3):
+        assert devices_loader.main(args) == 0
+    assert _counts(spark, data_root) == first
+    assert "skipped" not in capsys.readouterr().out.split("\n")[0]
+    assert devices_loader.main(args) == 0
+    assert "branch devices: batch 4 already committed" in capsys.readouterr().out
+    assert devices_loader.main([*args[:3], "5"]) == 0
+    assert _counts(spark, data_root) == (first[0] * 2, first[1] * 2)
+
+
+def test_failing_branch_lets_the_others_finish_and_names_itself(spark, data_root: str, tmp_path: Path, capsys) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=50)
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the CSV export's parent should be")
+    code = devices_loader.main(["--data-root", data_root, "--batch-id", "1", "--csv-output", f"{blocker}/csv"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "BRANCH_FAILED" in err and "csv:" in err and "1 of 3 branch(es) failed" in err
+    assert _counts(spark, data_root)[0] == 50
+
+
+@pytest.mark.subprocess
+def test_sigkill_mid_write_then_replay_holds_every_row_once(spark, data_root: str) -> None:
+    rows = 400_000
+    write_devices(spark, f"{data_root}/raw/devices", rows=rows, files=8)
+    args = ["--data-root", data_root, "--batch-id", "9", "--csv", "--concurrency", "3", "--log-level", "INFO"]
+    job = JobProcess("devices_loader", args)
+    job.wait_for(r"branch enriched: started", timeout=180)
+    time.sleep(1.5)
+    job.kill()
+    csv_dir = Path(data_root, "exports", "devices", "batch=9")
+    if csv_dir.exists():  # published before the kill: then it must be complete
+        assert json.loads((csv_dir / PUBLISHED_MARKER).read_text())["rows"] == rows
+    assert devices_loader.main(args) == 0
+    devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
+    assert devices.count() == rows
+    assert devices.distinct().count() == devices.dropDuplicates().count()
+    enriched = spark.read.format("delta").load(f"{data_root}/tables/devices_enriched")
+    raw = spark.read.json(f"{data_root}/raw/devices")
+    assert enriched.count() == raw.where("length(type) > 3 and full_name is not null").count()
+    assert json.loads((csv_dir / PUBLISHED_MARKER).read_text())["rows"] == rows
+    assert not Path(data_root, "exports", "devices", "_staging").exists()

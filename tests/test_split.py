@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from pyspark import StorageLevel
+
+from spark_flows.errors import BranchFailedError
+from spark_flows.metrics import SparkMeter
+from spark_flows.split import branch, describe, split
+from spark_flows.writers import Batch, DeltaWriter
+
+
+@pytest.fixture
+def source(spark, tmp_path: Path) -> str:
+    path = str(tmp_path / "src")
+    spark.range(300).selectExpr("id", "id % 3 as k").write.json(path)
+    return path
+
+
+def _branches(tmp_path: Path, batch: Batch):
+    return [
+        branch(f"b{k}", lambda df, k=k: DeltaWriter().write(df.where(f"k = {k}"), str(tmp_path / f"t{k}"), batch=batch))
+        for k in range(3)
+    ]
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_source_is_scanned_once_and_each_branch_writes(spark, tmp_path: Path, source: str, concurrency: int) -> None:
+    df = spark.read.schema("id long, k long").json(source)
+    with SparkMeter(spark, all_threads=True) as meter:
+        result = split(df, _branches(tmp_path, Batch("t", 1)), concurrency=concurrency)
+    assert result.ok and [b.rows for b in result.branches] == [100, 100, 100]
+    assert len(meter.scan.of(source)) == 1, meter.scan.of(source)
+    assert not df.is_cached, "input left persisted"
+
+
+def test_replay_three_times_leaves_counts_unchanged(spark, tmp_path: Path, source: str) -> None:
+    df = spark.read.schema("id long, k long").json(source)
+    for _ in range(3):
+        result = split(df, _branches(tmp_path, Batch("t", 1)), concurrency=2)
+    assert all(b.skipped for b in result.branches)
+    assert [spark.read.format("delta").load(str(tmp_path / f"t{k}")).count() for k in range(3)] == [100] * 3
+
+
+def test_failing_branch_does_not_stop_the_others(spark, tmp_path: Path, source: str) -> None:
+    df = spark.read.schema("id long, k long").json(source)
+
+    def broken(frame):
+        return frame.select("missing_column").write.format("delta").save(str(tmp_path / "never"))
+
+    result = split(df, [*_branches(tmp_path, Batch("t", 1)), branch("broken", broken)], concurrency=2)
+    assert result.failed == ["broken"]
+    assert result["broken"].error and "missing_column" in result["broken"].error
+    assert all(result[f"b{k}"].ok for k in range(3))
+    assert not (tmp_path / "never").exists()
+    with pytest.raises(BranchFailedError, match="1 of 4 branch\\(es\\) failed: broken:"):
+        result.raise_for_failures()
+
+
+def test_branches_run_in_their_own_job_group_and_pool(spark, source: str) -> None:
+    seen: dict[str, tuple[str, str]] = {}
+
+    def probe(name):
+        def run(df):
+            sc = df.sparkSession.sparkContext
+            seen[name] = (sc.getLocalProperty("spark.jobGroup.id"), sc.getLocalProperty("spark.scheduler.pool"))
+            df.count()
+        return run
+
+    df = spark.read.schema("id long, k long").json(source)
+    result = split(df, [branch("x", probe("x")), branch("y", probe("y"))], concurrency=2)
+    assert seen["x"][0] == result["x"].job_group and seen["x"][1] == "x"
+    assert seen["y"][0] == result["y"].job_group and seen["y"][1] == "y"
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup(result["x"].job_group)
+
+
+def test_cancel_on_failure_cancels_a_running_branch(spark, source: str) -> None:
+    started = threading.Event()
+
+    def slow(df):
+        started.set()
+        df.sparkSession.range(0, 10**12, 1, 2).selectExpr("max(id)").collect()  # minutes unless cancelled
+
+    def fails(df):
+        started.wait(30)
+        import time
+        time.sleep(1.0)
+        raise RuntimeError("boom")
+
+    df = spark.read.schema("id long, k long").json(source)
+    result = split(df, [branch("slow", slow), branch("fails", fails)], concurrency=2, cancel_on_failure=True,
+                   storage_level=StorageLevel.MEMORY_ONLY)
+    assert result.failed == ["slow", "fails"]
+    assert "cancel" in (result["slow"].error or "").lower()
+    assert result.seconds < 60
+
+
+def test_structure_and_bad_definitions() -> None:
+    assert describe([branch("a", lambda df: None), branch("b", lambda df: None)]) == [("input", "a"), ("input", "b")]
+    with pytest.raises(ValueError, match="unique"):
+        split(None, [branch("a", lambda df: None), branch("a", lambda df: None)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="branch name"):
+        branch("a b", lambda df: None)
