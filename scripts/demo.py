@@ -43,6 +43,21 @@ def delta_rows(path: str) -> Summary:
     return lambda spark: f"{spark.read.format('delta').load(path).count()} rows in {path}"
 
 
+def csv_rows(spark: SparkSession, path: str) -> int:
+    return spark.read.options(header="true", sep=";").csv(path).count()
+
+
+def completeness_summary(date_key: str) -> Summary:
+    def summary(spark: SparkSession) -> str:
+        row = spark.read.format("delta").load(f"{DATA}/tables/visits_cube_completeness") \
+            .where(f"date = '{date_key}'").first()
+        cube = spark.read.format("delta").load(f"{DATA}/tables/visits_cube").where(f"date = '{date_key}'")
+        total = cube.where("page = 'ALL' and browser = 'ALL'").first()
+        return (f"{cube.count()} cube rows, {total.visits if total else 0} visits, ratio {row.ratio}, "
+                f"is_approximate={row.is_approximate}, missing {row.missing}")
+    return summary
+
+
 def demo_jobs() -> list[DemoJob]:
     common = ["--data-root", DATA, "--master", "local[2]"]
     return [
@@ -58,8 +73,7 @@ def demo_jobs() -> list[DemoJob]:
             [*common, "--batch-id", "1", "--csv", "--concurrency", "3"],
             lambda spark: (f"devices {delta_rows(f'{DATA}/tables/devices')(spark)}, "
                            f"enriched {delta_rows(f'{DATA}/tables/devices_enriched')(spark)}, CSV "
-                           f"{spark.read.options(header='true', sep=';').csv(f'{DATA}/exports/devices/batch=1').count()}"
-                           " rows"),
+                           f"{csv_rows(spark, f'{DATA}/exports/devices/batch=1')} rows"),
         ),
         DemoJob(
             "Parallel Split replay: the same batch again writes nothing",
@@ -67,6 +81,26 @@ def demo_jobs() -> list[DemoJob]:
             [*common, "--batch-id", "1", "--csv", "--concurrency", "3"],
             lambda spark: (f"devices still {spark.read.format('delta').load(f'{DATA}/tables/devices').count()} rows "
                            "(every branch skipped: batch 1 already committed)"),
+        ),
+        DemoJob(
+            "Aligned Fan-In: 24 hourly partitions of 2024-01-01 -> visits cube",
+            "jobs/visits_cube.py",
+            [*common, "--execution-date", "2024-01-01"],
+            completeness_summary("20240101"),
+        ),
+        DemoJob(
+            "Aligned Fan-In refuses 2024-01-04 (5 hours missing): exit 1, nothing written",
+            "jobs/visits_cube.py",
+            [*common, "--execution-date", "2024-01-04"],
+            lambda spark: "refused as expected: " + ("no" if not Storage(spark).exists(
+                f"{DATA}/tables/visits_cube/date=20240104") else "UNEXPECTED") + " partition for 20240104",
+            expect_exit=1,
+        ),
+        DemoJob(
+            "Unaligned Fan-In: 2024-01-04 published as approximate, with its completeness row",
+            "jobs/visits_cube.py",
+            [*common, "--execution-date", "2024-01-04", "--mode", "unaligned"],
+            completeness_summary("20240104"),
         ),
     ]
 

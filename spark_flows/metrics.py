@@ -23,6 +23,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+_METADATA_LENGTH = "spark.sql.maxMetadataStringLength"
 _LOCATION = re.compile(r"Location: \w+(?:\([^)]*\))?\[(.*?)\]")
 
 
@@ -86,6 +87,7 @@ class SparkMeter:
         self._group = f"spark-flows-meter-{uuid.uuid4().hex[:8]}"
         self._all_threads = all_threads
         self._previous_group: str | None = None
+        self._previous_length: str | None = None
         self._first_execution = 0
         self.jobs = 0
         self.job_ids: list[int] = []
@@ -98,6 +100,9 @@ class SparkMeter:
         return [int(e.executionId()) for e in _scala_seq(self._sql_store().executionsList())]
 
     def __enter__(self) -> SparkMeter:
+        # plan descriptions are cut at this length: long scan locations would not be recognisable
+        self._previous_length = self._spark.conf.get(_METADATA_LENGTH, None)
+        self._spark.conf.set(_METADATA_LENGTH, "100000")
         self._previous_group = self._sc.getLocalProperty("spark.jobGroup.id")
         if not self._all_threads:
             self._sc.setJobGroup(self._group, "spark_flows meter", interruptOnCancel=False)
@@ -124,6 +129,10 @@ class SparkMeter:
             self._sc.setLocalProperty("spark.jobGroup.id", self._previous_group)  # type: ignore[arg-type]
         self.jobs = len(self.job_ids)
         self.scan = self._scan_stats()
+        if self._previous_length is None:
+            self._spark.conf.unset(_METADATA_LENGTH)
+        else:
+            self._spark.conf.set(_METADATA_LENGTH, self._previous_length)
 
     def _scan_stats(self) -> ScanStats:
         store = self._sql_store()

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from jobs import visits_cube
+from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+
+
+def _run(data_root: str, *extra: str) -> int:
+    return visits_cube.main(["--data-root", data_root, "--execution-date", "2024-01-01", *extra])
+
+
+def test_aligned_cube_of_a_complete_day(spark, data_root: str) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=4)
+    assert _run(data_root) == 0
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    raw = spark.read.schema(VISITS_SCHEMA).json(f"{data_root}/raw/visits/date=20240101/hour=*")
+    total = cube.where("page = 'ALL' and browser = 'ALL'").first()
+    assert (total.visits, total.is_approximate, total.completeness_ratio, total.date) == (96, False, 1.0, "20240101")
+    per_page = raw.groupBy("page").agg(F.count("*").alias("visits"))
+    assert_df_equality(cube.where("browser = 'ALL' and page != 'ALL'").select("page", "visits"), per_page,
+                       ignore_row_order=True, ignore_nullable=True)
+
+
+def test_aligned_mode_refuses_a_partial_day_and_writes_nothing(spark, data_root: str, capsys) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=2, missing_hours=BOOK_MISSING_HOURS,
+                 empty_hours=[2], corrupt_hours=[9])
+    assert _run(data_root) == 1
+    err = capsys.readouterr().err
+    assert "MISSING_PARENTS" in err and "02 (empty)" in err and "06 (no data)" in err and "18 (no data)" in err
+    assert not Path(data_root, "tables").exists()
+
+
+def test_aligned_mode_refuses_a_corrupt_hour(spark, data_root: str, capsys) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=2, corrupt_hours=[9])
+    assert _run(data_root) == 1
+    assert "09 (1 corrupt record(s))" in capsys.readouterr().err
+    assert not Path(data_root, "tables", "visits_cube").exists()
+
+
+def test_unaligned_mode_publishes_partial_day_with_completeness(spark, data_root: str) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=2, missing_hours=BOOK_MISSING_HOURS,
+                 empty_hours=[2], corrupt_hours=[9])
+    assert _run(data_root, "--mode", "unaligned") == 0
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    total = cube.where("page = 'ALL' and browser = 'ALL'").first()
+    assert total.is_approximate and total.completeness_ratio == round(17 / 24, 4)
+    assert total.visits == 18 * 2  # 18 hours with rows; hour 09's good rows kept, its corrupt line dropped
+    row = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_completeness").first()
+    assert row.missing == ["02", "06", "09", "11", "16", "17", "18"]
+    assert row.failures["09"] == "1 corrupt record(s)" and row.published_to == "public"
+
+
+def test_below_min_completeness_goes_private(spark, data_root: str) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=1, missing_hours=BOOK_MISSING_HOURS)
+    assert _run(data_root, "--mode", "unaligned", "--min-completeness", "0.9") == 0
+    assert not Path(data_root, "tables", "visits_cube").exists()
+    private = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_private")
+    assert private.where("is_approximate").count() == private.count() > 0
+
+
+def test_rerun_replaces_only_its_date(spark, data_root: str) -> None:
+    for day in ("2024-01-01", "2024-01-02"):
+        write_visits(spark, f"{data_root}/raw/visits", day, rows_per_hour=1)
+        assert visits_cube.main(["--data-root", data_root, "--execution-date", day]) == 0
+    table = f"{data_root}/tables/visits_cube"
+    before = spark.read.format("delta").load(table).groupBy("date").count().collect()
+    assert _run(data_root) == 0
+    after = spark.read.format("delta").load(table).groupBy("date").count().collect()
+    assert sorted(before) == sorted(after) and len(after) == 2
+
+
+def test_bad_date_is_a_usage_error(data_root: str, capsys) -> None:
+    assert visits_cube.main(["--data-root", data_root, "--execution-date", "2024-13-01"]) == 2
+    assert "invalid date '2024-13-01': expected YYYY-MM-DD" in capsys.readouterr().err
