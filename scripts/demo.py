@@ -47,6 +47,13 @@ def csv_rows(spark: SparkSession, path: str) -> int:
     return spark.read.options(header="true", sep=";").csv(path).count()
 
 
+def route_summary(output: str) -> Summary:
+    def summary(spark: SparkSession) -> str:
+        record = Storage(spark).read_json(f"{output}/_ROUTE.json")
+        return f"branch {record['branch']} because {record['reason']}; {record['rows']} rows in {output}"
+    return summary
+
+
 def completeness_summary(date_key: str) -> Summary:
     def summary(spark: SparkSession) -> str:
         row = spark.read.format("delta").load(f"{DATA}/tables/visits_cube_completeness") \
@@ -101,6 +108,24 @@ def demo_jobs() -> list[DemoJob]:
             "jobs/visits_cube.py",
             [*common, "--execution-date", "2024-01-04", "--mode", "unaligned"],
             completeness_summary("20240104"),
+        ),
+        DemoJob(
+            "Exclusive Choice by factory: --output-type parquet",
+            "jobs/devices_exporter.py",
+            [*common, "--output-type", "parquet"],
+            route_summary(f"{DATA}/exports/devices_parquet"),
+        ),
+        DemoJob(
+            "Exclusive Choice by date: 2024-02-29, before the 2024-03-01 cut-over -> legacy CSV",
+            "jobs/devices_exporter.py",
+            [*common, "--route-by-date", "--migration-date", "2024-03-01", "--execution-date", "2024-02-29"],
+            route_summary(f"{DATA}/exports/devices_csv/date=20240229"),
+        ),
+        DemoJob(
+            "Exclusive Choice by date: 2024-03-01, the cut-over day -> Delta",
+            "jobs/devices_exporter.py",
+            [*common, "--route-by-date", "--migration-date", "2024-03-01", "--execution-date", "2024-03-01"],
+            route_summary(f"{DATA}/exports/devices_delta/date=20240301"),
         ),
     ]
 

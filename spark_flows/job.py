@@ -108,6 +108,8 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     try:
         with job_session(settings) as spark:
             code = body(spark, settings, args)
+    except SystemExit as exc:  # parser.error() for a combination of flags the body checks
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     except SparkFlowsError as exc:
         logger.debug("%s failed", name, exc_info=True)
         print(f"{name}: error: [{exc.condition}] {_one_line(exc)}", file=sys.stderr)

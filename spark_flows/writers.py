@@ -233,3 +233,25 @@ def timed_write(writer: Writer, df: DataFrame, path: str, *, batch: Batch | None
     logger.info("%s %s: %s in %.1fs", result.output_type, path,
                 result.reason if result.skipped else f"{result.rows} rows", time.monotonic() - began)
     return result
+
+
+class CsvWriter(FilesWriter):
+    """CSV in the book's legacy format (``;``-separated, header row), staged and published atomically."""
+
+    output_type = "csv"
+    DEFAULT_OPTIONS: ClassVar[dict[str, str]] = {"sep": ";", "header": "true"}
+
+    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = ()) -> None:
+        super().__init__("csv", options={**self.DEFAULT_OPTIONS, **(options or {})}, partition_by=partition_by)
+
+
+class ParquetWriter(FilesWriter):
+    """Parquet files, staged and published atomically, with timestamps other engines read (micros)."""
+
+    output_type = "parquet"
+
+    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = ()) -> None:
+        super().__init__("parquet", options=options, partition_by=partition_by)
+
+    def session_conf(self) -> Mapping[str, str]:
+        return {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}

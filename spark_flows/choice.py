@@ -1,0 +1,237 @@
+"""Exclusive Choice: exactly one branch, chosen by a factory, a date or a schema, and never hidden.
+
+* :class:`OutputFactory` maps an :class:`OutputType` to a dedicated writer class (Delta, CSV, Parquet) and
+  to the session configuration that writer needs. Adding a type is one class and one :meth:`register`.
+* :func:`route_by_date` (a migration cut-over), :func:`route_by_schema` (rules on the input's fields,
+  decided from metadata only) and :class:`Router` (first matching user condition) all return a
+  :class:`Route`: the branch taken, the condition, the value that decided it. Log it, return it, record it
+  next to the output (:func:`record_route`).
+
+Example
+-------
+>>> import datetime as dt
+>>> from spark_flows.choice import OutputFactory, route_by_date
+>>> type(OutputFactory.default().create("csv")).__name__
+'CsvWriter'
+>>> route = route_by_date(dt.date(2024, 3, 1), cutover=dt.date(2024, 3, 1), before="csv", on_or_after="delta")
+>>> route.branch, route.reason
+('delta', 'execution date 2024-03-01 >= cut-over 2024-03-01')
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
+
+from spark_flows.errors import RouteError, UnknownOutputTypeError
+from spark_flows.storage import Storage
+from spark_flows.writers import CsvWriter, DeltaWriter, ParquetWriter, Writer
+
+logger = logging.getLogger(__name__)
+
+ROUTE_RECORD = "_ROUTE.json"
+
+
+class OutputType(str, Enum):
+    """Output types known to the default factory."""
+
+    DELTA = "delta"
+    CSV = "csv"
+    PARQUET = "parquet"
+
+
+class OutputFactory:
+    """Registry of writer classes per output type (the book's ``OutputGenerationFactory``, without if-else)."""
+
+    def __init__(self) -> None:
+        self._writers: dict[str, Callable[[], Writer]] = {}
+
+    @classmethod
+    def default(cls) -> OutputFactory:
+        """A factory with Delta, CSV and Parquet registered."""
+        factory = cls()
+        factory.register(OutputType.DELTA, lambda: DeltaWriter(mode="overwrite"))
+        factory.register(OutputType.CSV, CsvWriter)
+        factory.register(OutputType.PARQUET, ParquetWriter)
+        return factory
+
+    def register(self, output_type: str | Enum, writer: Callable[[], Writer]) -> None:
+        """Register (or replace) the writer class or builder for ``output_type``."""
+        self._writers[self._key(output_type)] = writer
+
+    @staticmethod
+    def _key(output_type: str | Enum) -> str:
+        return str(output_type.value if isinstance(output_type, Enum) else output_type).strip().lower()
+
+    @property
+    def known(self) -> list[str]:
+        """Registered output types, sorted."""
+        return sorted(self._writers)
+
+    def create(self, output_type: str | Enum) -> Writer:
+        """A new writer for ``output_type``.
+
+        Raises
+        ------
+        UnknownOutputTypeError: ``output_type`` is not registered; the message lists the known ones.
+        """
+        key = self._key(output_type)
+        if key not in self._writers:
+            raise UnknownOutputTypeError(f"unknown output type {output_type!r}; known: {', '.join(self.known)}")
+        return self._writers[key]()
+
+    def prepare(self, spark: SparkSession, output_type: str | Enum) -> Writer:
+        """:meth:`create` the writer and apply the session configuration it needs."""
+        writer = self.create(output_type)
+        for key, value in writer.session_conf().items():
+            spark.conf.set(key, value)
+        return writer
+
+
+@dataclass(frozen=True)
+class Route:
+    """The branch an exclusive choice took, and why."""
+
+    branch: str
+    condition: str
+    value: str
+    reason: str
+    candidates: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_record(self) -> dict[str, Any]:
+        """The route as JSON-ready data, with the time of the decision."""
+        return {**asdict(self), "candidates": list(self.candidates),
+                "decided_at": dt.datetime.now(dt.UTC).isoformat()}
+
+
+def _taken(route: Route) -> Route:
+    logger.info("route: took branch %s because %s", route.branch, route.reason)
+    return route
+
+
+def route_by_date(execution_date: dt.date, *, cutover: dt.date, before: str, on_or_after: str) -> Route:
+    """Route dates before ``cutover`` to ``before`` and the cut-over day and later to ``on_or_after``."""
+    if not isinstance(execution_date, dt.date) or not isinstance(cutover, dt.date):
+        raise RouteError(f"route_by_date needs dates, got {execution_date!r} and {cutover!r}")
+    new = execution_date >= cutover
+    op = ">=" if new else "<"
+    return _taken(Route(
+        branch=on_or_after if new else before, condition=f"execution_date {op} cutover",
+        value=execution_date.isoformat(), reason=f"execution date {execution_date} {op} cut-over {cutover}",
+        candidates=(before, on_or_after)))
+
+
+@dataclass(frozen=True)
+class SchemaRule:
+    """Take ``branch`` when the schema has every field of ``has_fields`` and none of ``lacks_fields``."""
+
+    branch: str
+    has_fields: tuple[str, ...] = ()
+    lacks_fields: tuple[str, ...] = ()
+
+    def matches(self, schema: StructType) -> bool:
+        names = set(schema.fieldNames())
+        return set(self.has_fields) <= names and not (set(self.lacks_fields) & names)
+
+    def describe(self) -> str:
+        parts = [f"has {list(self.has_fields)}"] if self.has_fields else []
+        parts += [f"lacks {list(self.lacks_fields)}"] if self.lacks_fields else []
+        return " and ".join(parts) or "always"
+
+
+def route_by_schema(schema: StructType, rules: Sequence[SchemaRule], *, default: str | None = None) -> Route:
+    """The first rule matching ``schema`` (pass a schema from :func:`schema_of`: no data is read).
+
+    Raises
+    ------
+    RouteError: no rule matches and there is no ``default``; the message gives the fields and the rules.
+    """
+    candidates = tuple(r.branch for r in rules) + ((default,) if default else ())
+    for rule in rules:
+        if rule.matches(schema):
+            return _taken(Route(rule.branch, rule.describe(), ",".join(schema.fieldNames()),
+                                f"schema {rule.describe()}", candidates))
+    if default is None:
+        raise RouteError(f"no schema rule matches fields {schema.fieldNames()}; rules: "
+                         + "; ".join(f"{r.branch}: {r.describe()}" for r in rules) + "; add a default branch")
+    return _taken(Route(default, "default", ",".join(schema.fieldNames()), "no schema rule matched", candidates))
+
+
+class Router:
+    """First-match router over named user conditions on a context value, with an optional default."""
+
+    def __init__(self, rules: Sequence[tuple[str, str, Callable[[Any], bool]]], *, default: str | None = None):
+        """``rules``: ``(branch, description, predicate)`` in priority order."""
+        self.rules = list(rules)
+        self.default = default
+
+    def describe(self) -> list[dict[str, str]]:
+        """The routes as plain data (inspectable without running)."""
+        rows = [{"branch": b, "condition": d} for b, d, _ in self.rules]
+        return rows + ([{"branch": self.default, "condition": "default"}] if self.default else [])
+
+    def choose(self, value: Any) -> Route:
+        """The first branch whose predicate holds for ``value``, else the default, else :class:`RouteError`."""
+        candidates = tuple(b for b, _, _ in self.rules) + ((self.default,) if self.default else ())
+        for branch_name, description, predicate in self.rules:
+            if predicate(value):
+                return _taken(Route(branch_name, description, repr(value), f"{description} holds", candidates))
+        if self.default is None:
+            raise RouteError(f"no route for {value!r}: conditions {[d for _, d, _ in self.rules]} all false "
+                             "and no default")
+        return _taken(Route(self.default, "default", repr(value), "no condition held", candidates))
+
+
+SPARK_ROW_METADATA = "org.apache.spark.sql.parquet.row.metadata"
+
+
+def schema_of(spark: SparkSession, path: str, file_format: str, *, declared: StructType | None = None) -> StructType:
+    """The schema of the dataset at ``path`` from metadata only, launching no Spark job.
+
+    Delta: the table's log. Parquet: the Spark schema in one file footer. JSON/CSV: ``declared`` (their
+    schema cannot be known without reading rows).
+
+    Raises
+    ------
+    RouteError: the path does not exist, or a JSON/CSV input has no declared schema.
+    """
+    storage = Storage(spark)
+    if not storage.exists(path):
+        raise RouteError(f"cannot route on the schema of {path}: it does not exist")
+    if file_format == "delta":
+        return spark.read.format("delta").load(path).schema
+    if file_format == "parquet":
+        files = [i.path for i in storage.list(path) if i.name.endswith(".parquet")]
+        if files:
+            jvm = spark.sparkContext._jvm
+            assert jvm is not None
+            conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+            reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+                jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(files[0]),
+                                                                             conf))
+            try:
+                text = reader.getFooter().getFileMetaData().getKeyValueMetaData().get(SPARK_ROW_METADATA)
+            finally:
+                reader.close()
+            if text:
+                return StructType.fromJson(json.loads(text))
+        return spark.read.parquet(path).schema  # not written by Spark: Spark reads the footers (one job)
+    if declared is None:
+        raise RouteError(f"cannot route {file_format} input {path} on its schema without reading it: "
+                         "declare the schema")
+    return declared
+
+
+def record_route(spark: SparkSession, output: str, route: Route, extra: Mapping[str, Any] | None = None) -> str:
+    """Write ``route`` (and ``extra``) as ``<output>/_ROUTE.json`` next to the data; returns its path."""
+    path = f"{output.rstrip('/')}/{ROUTE_RECORD}"
+    Storage(spark).write_json(path, {**route.as_record(), **(extra or {})})
+    return path
