@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 ROUTE_RECORD = "_ROUTE.json"
 
 
-class OutputType(str, Enum):
+class OutputType(StrEnum):
     """Output types known to the default factory."""
 
     DELTA = "delta"
@@ -213,7 +213,7 @@ def schema_of(spark: SparkSession, path: str, file_format: str, *, declared: Str
         if files:
             jvm = spark.sparkContext._jvm
             assert jvm is not None
-            conf = spark.sparkContext._jsc.hadoopConfiguration()  # type: ignore[union-attr]
+            conf = spark.sparkContext._jsc.hadoopConfiguration()
             reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
                 jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(files[0]),
                                                                              conf))
