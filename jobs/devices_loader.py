@@ -4,17 +4,22 @@
 
 Replaying the same --app-id/--batch-id writes nothing twice: Delta tables skip a committed batch
 (txnAppId/txnVersion) and the CSV export is published once per batch, atomically.
+
+With --execution-date it is the producer of an Isolated Sequencer: the devices table's readiness marker for
+that date is written last; --trigger NAME then starts jobs/NAME.py for the same date (task-based).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from spark_flows.config import Settings
-from spark_flows.job import job_parser, run_job
+from spark_flows.job import job_parser, parse_date, run_job
+from spark_flows.markers import retract_marker, trigger, write_marker
 from spark_flows.samples import DEVICES_SCHEMA
 from spark_flows.sources import read_json
 from spark_flows.split import branch, split
@@ -36,11 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv-output", help="CSV export path (default: <data-root>/exports/devices/batch=<id>)")
     parser.add_argument("--concurrency", type=int, default=2, help="branches at once (default: %(default)s)")
     parser.add_argument("--on-bad-records", choices=["fail", "quarantine"], default="fail")
+    parser.add_argument("--execution-date", type=parse_date, help="publish a readiness marker for this date")
+    parser.add_argument("--run-id", help="run id recorded in the marker (default: new)")
+    parser.add_argument("--trigger", metavar="JOB", help="after the marker, spark-submit jobs/JOB.py for the date")
 
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         batch = Batch(args.app_id, args.batch_id)
         devices_table = args.devices_table or settings.path("tables", "devices")
         enriched_table = args.enriched_table or settings.path("tables", "devices_enriched")
+        if args.trigger and not args.execution_date:
+            parser.error("--trigger needs --execution-date")
+        if args.execution_date:
+            retract_marker(spark, devices_table, args.execution_date)
         parsed = read_json(
             spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA,
             on_bad_records=args.on_bad_records, quarantine_path=f"{devices_table}_bad_records",
@@ -57,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                 df, csv_path, batch=batch)))
         # read_json already persisted the parsed rows: the split reads them from there, once
         result = split(parsed.frame, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
+        rows = parsed.frame.count() if result.ok and args.execution_date else None  # from the cache
         parsed.frame.unpersist()
         for outcome in result.branches:
             print(f"{NAME}: branch {outcome.name}: "
@@ -64,6 +77,16 @@ def main(argv: list[str] | None = None) -> int:
                      (outcome.output.reason if outcome.skipped and outcome.output else f"{outcome.rows} rows"))
                   + f" ({outcome.seconds:.1f}s)")
         result.raise_for_failures()
+        if args.execution_date:
+            marker = write_marker(spark, devices_table, args.execution_date, producer=NAME, rows=rows,
+                                  schema=parsed.frame.schema, run_id=args.run_id, delta=True)
+            if args.trigger:
+                consumer = str(Path(__file__).resolve().parent / f"{args.trigger}.py")
+                outcome = trigger(spark, marker, consumer, [
+                    "--execution-date", args.execution_date.isoformat(), "--data-root", settings.data_root,
+                    "--devices-table", devices_table, "--wait-timeout", "0",
+                ], settings, master=spark.sparkContext.master)
+                print(f"{NAME}: triggered {args.trigger}: exit {outcome.returncode}")
         return 0
 
     return run_job(NAME, parser, argv, body)

@@ -8,10 +8,11 @@ the outputs back for the summary.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ from spark_flows.config import load_settings  # noqa: E402
 from spark_flows.samples import BOOK_MISSING_HOURS, write_devices, write_visits  # noqa: E402
 from spark_flows.session import get_session  # noqa: E402
 from spark_flows.storage import Storage  # noqa: E402
-from spark_flows.submit import run_submit, submit_command  # noqa: E402
+from spark_flows.submit import run_submit, submit_command, submit_env  # noqa: E402
 
 DATA = "data/demo"
 Summary = Callable[[SparkSession], str]
@@ -36,7 +37,7 @@ class DemoJob:
     args: list[str]
     summary: Summary
     expect_exit: int = 0
-    env: dict[str, str] = field(default_factory=dict)
+    background: DemoJob | None = None  # started first and awaited after this job (a consumer waiting for it)
 
 
 def delta_rows(path: str) -> Summary:
@@ -45,6 +46,16 @@ def delta_rows(path: str) -> Summary:
 
 def csv_rows(spark: SparkSession, path: str) -> int:
     return spark.read.options(header="true", sep=";").csv(path).count()
+
+
+def per_type_summary(date_key: str) -> Summary:
+    def summary(spark: SparkSession) -> str:
+        rows = spark.read.format("delta").load(f"{DATA}/tables/devices_per_type").where(f"date = '{date_key}'")
+        types = ", ".join(f"{r.type}={r.devices}" for r in rows.orderBy("type").collect())
+        marker = Storage(spark).read_json(f"{DATA}/tables/_ready/devices/{date_key}.json")
+        trig = f"; triggered consumer exit {marker['triggered']['exit_code']}" if marker.get("triggered") else ""
+        return f"marker rows={marker['rows']} version={marker['table_version']}{trig}; per type: {types}"
+    return summary
 
 
 def route_summary(output: str) -> Summary:
@@ -127,6 +138,21 @@ def demo_jobs() -> list[DemoJob]:
             [*common, "--route-by-date", "--migration-date", "2024-03-01", "--execution-date", "2024-03-01"],
             route_summary(f"{DATA}/exports/devices_delta/date=20240301"),
         ),
+        DemoJob(
+            "Isolated Sequencer (data-based): consumer started first waits for the producer's marker",
+            "jobs/devices_loader.py",
+            [*common, "--batch-id", "2", "--execution-date", "2024-01-01", "--run-id", "demo-producer"],
+            per_type_summary("20240101"),
+            background=DemoJob("consumer", "jobs/devices_aggregator.py",
+                               [*common, "--execution-date", "2024-01-01", "--poll-interval", "1",
+                                "--wait-timeout", "300"], per_type_summary("20240101")),
+        ),
+        DemoJob(
+            "Isolated Sequencer (task-based): the producer triggers the consumer for 2024-01-02",
+            "jobs/devices_loader.py",
+            [*common, "--batch-id", "3", "--execution-date", "2024-01-02", "--trigger", "devices_aggregator"],
+            per_type_summary("20240102"),
+        ),
     ]
 
 
@@ -147,7 +173,21 @@ def main() -> int:
     for job in demo_jobs():
         print(f"== {job.title}\n   spark-submit {job.job} {' '.join(job.args)}")
         started = time.monotonic()
+        waiting = None
+        if job.background:
+            print(f"   (first, in the background) spark-submit {job.background.job} {' '.join(job.background.args)}")
+            waiting = subprocess.Popen(submit_command(job.background.job, job.background.args, settings,
+                                                      master="local[2]"), env=submit_env(),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(15)  # let the consumer start and poll before the producer exists
         result = run_submit(submit_command(job.job, job.args, settings, master="local[2]"))
+        if waiting is not None:
+            _, err = waiting.communicate(timeout=600)
+            if waiting.returncode != 0:
+                failures += 1
+                print(f"   FAILED: background consumer exit {waiting.returncode}: {err.strip().splitlines()[-1:]}")
+                continue
+            print("   background consumer exit 0 after waiting for the marker")
         seconds = time.monotonic() - started
         if result.returncode != job.expect_exit:
             failures += 1

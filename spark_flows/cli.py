@@ -2,6 +2,7 @@
 
     spark-flows generate devices --rows 1000 [--malformed 3] [--output data/raw/devices]
     spark-flows generate visits --date 2024-01-01 [--missing-hours 6,11] [--output data/raw/visits]
+    spark-flows markers data/tables/devices        what is ready: date, rows, producer, age
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from spark_flows.config import Settings
 from spark_flows.job import EXIT_USAGE, job_parser, parse_date, run_job
+from spark_flows.markers import list_markers, markers_dir
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.session import SparkSession
 
@@ -60,7 +63,38 @@ def _generate(argv: Sequence[str]) -> int:
     return run_job("spark-flows generate", parser, argv, body)
 
 
-COMMANDS = {"generate": _generate}
+def _markers(argv: Sequence[str]) -> int:
+    parser = job_parser("spark-flows markers", "List the readiness markers of a dataset.")
+    parser.add_argument("dataset", help="the dataset path the producer publishes (e.g. data/tables/devices)")
+
+    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
+        markers = list_markers(spark, args.dataset)
+        if not markers:
+            print(f"no readiness markers for {args.dataset} (looked in {markers_dir(args.dataset)})")
+            return 0
+        print(f"{'date':<12}{'rows':>10}  {'producer':<20}{'run':<14}{'version':>8}  {'age':>8}  notes")
+        for m in markers:
+            notes = []
+            if m.stale_consumers:
+                notes.append("stale consumers: " + ", ".join(m.stale_consumers))
+            if m.triggered:
+                notes.append(f"triggered {Path(m.triggered['job']).stem}: exit {m.triggered['exit_code']}")
+            version = "" if m.table_version is None else str(m.table_version)
+            print(f"{m.execution_date:<12}{m.rows if m.rows is not None else '?':>10}  {m.producer:<20}"
+                  f"{m.run_id:<14}{version:>8}  {_age(m.age_seconds):>8}  {'; '.join(notes)}")
+        return 0
+
+    return run_job("spark-flows markers", parser, argv, body)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+COMMANDS = {"generate": _generate, "markers": _markers}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -99,6 +99,14 @@ class Writer(ABC):
         return {}
 
 
+def delta_snapshot(spark: SparkSession, path: str) -> Any:
+    """The current snapshot of the Delta table at ``path`` (JVM object), read on the driver."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    return log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
+
+
 def delta_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
     """The last ``txnVersion`` Delta recorded for ``app_id`` on the table at ``path`` (``None``: never).
 
@@ -106,11 +114,7 @@ def delta_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None
     """
     if not Storage(spark).exists(f"{path.rstrip('/')}/_delta_log"):
         return None
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    snapshot = log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
-    recorded = snapshot.transactions().get(app_id)
+    recorded = delta_snapshot(spark, path).transactions().get(app_id)
     return int(recorded.get()) if recorded.isDefined() else None
 
 

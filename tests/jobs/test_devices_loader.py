@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from jobs import devices_loader
+from jobs import devices_aggregator, devices_loader
 from spark_flows.samples import write_devices
 from spark_flows.writers import PUBLISHED_MARKER
 from tests.procs import JobProcess
@@ -65,11 +65,15 @@ def test_failing_branch_lets_the_others_finish_and_names_itself(spark, data_root
 def test_sigkill_mid_write_then_replay_holds_every_row_once(spark, data_root: str) -> None:
     rows = 400_000
     write_devices(spark, f"{data_root}/raw/devices", rows=rows, files=8)
-    args = ["--data-root", data_root, "--batch-id", "9", "--csv", "--concurrency", "3", "--log-level", "INFO"]
+    args = ["--data-root", data_root, "--batch-id", "9", "--csv", "--concurrency", "3", "--log-level", "INFO",
+            "--execution-date", "2024-01-01"]
     job = JobProcess("devices_loader", args)
     job.wait_for(r"branch enriched: started", timeout=180)
     time.sleep(1.5)
     job.kill()
+    assert not Path(data_root, "tables", "_ready", "devices", "20240101.json").exists(), "marker of a killed run"
+    assert devices_aggregator.main(["--data-root", data_root, "--execution-date", "2024-01-01",
+                                    "--wait-timeout", "1", "--poll-interval", "0.5"]) == 1
     csv_dir = Path(data_root, "exports", "devices", "batch=9")
     if csv_dir.exists():  # published before the kill: then it must be complete
         assert json.loads((csv_dir / PUBLISHED_MARKER).read_text())["rows"] == rows
@@ -82,3 +86,4 @@ def test_sigkill_mid_write_then_replay_holds_every_row_once(spark, data_root: st
     assert enriched.count() == raw.where("length(type) > 3 and full_name is not null").count()
     assert json.loads((csv_dir / PUBLISHED_MARKER).read_text())["rows"] == rows
     assert not Path(data_root, "exports", "devices", "_staging").exists()
+    assert json.loads(Path(data_root, "tables", "_ready", "devices", "20240101.json").read_text())["rows"] == rows

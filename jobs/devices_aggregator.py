@@ -1,0 +1,53 @@
+"""Isolated Sequencer consumer: wait for the devices table's marker for a date, then aggregate per type.
+
+    spark-submit jobs/devices_aggregator.py --execution-date 2024-01-01 --wait-timeout 600 --poll-interval 10
+
+Reads the devices table exactly as published (the Delta version in the marker), never a later write in
+progress, and writes devices per type into a Delta table partitioned by date (a rerun replaces its date).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from spark_flows.config import Settings
+from spark_flows.job import job_parser, run_job
+from spark_flows.markers import read_when_ready
+from spark_flows.samples import DEVICES_SCHEMA
+
+NAME = "devices_aggregator"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser(NAME, __doc__.splitlines()[0], dated=True)
+    parser.add_argument("--devices-table", help="the producer's table (default: <data-root>/tables/devices)")
+    parser.add_argument("--output", help="default: <data-root>/tables/devices_per_type")
+    parser.add_argument("--wait-timeout", type=float, default=600.0, help="seconds to wait for the marker")
+    parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls")
+    parser.add_argument("--backoff", type=float, default=1.0, help="poll interval multiplier (>= 1)")
+
+    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
+        devices, marker = read_when_ready(
+            spark, args.devices_table or settings.path("tables", "devices"), args.execution_date,
+            consumer=NAME, timeout=args.wait_timeout, poll_interval=args.poll_interval, backoff=args.backoff,
+            expected_schema=DEVICES_SCHEMA, require_rows=True,
+        )
+        date_key = f"{args.execution_date:%Y%m%d}"
+        per_type = devices.groupBy("type").agg(F.count("*").alias("devices"),
+                                               F.countDistinct("version").alias("versions"))
+        (per_type.withColumn("source_version", F.lit(marker.table_version)).withColumn("date", F.lit(date_key))
+         .write.format("delta").mode("overwrite").option("replaceWhere", f"date = '{date_key}'")
+         .partitionBy("date").save(args.output or settings.path("tables", "devices_per_type")))
+        print(f"{NAME}: {date_key}: aggregated {marker.rows} devices published by {marker.producer} "
+              f"(run {marker.run_id}, table version {marker.table_version})")
+        return 0
+
+    return run_job(NAME, parser, argv, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

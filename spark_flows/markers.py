@@ -1,0 +1,300 @@
+"""Isolated Sequencer: readiness markers between separately owned producer and consumer jobs.
+
+Data-based: :func:`publish` writes the data with any writer, then a JSON marker *last* and atomically (a
+temporary name renamed into place): producer, run id, execution date, rows, Spark JSON schema, written at,
+and for Delta the table version, so a consumer reads exactly what was published (time travel) and never a
+later write in progress. Re-publishing a date first removes its marker, so readers never see the new
+data half-written under the old marker. :func:`wait_for_marker` is the book's FileSensor (timeout,
+interval, optional exponential back-off, schema and row checks on arrival).
+
+Task-based: :func:`trigger` starts the consumer job with ``spark-submit`` (an argument list, never a shell
+string) and records the outcome in the marker. When a producer re-publishes an old date (a backfill),
+consumers that already read the previous run are reported stale (the book's ExternalTaskMarker) and can
+be re-triggered.
+
+Markers live beside the dataset, on any Hadoop filesystem: ``<parent>/_ready/<name>/<YYYYMMDD>.json``.
+
+Example
+-------
+>>> from spark_flows.markers import publish, wait_for_marker                  # doctest: +SKIP
+>>> publish(df, "t/devices", DeltaWriter(), producer="devices_loader", execution_date=day)  # doctest: +SKIP
+>>> marker = wait_for_marker(spark, "t/devices", day, timeout=600, poll_interval=10)   # doctest: +SKIP
+>>> spark.read.format("delta").option("versionAsOf", marker.table_version).load(marker.dataset)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from spark_flows.config import Settings
+from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError
+from spark_flows.storage import Storage
+from spark_flows.submit import SubmitResult, run_submit, submit_command
+from spark_flows.writers import Batch, DeltaWriter, Writer, delta_snapshot
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A readiness marker's metadata."""
+
+    dataset: str
+    execution_date: str
+    producer: str
+    run_id: str
+    rows: int | None
+    schema: str
+    written_at: str
+    table_version: int | None = None
+    stale_consumers: tuple[str, ...] = ()
+    triggered: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def struct(self) -> StructType:
+        """The published schema as a ``StructType``."""
+        return StructType.fromJson(json.loads(self.schema))
+
+    @property
+    def age_seconds(self) -> float:
+        """Seconds since the marker was written."""
+        return (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
+
+
+def _date_key(execution_date: dt.date) -> str:
+    return f"{execution_date:%Y%m%d}"
+
+
+def markers_dir(dataset: str) -> str:
+    """Where the markers of ``dataset`` live: ``<parent>/_ready/<name>``."""
+    parent, _, name = dataset.rstrip("/").rpartition("/")
+    return f"{parent or '.'}/_ready/{name}"
+
+
+def marker_path(dataset: str, execution_date: dt.date) -> str:
+    """The marker file of ``dataset`` for ``execution_date``."""
+    return f"{markers_dir(dataset)}/{_date_key(execution_date)}.json"
+
+
+def _consumers_dir(dataset: str, execution_date: dt.date) -> str:
+    return f"{markers_dir(dataset)}/{_date_key(execution_date)}.consumers"
+
+
+def read_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> Marker | None:
+    """The marker of ``dataset`` for ``execution_date``, or ``None`` if the data is not ready."""
+    storage, path = Storage(spark), marker_path(dataset, execution_date)
+    if not storage.exists(path):
+        return None
+    raw = storage.read_json(path)
+    raw["stale_consumers"] = tuple(raw.get("stale_consumers", ()))
+    return Marker(**raw)
+
+
+def list_markers(spark: SparkSession, dataset: str) -> list[Marker]:
+    """Every marker of ``dataset``, oldest execution date first."""
+    storage = Storage(spark)
+    found = []
+    for info in storage.list(markers_dir(dataset)):
+        if info.name.endswith(".json") and not info.is_dir:
+            day = dt.datetime.strptime(info.name.removesuffix(".json"), "%Y%m%d").date()
+            marker = read_marker(spark, dataset, day)
+            if marker:
+                found.append(marker)
+    return found
+
+
+def publish(
+    df: DataFrame,
+    dataset: str,
+    writer: Writer,
+    *,
+    producer: str,
+    execution_date: dt.date,
+    run_id: str | None = None,
+    batch: Batch | None = None,
+) -> Marker:
+    """Write ``df`` to ``dataset`` with ``writer``, then the readiness marker, last and atomically.
+
+    An existing marker for the date is removed before the write. Consumers that consumed an earlier run
+    of the date are listed in ``stale_consumers``. Triggers the writer's Spark job(s).
+    """
+    spark = df.sparkSession
+    retract_marker(spark, dataset, execution_date)
+    result = writer.write(df, dataset, batch=batch)
+    return write_marker(spark, dataset, execution_date, producer=producer, run_id=run_id, rows=result.rows,
+                        schema=df.schema, delta=isinstance(writer, DeltaWriter))
+
+
+def retract_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> bool:
+    """Remove the marker of ``execution_date`` before (re)writing its data; True if one was there."""
+    return Storage(spark).delete(marker_path(dataset, execution_date))
+
+
+def write_marker(
+    spark: SparkSession,
+    dataset: str,
+    execution_date: dt.date,
+    *,
+    producer: str,
+    rows: int | None,
+    schema: StructType,
+    run_id: str | None = None,
+    delta: bool = False,
+) -> Marker:
+    """Write the readiness marker of ``dataset`` atomically, after its data (see :func:`publish`).
+
+    With ``delta`` the table's current version is recorded, so consumers read exactly this state.
+    """
+    run = run_id or uuid.uuid4().hex[:12]
+    marker = Marker(
+        dataset=dataset, execution_date=execution_date.isoformat(), producer=producer, run_id=run, rows=rows,
+        schema=schema.json(), written_at=dt.datetime.now(dt.UTC).isoformat(),
+        table_version=int(delta_snapshot(spark, dataset).version()) if delta else None,
+        stale_consumers=tuple(stale_consumers(spark, dataset, execution_date, run)),
+    )
+    path = marker_path(dataset, execution_date)
+    Storage(spark).write_json(path, asdict(marker), overwrite=False)
+    for consumer in marker.stale_consumers:
+        logger.warning("%s %s: consumer %s read an earlier run and is now stale", dataset,
+                       marker.execution_date, consumer)
+    logger.info("published %s for %s: %s rows, marker %s", dataset, marker.execution_date, marker.rows, path)
+    return marker
+
+
+def _check(marker: Marker, path: str, expected_schema: StructType | None, require_rows: bool) -> None:
+    if require_rows and not marker.rows:
+        raise MarkerMismatchError(f"marker {path} reports {marker.rows} rows; the consumer requires data")
+    if expected_schema is None:
+        return
+    published = {f.name: f.dataType for f in marker.struct.fields}
+    problems = [f"{f.name}: expected {f.dataType.simpleString()}, published "
+                f"{published[f.name].simpleString() if f.name in published else 'nothing'}"
+                for f in expected_schema.fields if published.get(f.name) != f.dataType]
+    if problems:
+        raise MarkerMismatchError(
+            f"schema published at {path} does not match the consumer's ({'; '.join(problems)}): expected "
+            f"{expected_schema.simpleString()}, published {marker.struct.simpleString()}")
+
+
+def wait_for_marker(
+    spark: SparkSession,
+    dataset: str,
+    execution_date: dt.date,
+    *,
+    timeout: float = 600.0,
+    poll_interval: float = 10.0,
+    backoff: float = 1.0,
+    max_interval: float = 300.0,
+    expected_schema: StructType | None = None,
+    require_rows: bool = False,
+    run_id: str | None = None,
+) -> Marker:
+    """Poll for the marker of ``dataset`` for ``execution_date`` (the book's FileSensor).
+
+    Parameters
+    ----------
+    timeout: seconds to wait in all; 0 checks once.
+    poll_interval: first wait between polls; multiplied by ``backoff`` after each poll, up to ``max_interval``.
+    expected_schema: fields the consumer needs; each must be published with the same type.
+    require_rows: refuse a marker reporting zero rows.
+    run_id: refuse a marker of another run.
+
+    Raises
+    ------
+    MarkerTimeoutError: no marker within ``timeout``; names the path and how long it waited.
+    MarkerMismatchError: the marker's schema, rows or run id are not what the consumer expects.
+    """
+    if timeout < 0 or poll_interval <= 0 or backoff < 1.0:
+        raise ValueError(f"need timeout >= 0, poll_interval > 0, backoff >= 1 (got {timeout}, {poll_interval}, "
+                         f"{backoff})")
+    path = marker_path(dataset, execution_date)
+    began, polls, interval = time.monotonic(), 0, poll_interval
+    while True:
+        polls += 1
+        marker = read_marker(spark, dataset, execution_date)
+        if marker is not None:
+            if run_id is not None and marker.run_id != run_id:
+                raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}")
+            _check(marker, path, expected_schema, require_rows)
+            logger.info("marker %s found after %.1fs (%d polls)", path, time.monotonic() - began, polls)
+            return marker
+        waited = time.monotonic() - began
+        if waited >= timeout:
+            raise MarkerTimeoutError(f"no readiness marker at {path} after waiting {waited:.1f}s "
+                                     f"(timeout {timeout:g}s, {polls} polls); is the producer of {dataset} done?")
+        if polls == 1:
+            logger.info("waiting for marker %s (timeout %gs, every %gs)", path, timeout, poll_interval)
+        time.sleep(min(interval, max(timeout - waited, 0.0)))
+        interval = min(interval * backoff, max_interval)
+
+
+def read_when_ready(spark: SparkSession, dataset: str, execution_date: dt.date, *, file_format: str = "delta",
+                    consumer: str | None = None, **wait: Any) -> tuple[DataFrame, Marker]:
+    """Read ``dataset`` only under its marker: Delta as of the published version; record ``consumer``."""
+    marker = wait_for_marker(spark, dataset, execution_date, **wait)
+    reader = spark.read.format(file_format)
+    if marker.table_version is not None:
+        reader = reader.option("versionAsOf", marker.table_version)
+    if consumer:
+        record_consumption(spark, marker, consumer)
+    return reader.load(dataset), marker
+
+
+def record_consumption(spark: SparkSession, marker: Marker, consumer: str) -> None:
+    """Remember that ``consumer`` read ``marker``'s run (used to flag it stale on a re-publish)."""
+    day = dt.date.fromisoformat(marker.execution_date)
+    Storage(spark).write_json(f"{_consumers_dir(marker.dataset, day)}/{consumer}.json",
+                              {"consumer": consumer, "run_id": marker.run_id,
+                               "consumed_at": dt.datetime.now(dt.UTC).isoformat()})
+
+
+def stale_consumers(spark: SparkSession, dataset: str, execution_date: dt.date, run_id: str) -> list[str]:
+    """Consumers of ``execution_date`` that read a run other than ``run_id``."""
+    storage = Storage(spark)
+    stale = []
+    for info in storage.list(_consumers_dir(dataset, execution_date)):
+        if info.name.endswith(".json"):
+            record = storage.read_json(info.path)
+            if record.get("run_id") != run_id:
+                stale.append(str(record.get("consumer")))
+    return stale
+
+
+def trigger(
+    spark: SparkSession,
+    marker: Marker,
+    job: str,
+    args: Sequence[str],
+    settings: Settings,
+    *,
+    master: str | None = None,
+    timeout: float | None = None,
+) -> SubmitResult:
+    """Start the consumer ``job`` (a path to its ``.py``) with ``spark-submit`` and record it in the marker.
+
+    Raises
+    ------
+    TriggerFailedError: the consumer exited non-zero; the message gives its exit code and last stderr line.
+    """
+    command = submit_command(job, list(args), settings, master=master)
+    began = time.monotonic()
+    result = run_submit(command, timeout=timeout)
+    day = dt.date.fromisoformat(marker.execution_date)
+    updated = replace(marker, triggered={"job": job, "args": list(args), "exit_code": result.returncode,
+                                         "seconds": round(time.monotonic() - began, 1),
+                                         "at": dt.datetime.now(dt.UTC).isoformat()})
+    Storage(spark).write_json(marker_path(marker.dataset, day), asdict(updated))
+    if not result.ok:
+        last = (result.stderr_tail.splitlines() or [""])[-1]
+        raise TriggerFailedError(f"triggered consumer {job} exited {result.returncode}: {last}")
+    return result

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pyspark.sql.types import LongType, StructField, StructType
+
+from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError
+from spark_flows.markers import (
+    list_markers,
+    marker_path,
+    publish,
+    read_marker,
+    read_when_ready,
+    record_consumption,
+    wait_for_marker,
+)
+from spark_flows.writers import DeltaWriter, FilesWriter
+
+DAY = dt.date(2024, 1, 1)
+
+
+def test_publish_writes_data_then_a_marker_with_metadata(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "t" / "devices")
+    df = spark.range(4).selectExpr("id", "'x' as s")
+    marker = publish(df, dataset, DeltaWriter(), producer="p", execution_date=DAY, run_id="r1")
+    assert marker_path(dataset, DAY).endswith("t/_ready/devices/20240101.json")
+    stored = read_marker(spark, dataset, DAY)
+    assert stored == marker
+    assert (stored.rows, stored.producer, stored.run_id, stored.table_version) == (4, "p", "r1", 0)
+    assert stored.struct == df.schema and stored.age_seconds >= 0
+    assert [m.execution_date for m in list_markers(spark, dataset)] == ["2024-01-01"]
+
+
+def test_wait_times_out_naming_the_path_and_the_wait(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "absent")
+    began = time.monotonic()
+    pattern = r"no readiness marker at .*absent/20240101.json after waiting 0\.[3-9]"
+    with pytest.raises(MarkerTimeoutError, match=pattern):
+        wait_for_marker(spark, dataset, DAY, timeout=0.4, poll_interval=0.1)
+    assert time.monotonic() - began < 5
+
+
+def test_wait_returns_when_the_marker_appears(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "late")
+    df = spark.range(2)
+    timer = threading.Timer(1.0, lambda: publish(df, dataset, FilesWriter("parquet"), producer="p",
+                                                   execution_date=DAY))
+    timer.start()
+    marker = wait_for_marker(spark, dataset, DAY, timeout=60, poll_interval=0.2, backoff=1.5)
+    timer.join()
+    assert marker.rows == 2 and marker.table_version is None
+
+
+def test_schema_mismatch_names_both_schemas(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "d")
+    publish(spark.range(1).selectExpr("cast(id as int) as id"), dataset, DeltaWriter(), producer="p",
+            execution_date=DAY)
+    expected = StructType([StructField("id", LongType())])
+    with pytest.raises(MarkerMismatchError, match=r"id: expected bigint, published int.*expected struct<id:bigint>, "
+                                                  r"published struct<id:int>"):
+        wait_for_marker(spark, dataset, DAY, timeout=0, expected_schema=expected)
+
+
+def test_empty_data_and_wrong_run_are_refused_when_asked(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "d")
+    publish(spark.range(0), dataset, DeltaWriter(), producer="p", execution_date=DAY, run_id="r1")
+    with pytest.raises(MarkerMismatchError, match="reports 0 rows"):
+        wait_for_marker(spark, dataset, DAY, timeout=0, require_rows=True)
+    with pytest.raises(MarkerMismatchError, match="from run r1, expected run r2"):
+        wait_for_marker(spark, dataset, DAY, timeout=0, run_id="r2")
+
+
+def test_consumer_reads_exactly_the_published_version(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "d")
+    publish(spark.range(3), dataset, DeltaWriter(), producer="p", execution_date=DAY)
+    spark.range(100).write.format("delta").mode("append").save(dataset)  # a later write, not yet published
+    df, marker = read_when_ready(spark, dataset, DAY, timeout=0)
+    assert df.count() == 3 and marker.table_version == 0
+
+
+def test_republishing_flags_consumers_of_the_old_run_as_stale(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "d")
+    first = publish(spark.range(3), dataset, DeltaWriter(mode="overwrite"), producer="p", execution_date=DAY,
+                    run_id="r1")
+    record_consumption(spark, first, "aggregator")
+    again = publish(spark.range(5), dataset, DeltaWriter(mode="overwrite"), producer="p", execution_date=DAY,
+                    run_id="r2")
+    assert again.stale_consumers == ("aggregator",)
+    record_consumption(spark, again, "aggregator")
+    third = publish(spark.range(5), dataset, DeltaWriter(mode="overwrite"), producer="p", execution_date=DAY,
+                    run_id="r2")
+    assert third.stale_consumers == ()
