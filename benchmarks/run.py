@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_session
 
-BENCHMARKS = ["split", "fan_in"]
+BENCHMARKS = ["split", "fan_in", "runners"]
 
 
 def main(argv: list[str]) -> int:

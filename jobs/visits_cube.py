@@ -23,6 +23,7 @@ from spark_flows.job import job_parser, run_job
 from spark_flows.samples import VISITS_SCHEMA
 from spark_flows.sources import require_input
 from spark_flows.transforms import visits_cube
+from spark_flows.writers import retry_on_conflict
 
 NAME = "visits_cube"
 
@@ -60,13 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         public = completeness.ratio >= args.min_completeness
         target = (args.output or settings.path("tables", "visits_cube")) if public else (
             args.private_output or settings.path("tables", "visits_cube_private"))
+        # both tables are partitioned by date: concurrent runs for other dates never touch the same files
         replace = {"replaceWhere": f"date = '{date_key}'"}
-        (cube.transform(with_completeness, completeness).withColumn("date", F.lit(date_key))
-         .write.format("delta").mode("overwrite").options(**replace).partitionBy("date").save(target))
-        (completeness_frame(spark, date_key, completeness).withColumnRenamed("partition", "date")
-         .withColumn("published_to", F.lit("public" if public else "private"))
-         .write.format("delta").mode("overwrite").options(**replace)
-         .save(args.completeness_table or settings.path("tables", "visits_cube_completeness")))
+        published = cube.transform(with_completeness, completeness).withColumn("date", F.lit(date_key))
+        retry_on_conflict(lambda: published.write.format("delta").mode("overwrite").options(**replace)
+                          .partitionBy("date").save(target), what=f"{NAME} cube")
+        row = (completeness_frame(spark, date_key, completeness).withColumnRenamed("partition", "date")
+               .withColumn("published_to", F.lit("public" if public else "private")))
+        retry_on_conflict(lambda: row.write.format("delta").mode("overwrite").options(**replace).partitionBy("date")
+                          .save(args.completeness_table or settings.path("tables", "visits_cube_completeness")),
+                          what=f"{NAME} completeness")
         cube.unpersist()
         print(f"{NAME}: {date_key}: {completeness.describe()} -> {'public' if public else 'private'} {target}")
         return 0

@@ -48,6 +48,14 @@ def csv_rows(spark: SparkSession, path: str) -> int:
     return spark.read.options(header="true", sep=";").csv(path).count()
 
 
+def ledger_summary() -> Summary:
+    def summary(spark: SparkSession) -> str:
+        from spark_flows.runners import RunLedger
+        statuses = RunLedger(spark, f"{DATA}/_ledger/runs").statuses("visits_trend_generator")
+        return "ledger: " + ", ".join(f"{d} {s}" for d, s in sorted(statuses.items()))
+    return summary
+
+
 def per_type_summary(date_key: str) -> Summary:
     def summary(spark: SparkSession) -> str:
         rows = spark.read.format("delta").load(f"{DATA}/tables/devices_per_type").where(f"date = '{date_key}'")
@@ -152,6 +160,34 @@ def demo_jobs() -> list[DemoJob]:
             "jobs/devices_loader.py",
             [*common, "--batch-id", "3", "--execution-date", "2024-01-02", "--trigger", "devices_aggregator"],
             per_type_summary("20240102"),
+        ),
+        DemoJob(
+            "Single Runner: visits trend of 2024-01-02 (vs 2024-01-01), under the run lock, in the ledger",
+            "jobs/visits_trend_generator.py",
+            [*common, "--execution-date", "2024-01-02"],
+            ledger_summary(),
+        ),
+        DemoJob(
+            "Single Runner: 2024-01-04 is refused: 2024-01-03 has not run (depends-on-past)",
+            "jobs/visits_trend_generator.py",
+            [*common, "--execution-date", "2024-01-04"],
+            ledger_summary(),
+            expect_exit=1,
+        ),
+        DemoJob(
+            "Concurrent Runner: backfill visits_cube 2024-01-01..04, 3 dates at once (01-04 partial: unaligned)",
+            "jobs/backfill.py",
+            [*common, "--job", "visits_cube", "--from", "2024-01-01", "--to", "2024-01-04", "--concurrency", "3",
+             "--", "--mode", "unaligned"],
+            lambda spark: "cube dates: " + ", ".join(sorted(r.date for r in spark.read.format("delta").load(
+                f"{DATA}/tables/visits_cube").select("date").distinct().collect())),
+        ),
+        DemoJob(
+            "Concurrent Runner refuses to parallelise a Single Runner: trend 2024-01-03..04 in order",
+            "jobs/backfill.py",
+            [*common, "--job", "visits_trend_generator", "--from", "2024-01-03", "--to", "2024-01-04",
+             "--concurrency", "2"],
+            ledger_summary(),
         ),
     ]
 

@@ -3,6 +3,7 @@
     spark-flows generate devices --rows 1000 [--malformed 3] [--output data/raw/devices]
     spark-flows generate visits --date 2024-01-01 [--missing-hours 6,11] [--output data/raw/visits]
     spark-flows markers data/tables/devices        what is ready: date, rows, producer, age
+    spark-flows runs visits_trend_generator        the run ledger: date, attempt, status, times, error
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from spark_flows.config import Settings
 from spark_flows.job import EXIT_USAGE, job_parser, parse_date, run_job
 from spark_flows.markers import list_markers, markers_dir
+from spark_flows.runners import RunLedger
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.session import SparkSession
 
@@ -94,7 +96,27 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-COMMANDS = {"generate": _generate, "markers": _markers}
+def _runs(argv: Sequence[str]) -> int:
+    parser = job_parser("spark-flows runs", "List a job's runs from the run ledger.")
+    parser.add_argument("job", help="job name, e.g. visits_trend_generator")
+    parser.add_argument("--ledger", help="run ledger Delta table (default: <data-root>/_ledger/runs)")
+
+    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
+        rows = RunLedger(spark, args.ledger or settings.path("_ledger", "runs")).runs(args.job).collect()
+        if not rows:
+            print(f"no runs of {args.job} in the ledger")
+            return 0
+        print(f"{'date':<12}{'attempt':>8}  {'status':<10}{'started':<21}{'ended':<21}error")
+        for r in rows:
+            started = f"{r.started_at:%Y-%m-%d %H:%M:%S}" if r.started_at else ""
+            ended = f"{r.ended_at:%Y-%m-%d %H:%M:%S}" if r.ended_at else ""
+            print(f"{r.execution_date:<12}{r.attempt:>8}  {r.status:<10}{started:<21}{ended:<21}{r.error or ''}")
+        return 0
+
+    return run_job("spark-flows runs", parser, argv, body)
+
+
+COMMANDS = {"generate": _generate, "markers": _markers, "runs": _runs}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -79,6 +79,21 @@ def delta_builder(settings: Settings) -> SparkSession.Builder:
     return builder
 
 
+def existing_session() -> SparkSession | None:
+    """The live session of this process, if any, from any thread.
+
+    ``SparkSession.getActiveSession()`` is thread-local: a job's ``main()`` run in a backfill thread would
+    otherwise believe it owns (and must stop) the application's one session.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    instantiated = SparkSession._instantiatedSession
+    if instantiated is not None and instantiated.sparkContext._jsc is not None:
+        return instantiated
+    return None
+
+
 def get_session(settings: Settings | None = None) -> SparkSession:
     """Return the active SparkSession, or build a Delta-enabled one from ``settings``.
 
@@ -95,7 +110,7 @@ def get_session(settings: Settings | None = None) -> SparkSession:
     EnvironmentSetupError: Java is missing, or Delta's classes are not on the classpath (the message gives
         the ``--packages`` flag to add).
     """
-    active = SparkSession.getActiveSession()
+    active = existing_session()
     if active is not None:
         return active
     settings = settings or Settings()
@@ -132,7 +147,7 @@ def job_session(settings: Settings) -> Iterator[SparkSession]:
 
     Jobs called in-process (tests, the demo) reuse the caller's session and leave it running.
     """
-    existed = SparkSession.getActiveSession() is not None
+    existed = existing_session() is not None
     spark = get_session(settings)
     try:
         yield spark

@@ -99,6 +99,12 @@ class Storage:
         jpath = self._path(path)
         return int(self._fs(jpath).getContentSummary(jpath).getLength())
 
+    def touch(self, path: str) -> None:
+        """Set ``path``'s modification time to now (a heartbeat; the content is left unchanged)."""
+        jpath = self._path(path)
+        now_ms = int(self._jvm.java.lang.System.currentTimeMillis())  # type: ignore[union-attr]
+        self._fs(jpath).setTimes(jpath, now_ms, -1)
+
     def mkdirs(self, path: str) -> None:
         """Create ``path`` and its parents."""
         jpath = self._path(path)

@@ -259,3 +259,25 @@ class ParquetWriter(FilesWriter):
 
     def session_conf(self) -> Mapping[str, str]:
         return {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
+
+
+_CONFLICTS = ("ConcurrentAppend", "ConcurrentWrite", "ConcurrentDelete", "ConcurrentTransaction",
+              "ProtocolChanged", "MetadataChanged", "DELTA_CONCURRENT", "DELTA_PROTOCOL_CHANGED",
+              "DELTA_METADATA_CHANGED")
+
+
+def retry_on_conflict(action: Any, *, attempts: int = 5, what: str = "delta write") -> Any:
+    """Call ``action()``, retrying Delta's optimistic-concurrency conflicts (e.g. two runs creating one table).
+
+    Writers whose commits do not logically overlap (disjoint ``replaceWhere`` partitions, blind appends)
+    can still collide on a table's first commit; a retry sees the committed table and succeeds.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts or not any(c in str(exc) or c in type(exc).__name__ for c in _CONFLICTS):
+                raise
+            logger.info("%s: concurrent commit conflict (attempt %d/%d), retrying", what, attempt, attempts)
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from jobs import backfill, visits_trend_generator
+from spark_flows.samples import write_visits
+from tests.procs import JobProcess
+
+
+def _visits(spark, data_root: str, *days: str, **kwargs) -> None:
+    for day in days:
+        write_visits(spark, f"{data_root}/raw/visits", day, rows_per_hour=2, **kwargs)
+
+
+def _trend(data_root: str, day: str, *extra: str) -> int:
+    return visits_trend_generator.main(["--data-root", data_root, "--execution-date", day, *extra])
+
+
+def test_trend_compares_with_the_previous_day_and_depends_on_past(spark, data_root: str, capsys) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04")
+    assert _trend(data_root, "2024-01-02") == 0
+    trend = spark.read.format("delta").load(f"{data_root}/tables/visits_trend")
+    assert trend.count() > 0 and trend.where("visits != previous_visits + change").count() == 0
+    assert _trend(data_root, "2024-01-04") == 1
+    assert "DEPENDS_ON_PAST" in capsys.readouterr().err
+    assert _trend(data_root, "2024-01-03") == 0 and _trend(data_root, "2024-01-04") == 0
+    from spark_flows.cli import main as cli
+    capsys.readouterr()
+    assert cli(["runs", "visits_trend_generator", "--data-root", data_root]) == 0
+    out = capsys.readouterr().out
+    assert out.count("succeeded") == 3 and "2024-01-04" in out
+
+
+def test_backfill_with_a_failing_date_finishes_the_others_in_one_table(spark, data_root: str, capsys) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05")
+    _visits(spark, data_root, "2024-01-03", missing_hours=[5])
+    code = backfill.main(["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-01",
+                          "--to", "2024-01-05", "--concurrency", "3"])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "4 ok, 1 failed" in out and "2024-01-03  FAILED" in out
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    assert sorted(r.date for r in cube.select("date").distinct().collect()) == [
+        "20240101", "20240102", "20240104", "20240105"]  # every concurrent commit landed
+    completeness = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_completeness")
+    assert completeness.count() == 4
+
+
+def test_backfill_runs_a_single_runner_job_in_order(spark, data_root: str, caplog) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04")
+    code = backfill.main(["--data-root", data_root, "--job", "visits_trend_generator", "--from", "2024-01-02",
+                          "--to", "2024-01-04", "--concurrency", "3"])
+    assert code == 0  # concurrently, depends-on-past would have refused 01-03 or 01-04
+    trend = spark.read.format("delta").load(f"{data_root}/tables/visits_trend")
+    assert trend.select("date").distinct().count() == 3
+
+
+@pytest.mark.subprocess
+def test_two_processes_at_once_exactly_one_runs(spark, data_root: str) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02")
+    args = ["--data-root", data_root, "--execution-date", "2024-01-02"]
+    jobs = [JobProcess("visits_trend_generator", args) for _ in range(2)]
+    codes = sorted(j.wait(300) for j in jobs)
+    assert codes == [0, 1], [j.tail() for j in jobs]
+    loser = next(j for j in jobs if j.proc.returncode == 1)
+    assert any("RUN_LOCKED" in line and "locked by run" in line and "pid" in line for line in loser.lines)
+
+
+@pytest.mark.subprocess
+def test_sigkilled_run_leaves_a_lock_taken_over_after_the_ttl(spark, data_root: str, tmp_path: Path,
+                                                              capsys) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02")
+    conf = tmp_path / "short_ttl.toml"
+    conf.write_text('[runner]\nlock_ttl_seconds = 6\nheartbeat_seconds = 1\n')
+    args = ["--data-root", data_root, "--execution-date", "2024-01-02", "--conf-file", str(conf)]
+    job = JobProcess("visits_trend_generator", args)
+    job.wait_for(r"run lock .* acquired", timeout=180)
+    job.kill()
+    lock = Path(data_root, "_locks", "visits_trend_generator.lock")
+    assert lock.exists(), "the killed run's lock should remain"
+    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 1
+    assert "RUN_LOCKED" in capsys.readouterr().err
+    time.sleep(7)
+    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
+    assert not lock.exists()

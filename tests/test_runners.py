@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from spark_flows.errors import DependsOnPastError, RunLockedError
+from spark_flows.runners import RunLedger, RunLock, check_depends_on_past, run_concurrently, single_run
+
+
+def test_second_acquire_fails_naming_the_holder(spark, tmp_path: Path) -> None:
+    first = RunLock(spark, str(tmp_path / "locks"), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="r1")
+    first.acquire()
+    try:
+        second = RunLock(spark, str(tmp_path / "locks"), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="r2")
+        with pytest.raises(RunLockedError, match=rf"locked by run r1 on .* \(pid {os.getpid()}\) since .*TTL 60s"):
+            second.acquire()
+    finally:
+        first.release()
+    assert not (tmp_path / "locks" / "job.lock").exists()
+
+
+def test_waiting_acquire_gets_the_lock_when_released(spark, tmp_path: Path) -> None:
+    first = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5)
+    first.acquire()
+    threading.Timer(1.0, first.release).start()
+    second = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5)
+    holder = second.acquire(wait_timeout=30, poll_interval=0.2)
+    assert holder.run_id == second.run_id
+    second.release()
+
+
+def test_heartbeat_keeps_a_live_lock_and_a_dead_one_is_taken_over(spark, tmp_path: Path) -> None:
+    live = RunLock(spark, str(tmp_path), "job", ttl_seconds=2, heartbeat_seconds=1, run_id="live")
+    live.acquire()
+    time.sleep(3.0)  # beyond the TTL, but the heartbeat refreshed it
+    with pytest.raises(RunLockedError, match="live"):
+        RunLock(spark, str(tmp_path), "job", ttl_seconds=2, heartbeat_seconds=1).acquire()
+    live._stop.set()  # the run dies: no more heartbeats, the lock file stays
+    time.sleep(3.0)
+    taker = RunLock(spark, str(tmp_path), "job", ttl_seconds=2, heartbeat_seconds=1, run_id="taker")
+    holder = taker.acquire()
+    assert holder.took_over_from and holder.took_over_from.startswith("live@")
+    assert json.loads((tmp_path / "job.lock").read_text())["run_id"] == "taker"
+    taker.release()
+
+
+def test_ledger_and_depends_on_past(spark, tmp_path: Path) -> None:
+    ledger = RunLedger(spark, str(tmp_path / "ledger"))
+    d1, d2, d3 = (dt.date(2024, 1, i) for i in (1, 2, 3))
+    check_depends_on_past(ledger, "job", d1)  # first date ever: allowed
+    with single_run(spark, "job", d1, lock_root=str(tmp_path / "locks"), ledger=ledger):
+        pass
+    with pytest.raises(DependsOnPastError, match="depends on 2024-01-02, which is never run"):
+        check_depends_on_past(ledger, "job", d3)
+    with pytest.raises(RuntimeError, match="boom"), single_run(spark, "job", d2, lock_root=str(tmp_path / "l"),
+                                                               ledger=ledger):
+        raise RuntimeError("boom")
+    with pytest.raises(DependsOnPastError, match="which is failed"):
+        check_depends_on_past(ledger, "job", d3)
+    runs = ledger.runs("job").collect()
+    assert [(r.execution_date, r.attempt, r.status) for r in runs] == [("2024-01-01", 1, "succeeded"),
+                                                                         ("2024-01-02", 1, "failed")]
+    assert runs[1].error == "RuntimeError: boom" and runs[1].ended_at >= runs[1].started_at
+    assert ledger.next_attempt("job", d2) == 2
+
+
+def test_concurrent_runner_bounds_concurrency_and_reports_failures(spark) -> None:
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            spark.range(1000).count()
+            time.sleep(0.3)
+            if n == 3:
+                raise ValueError("partition 3 is broken")
+        finally:
+            with lock:
+                active[0] -= 1
+
+    summary = run_concurrently(spark, work, list(range(6)), concurrency=2, name="t")
+    assert peak[0] == 2
+    assert summary.failed == ["3"] and summary.results[3].error == "ValueError: partition 3 is broken"
+    assert [r.ok for r in summary.results] == [True, True, True, False, True, True]
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup(summary.results[0].job_group)
+    assert "5 ok, 1 failed" in summary.table()
+
+
+def test_fail_fast_skips_pending_partitions(spark) -> None:
+    def work(n: int) -> None:
+        if n == 0:
+            raise ValueError("first fails")
+        time.sleep(0.2)
+
+    summary = run_concurrently(spark, work, list(range(4)), concurrency=1, fail_fast=True)
+    assert summary.failed == ["0", "1", "2", "3"]
+    assert all(r.error == "skipped: an earlier partition failed" for r in summary.results[1:])
