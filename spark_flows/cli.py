@@ -4,21 +4,25 @@
     spark-flows generate visits --date 2024-01-01 [--missing-hours 6,11] [--output data/raw/visits]
     spark-flows markers data/tables/devices        what is ready: date, rows, producer, age
     spark-flows runs visits_trend_generator        the run ledger: date, attempt, status, times, error
+    spark-flows submit jobs/devices_loader.py [--master URL] [--ship] [--dry-run] -- --batch-id 1
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from spark_flows.config import Settings
+from spark_flows.config import Settings, load_settings
+from spark_flows.errors import SparkFlowsError
 from spark_flows.job import EXIT_USAGE, job_parser, parse_date, run_job
 from spark_flows.markers import list_markers, markers_dir
 from spark_flows.runners import RunLedger
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.session import SparkSession
+from spark_flows.submit import package_zip, run_submit, submit_command
 
 
 def _hours(text: str) -> list[int]:
@@ -116,7 +120,42 @@ def _runs(argv: Sequence[str]) -> int:
     return run_job("spark-flows runs", parser, argv, body)
 
 
-COMMANDS = {"generate": _generate, "markers": _markers, "runs": _runs}
+def _submit(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spark-flows submit", description="Print and run the spark-submit command for a job.",
+        epilog="example: spark-flows submit jobs/devices_loader.py --master spark://host:7077 --ship "
+               "-- --batch-id 1")
+    parser.add_argument("job", help="path of the job's .py file")
+    parser.add_argument("--conf-file", help="TOML configuration (default: the embedded local.toml)")
+    parser.add_argument("--master", help="Spark master (default: the conf's)")
+    parser.add_argument("--ship", action="store_true",
+                        help="zip spark_flows and pass it with --py-files (executors without spark_flows)")
+    parser.add_argument("--zip", default="dist/spark_flows.zip", help="where --ship writes the zip")
+    parser.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
+    parser.add_argument("job_args", nargs=argparse.REMAINDER, help="after --: the job's own arguments")
+    try:
+        args = parser.parse_args(list(argv))
+        settings = load_settings(args.conf_file, overrides={"master": args.master})
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except SparkFlowsError as exc:
+        print(f"spark-flows submit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not Path(args.job).is_file():
+        print(f"spark-flows submit: error: job file {args.job} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    py_files = [str(package_zip(args.zip))] if args.ship else []
+    job_args = [a for a in args.job_args if a != "--"]
+    if args.conf_file:
+        job_args = ["--conf-file", args.conf_file, *job_args]
+    command = submit_command(args.job, job_args, settings, py_files=py_files)
+    print(shlex.join(command))
+    if args.dry_run:
+        return 0
+    return run_submit(command, capture=False).returncode
+
+
+COMMANDS = {"generate": _generate, "markers": _markers, "runs": _runs, "submit": _submit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
