@@ -38,12 +38,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from pyspark import InheritableThread
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
 from spark_flows.errors import DependsOnPastError, RunLockedError, error_summary
+from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.storage import Storage
 from spark_flows.submit import submit_env
 from spark_flows.writers import retry_on_conflict
@@ -297,52 +297,32 @@ def run_concurrently(spark: SparkSession, fn: Callable[[Any], Any], partitions: 
                      concurrency: int = 2, name: str = "backfill", fail_fast: bool = False) -> RunSummary:
     """Run ``fn(partition)`` for every partition, at most ``concurrency`` at once, in this Spark application.
 
-    Each partition runs in a thread that carries Spark's local properties, in its own job group
-    (``<name>-<partition>``) and FAIR scheduler pool. A failure is recorded and the others go on, unless
+    Each partition runs in a thread that carries Spark's local properties, in its own job group and FAIR
+    scheduler pool (:func:`spark_flows.scheduling.run_bounded`). A partition fails when ``fn`` raises or
+    returns something other than ``None``, ``True`` or ``0`` (a job's exit code); the others go on, unless
     ``fail_fast``: then the running partitions' jobs are cancelled and the pending ones skipped.
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    sc = spark.sparkContext
-    gate = threading.BoundedSemaphore(concurrency)
-    results: dict[str, PartitionResult] = {}
     progress = _Progress(len(partitions), name)
-    stop = threading.Event()
-    groups = {str(p): f"{name}-{p}-{uuid.uuid4().hex[:6]}" for p in partitions}
 
-    def work(partition: Any) -> None:
-        key = str(partition)
-        with gate:
-            began = time.monotonic()
-            if stop.is_set():
-                results[key] = PartitionResult(key, False, 0.0, "skipped: an earlier partition failed")
-                progress.finished(False)
-                return
-            sc.setJobGroup(groups[key], f"{name} {key}", interruptOnCancel=True)
-            sc.setLocalProperty("spark.scheduler.pool", f"{name}-{key}")
-            try:
-                outcome = fn(partition)
-                ok = outcome is None or outcome is True or outcome == 0
-                error = None if ok else f"returned {outcome!r}"
-            except Exception as exc:
-                ok, error = False, error_summary(exc)
-            results[key] = PartitionResult(key, ok, time.monotonic() - began, error, groups[key])
-            progress.finished(ok)
-            if not ok:
-                logger.error("%s: partition %s failed: %s", name, key, error)
-                if fail_fast:
-                    stop.set()
-                    for other, group in groups.items():
-                        if other != key and other not in results:
-                            sc.cancelJobGroup(group)
+    def task(partition: Any) -> Callable[[], Any]:
+        def run() -> Any:
+            outcome = fn(partition)
+            if not (outcome is None or outcome is True or outcome == 0):
+                raise RuntimeError(f"returned {outcome!r}")
+            return outcome
+        return run
+
+    def done(outcome: TaskOutcome) -> None:
+        progress.finished(outcome.ok)
+        if not outcome.ok:
+            logger.error("%s: partition %s failed: %s", name, outcome.key, outcome.error)
 
     began = time.monotonic()
-    threads = [InheritableThread(target=work, args=(p,), name=f"{name}-{p}") for p in partitions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return RunSummary(tuple(results[str(p)] for p in partitions), time.monotonic() - began)
+    outcomes = run_bounded(spark, [(str(p), task(p)) for p in partitions], concurrency=concurrency, name=name,
+                           cancel_on_failure=fail_fast, on_done=done)
+    results = tuple(PartitionResult(o.key, o.ok, o.seconds, o.error, o.job_group)
+                    for o in (outcomes[str(p)] for p in partitions))
+    return RunSummary(results, time.monotonic() - began)
 
 
 def run_processes(commands: Sequence[tuple[str, Sequence[str]]], *, concurrency: int = 2,

@@ -22,15 +22,15 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pyspark import InheritableThread, StorageLevel
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
-from spark_flows.errors import BranchFailedError, error_summary
+from spark_flows.errors import BranchFailedError
+from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.writers import WriteResult
 
 logger = logging.getLogger(__name__)
@@ -108,27 +108,17 @@ def describe(branches: Sequence[Branch], *, source: str = "input") -> list[tuple
     return [(source, b.name) for b in branches]
 
 
-def _run_branch(df: DataFrame, current: Branch, group: str) -> BranchResult:
-    sc = df.sparkSession.sparkContext
-    sc.setJobGroup(group, f"branch {current.name}", interruptOnCancel=True)
-    sc.setLocalProperty("spark.scheduler.pool", current.name)
-    logger.info("branch %s: started (job group %s)", current.name, group)
-    began = time.monotonic()
-    try:
-        output = current.run(df)
-    except Exception as exc:
-        seconds = time.monotonic() - began
-        message = error_summary(exc)
-        logger.error("branch %s: failed after %.1fs: %s", current.name, seconds, message)
-        return BranchResult(current.name, False, seconds, error=message, job_group=group)
-    finally:
-        sc.setLocalProperty("spark.scheduler.pool", None)  # type: ignore[arg-type]
-    seconds = time.monotonic() - began
-    rows = output.rows if isinstance(output, WriteResult) else None
-    skipped = bool(output.skipped) if isinstance(output, WriteResult) else False
-    logger.info("branch %s: %s in %.1fs", current.name,
-                output.reason if skipped and output else f"{rows if rows is not None else '?'} rows", seconds)
-    return BranchResult(current.name, True, seconds, rows=rows, skipped=skipped, output=output, job_group=group)
+def _result(branch_name: str, outcome: TaskOutcome) -> BranchResult:
+    output = outcome.value if isinstance(outcome.value, WriteResult) else None
+    if not outcome.ok:
+        logger.error("branch %s: failed after %.1fs: %s", branch_name, outcome.seconds, outcome.error)
+        return BranchResult(branch_name, False, outcome.seconds, error=outcome.error, job_group=outcome.job_group)
+    rows = output.rows if output else None
+    skipped = bool(output and output.skipped)
+    logger.info("branch %s: %s in %.1fs", branch_name,
+                output.reason if skipped and output else f"{rows if rows is not None else '?'} rows", outcome.seconds)
+    return BranchResult(branch_name, True, outcome.seconds, rows=rows, skipped=skipped, output=output,
+                        job_group=outcome.job_group)
 
 
 def split(
@@ -159,37 +149,19 @@ def split(
         raise ValueError(f"branch names must be unique, got {names}")
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    sc = df.sparkSession.sparkContext
     source = df.persist(storage_level) if storage_level is not None else df
+
+    def task(current: Branch) -> Callable[[], WriteResult | None]:
+        def run() -> WriteResult | None:
+            logger.info("branch %s: started", current.name)
+            return current.run(source)
+        return run
+
     began = time.monotonic()
-    results: dict[str, BranchResult] = {}
-    groups = {b.name: f"{name}-{b.name}-{int(began * 1000) % 10**8}" for b in branches}
-    previous_group = sc.getLocalProperty("spark.jobGroup.id")
     try:
-        if concurrency == 1:
-            for current in branches:
-                results[current.name] = _run_branch(source, current, groups[current.name])
-        else:
-            gate = threading.BoundedSemaphore(concurrency)
-            lock = threading.Lock()
-
-            def worker(current: Branch) -> None:
-                with gate:
-                    result = _run_branch(source, current, groups[current.name])
-                with lock:
-                    results[current.name] = result
-                if not result.ok and cancel_on_failure:
-                    for other, group in groups.items():
-                        if other != current.name and other not in results:
-                            sc.cancelJobGroup(group)
-
-            threads = [InheritableThread(target=worker, args=(b,), name=f"branch-{b.name}") for b in branches]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+        outcomes = run_bounded(df.sparkSession, [(b.name, task(b)) for b in branches], concurrency=concurrency,
+                               name=name, cancel_on_failure=cancel_on_failure)
     finally:
         if storage_level is not None:
             source.unpersist(blocking=True)
-        sc.setLocalProperty("spark.jobGroup.id", previous_group)  # type: ignore[arg-type]
-    return SplitResult(name, tuple(results[n] for n in names), time.monotonic() - began)
+    return SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)

@@ -103,4 +103,4 @@ def test_fail_fast_skips_pending_partitions(spark) -> None:
 
     summary = run_concurrently(spark, work, list(range(4)), concurrency=1, fail_fast=True)
     assert summary.failed == ["0", "1", "2", "3"]
-    assert all(r.error == "skipped: an earlier partition failed" for r in summary.results[1:])
+    assert all(r.error == "skipped: an earlier task failed" for r in summary.results[1:])
