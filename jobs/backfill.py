@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
+import importlib.util
 import logging
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from pyspark.sql import SparkSession
 
@@ -28,6 +29,19 @@ from spark_flows.submit import submit_command
 NAME = "backfill"
 DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")
 logger = logging.getLogger(NAME)
+
+
+def load_job(name: str) -> ModuleType:
+    """Import the bundled job ``jobs/<name>.py`` beside this file (spark-submit puts no package on the path)."""
+    cached = sys.modules.get(f"jobs.{name}")
+    if cached is not None:
+        return cached
+    spec = importlib.util.spec_from_file_location(f"spark_flows_job_{name}", Path(__file__).resolve().parent /
+                                                  f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.concurrency < 1:
             parser.error("--concurrency must be >= 1")
         dates = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-        module = importlib.import_module(f"jobs.{args.job}")
+        module = load_job(args.job)
         concurrency = args.concurrency
         if getattr(module, "SINGLE_RUNNER", False) and concurrency > 1:
             logger.warning("%s is a Single Runner with depends-on-past: running its %d dates in order, not %d "

@@ -214,11 +214,11 @@ def main() -> int:
             print(f"   (first, in the background) spark-submit {job.background.job} {' '.join(job.background.args)}")
             waiting = subprocess.Popen(submit_command(job.background.job, job.background.args, settings,
                                                       master="local[2]"), env=submit_env(),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             time.sleep(15)  # let the consumer start and poll before the producer exists
         result = run_submit(submit_command(job.job, job.args, settings, master="local[2]"))
         if waiting is not None:
-            _, err = waiting.communicate(timeout=600)
+            err, _ = waiting.communicate(timeout=600)
             if waiting.returncode != 0:
                 failures += 1
                 print(f"   FAILED: background consumer exit {waiting.returncode}: {err.strip().splitlines()[-1:]}")
@@ -228,7 +228,7 @@ def main() -> int:
         if result.returncode != job.expect_exit:
             failures += 1
             print(f"   FAILED: exit {result.returncode} (expected {job.expect_exit}) after {seconds:.0f}s\n"
-                  + "\n".join("   | " + line for line in result.stderr_tail.splitlines()))
+                  + "\n".join("   | " + line for line in result.output_tail.splitlines()))
             continue
         print(f"   exit {result.returncode} in {seconds:.0f}s: {job.summary(spark)}")
     spark.stop()

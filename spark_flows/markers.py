@@ -295,6 +295,6 @@ def trigger(
                                          "at": dt.datetime.now(dt.UTC).isoformat()})
     Storage(spark).write_json(marker_path(marker.dataset, day), asdict(updated))
     if not result.ok:
-        last = (result.stderr_tail.splitlines() or [""])[-1]
+        last = (result.output_tail.splitlines() or [""])[-1]
         raise TriggerFailedError(f"triggered consumer {job} exited {result.returncode}: {last}")
     return result

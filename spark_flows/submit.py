@@ -91,7 +91,7 @@ class SubmitResult:
 
     command: tuple[str, ...]
     returncode: int
-    stderr_tail: str
+    output_tail: str  # last lines of the job's merged stdout and stderr
 
     @property
     def ok(self) -> bool:
@@ -114,14 +114,15 @@ def submit_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run_submit(command: Sequence[str], *, timeout: float | None = None, capture: bool = True) -> SubmitResult:
     """Run a ``spark-submit`` command (argument list, no shell) and return its exit status.
 
-    With ``capture`` the job's stderr is collected and its last lines kept in the result; otherwise the
-    job writes to this process's stdout and stderr.
+    With ``capture`` the job's output (stdout and stderr merged) is collected and its last lines kept in
+    the result; otherwise the job writes to this process's stdout and stderr.
     """
     logger.info("spark-submit %s", " ".join(command[command.index("--name") + 1 :][1:]) if "--name" in command
                 else " ".join(command))
+    # spark-submit's PythonRunner forwards the Python driver's stderr to its own stdout: keep both, merged
     completed = subprocess.run(
         list(command), env=submit_env(), timeout=timeout, text=True,
-        stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE if capture else None, check=False,
+        stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None, check=False,
     )
-    tail = "\n".join((completed.stderr or "").strip().splitlines()[-5:]) if capture else ""
+    tail = "\n".join((completed.stdout or "").strip().splitlines()[-5:]) if capture else ""
     return SubmitResult(tuple(command), completed.returncode, tail)

@@ -21,7 +21,7 @@ def _submit(master: str, job: str, args: list[str], zip_path: Path) -> None:
     command = submit_command(str(ROOT / job), args, Settings(spark_conf=CLUSTER_CONF), master=master,
                              py_files=[str(zip_path)])
     result = run_submit(command, timeout=300)
-    assert result.ok, f"{job} exited {result.returncode}:\n{result.stderr_tail}"
+    assert result.ok, f"{job} exited {result.returncode}:\n{result.output_tail}"
 
 
 def test_jobs_run_unchanged_on_a_standalone_cluster(spark, tmp_path: Path, capfd) -> None:

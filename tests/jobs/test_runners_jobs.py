@@ -86,3 +86,12 @@ def test_sigkilled_run_leaves_a_lock_taken_over_after_the_ttl(spark, data_root: 
     time.sleep(7)
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
     assert not lock.exists()
+
+
+@pytest.mark.subprocess
+def test_backfill_under_spark_submit_loads_its_sibling_jobs(spark, data_root: str) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02")
+    job = JobProcess("backfill", ["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-01",
+                                  "--to", "2024-01-02", "--concurrency", "2"])
+    assert job.wait(300) == 0, job.tail()
+    assert "2 ok, 0 failed" in "\n".join(job.lines)
