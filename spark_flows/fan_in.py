@@ -12,13 +12,13 @@
   every missing, empty, unreadable or conflicting parent; ``unaligned`` keeps the rest and says so.
   Presence comes from the listing (metadata), never from a second pass over the rows.
 
-Example
--------
->>> from spark_flows.fan_in import fan_in, hourly_parents               # doctest: +SKIP
->>> parents = hourly_parents("data/raw/visits", date(2024, 1, 1))        # doctest: +SKIP
->>> merged = fan_in(spark, parents, mode="unaligned", schema=VISITS_SCHEMA)  # doctest: +SKIP
->>> merged.completeness.ratio, merged.completeness.missing               # doctest: +SKIP
-(0.79, ('06', '11', '16', '17', '18'))
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.fan_in import fan_in, hourly_parents
+    parents = hourly_parents("data/raw/visits", date(2024, 1, 1))
+    merged = fan_in(spark, parents, mode="unaligned", schema=VISITS_SCHEMA)
+    merged.completeness.ratio, merged.completeness.missing
+    # -> (0.79, ('06', '11', '16', '17', '18'))
 """
 
 from __future__ import annotations

@@ -4,13 +4,13 @@ A job file stays thin: it builds a parser with :func:`job_parser`, adds its own 
 ``(spark, settings, args) -> int | None`` to :func:`run_job`. Exit codes follow DESIGN.md: 0 success,
 2 usage error (bad flag, unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise.
 
-Example
--------
->>> from spark_flows.job import job_parser, run_job                     # doctest: +SKIP
->>> def main(argv=None):                                                  # doctest: +SKIP
-...     parser = job_parser("my_job", "Copy devices.")
-...     parser.add_argument("--input")
-...     return run_job("my_job", parser, argv, lambda spark, settings, args: 0)
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.job import job_parser, run_job
+    def main(argv=None):
+        parser = job_parser("my_job", "Copy devices.")
+        parser.add_argument("--input")
+        return run_job("my_job", parser, argv, lambda spark, settings, args: 0)
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@ be re-triggered.
 
 Markers live beside the dataset, on any Hadoop filesystem: ``<parent>/_ready/<name>/<YYYYMMDD>.json``.
 
-Example
--------
->>> from spark_flows.markers import publish, wait_for_marker                  # doctest: +SKIP
->>> publish(df, "t/devices", DeltaWriter(), producer="devices_loader", execution_date=day)  # doctest: +SKIP
->>> marker = wait_for_marker(spark, "t/devices", day, timeout=600, poll_interval=10)   # doctest: +SKIP
->>> spark.read.format("delta").option("versionAsOf", marker.table_version).load(marker.dataset)  # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.markers import publish, wait_for_marker
+    publish(df, "t/devices", DeltaWriter(), producer="devices_loader", execution_date=day)
+    marker = wait_for_marker(spark, "t/devices", day, timeout=600, poll_interval=10)
+    spark.read.format("delta").option("versionAsOf", marker.table_version).load(marker.dataset)
 """
 
 from __future__ import annotations

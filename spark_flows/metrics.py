@@ -4,13 +4,13 @@
 its own) and, from the SQL status store (what the UI's SQL tab and the monitoring REST API show), how many
 rows each file scan node produced, so "read once" is checked rather than assumed.
 
-Example
--------
->>> from spark_flows.metrics import SparkMeter                       # doctest: +SKIP
->>> with SparkMeter(spark) as meter:                                 # doctest: +SKIP
-...     df = spark.range(5).filter("id > 1")                         # no action
->>> meter.jobs                                                       # doctest: +SKIP
-0
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.metrics import SparkMeter
+    with SparkMeter(spark) as meter:
+        df = spark.range(5).filter("id > 1")                         # no action
+    meter.jobs
+    # -> 0
 """
 
 from __future__ import annotations

@@ -14,12 +14,12 @@
   (backfill dates) with at most N at once inside one Spark application, each in its own job group and FAIR
   pool, and :func:`run_processes` does the same with separate ``spark-submit`` processes.
 
-Example
--------
->>> from spark_flows.runners import RunLedger, RunLock, run_concurrently, single_run   # doctest: +SKIP
->>> with single_run(spark, "trend", day, lock_root="data/_locks", ledger=RunLedger(spark, "data/_ledger")):
-...     build_trend(day)                                                                  # doctest: +SKIP
->>> summary = run_concurrently(spark, lambda d: cube_for(d), dates, concurrency=4)     # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.runners import RunLedger, RunLock, run_concurrently, single_run
+    with single_run(spark, "trend", day, lock_root="data/_locks", ledger=RunLedger(spark, "data/_ledger")):
+        build_trend(day)
+    summary = run_concurrently(spark, lambda d: cube_for(d), dates, concurrency=4)
 """
 
 from __future__ import annotations

@@ -3,12 +3,12 @@
 Rows are computed by Spark from ``spark.range`` and hashes of the row id and a seed, so the same
 arguments always give the same data, at any size, without Python loops on the driver.
 
-Example
--------
->>> from spark_flows.samples import write_devices, write_visits         # doctest: +SKIP
->>> write_devices(spark, "data/raw/devices", rows=1000)                  # doctest: +SKIP
-1000
->>> write_visits(spark, "data/raw/visits", "2024-01-01", missing_hours=BOOK_MISSING_HOURS)  # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.samples import write_devices, write_visits
+    write_devices(spark, "data/raw/devices", rows=1000)
+    # -> 1000
+    write_visits(spark, "data/raw/visits", "2024-01-01", missing_hours=BOOK_MISSING_HOURS)
 """
 
 from __future__ import annotations

@@ -6,12 +6,13 @@ a ``pyspark.InheritableThread`` (pinned-thread mode), in a job group and FAIR sc
 its jobs can be told apart and cancelled (``SparkContext.cancelJobGroup``, which does cancel running jobs
 in classic mode).
 
-Example
--------
->>> from spark_flows.scheduling import run_bounded                               # doctest: +SKIP
->>> outcomes = run_bounded(spark, [("a", lambda: df.count()), ("b", lambda: df.count())], concurrency=2)
->>> outcomes["a"].ok, outcomes["a"].value                                        # doctest: +SKIP
-(True, 300)
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.scheduling import run_bounded
+    tasks = [("a", lambda: df.count()), ("b", lambda: df.count())]
+    outcomes = run_bounded(spark, tasks, concurrency=2)
+    outcomes["a"].ok, outcomes["a"].value
+    # -> (True, 300)
 """
 
 from __future__ import annotations

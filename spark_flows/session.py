@@ -5,11 +5,11 @@ win; in a plain ``python`` process (the demo, a notebook) spark_flows starts Spa
 master with Delta's JVM artifact resolved from Maven Central by Spark's own resolver (Ivy, cached after the
 first run); under pytest the fixture's session is reused as it is.
 
-Example
--------
->>> from spark_flows.session import get_session                     # doctest: +SKIP
->>> spark = get_session()                                            # doctest: +SKIP
->>> spark.range(3).write.format("delta").save("/tmp/t")              # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.session import get_session
+    spark = get_session()
+    spark.range(3).write.format("delta").save("/tmp/t")
 """
 
 from __future__ import annotations

@@ -4,12 +4,12 @@ Two policies, chosen by the caller: ``"fail"`` (the default) raises :class:`BadR
 files and the count before anything is written; ``"quarantine"`` writes the unparseable lines, with their
 file, to a bad-records path and goes on with the good rows.
 
-Example
--------
->>> from spark_flows.sources import read_json                           # doctest: +SKIP
->>> parsed = read_json(spark, "data/raw/devices", DEVICES_SCHEMA)         # doctest: +SKIP
->>> parsed.bad_records                                                    # doctest: +SKIP
-0
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.sources import read_json
+    parsed = read_json(spark, "data/raw/devices", DEVICES_SCHEMA)
+    parsed.bad_records
+    # -> 0
 """
 
 from __future__ import annotations

@@ -6,16 +6,16 @@ scheduler pool named after it, so its jobs can be identified in the UI and cance
 does not stop or corrupt the others; the caller decides what a failure means
 (:meth:`SplitResult.raise_for_failures`).
 
-Example
--------
->>> from spark_flows.split import branch, split                         # doctest: +SKIP
->>> from spark_flows.writers import Batch, DeltaWriter                    # doctest: +SKIP
->>> batch = Batch("devices_loader", 7)                                    # doctest: +SKIP
->>> result = split(raw, [                                                 # doctest: +SKIP
-...     branch("devices", lambda df: DeltaWriter().write(df, "t/devices", batch=batch)),
-...     branch("enriched", lambda df: DeltaWriter().write(df.transform(enrich), "t/enriched", batch=batch)),
-... ], concurrency=2)
->>> result.raise_for_failures()                                           # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.split import branch, split
+    from spark_flows.writers import Batch, DeltaWriter
+    batch = Batch("devices_loader", 7)
+    result = split(raw, [
+        branch("devices", lambda df: DeltaWriter().write(df, "t/devices", batch=batch)),
+        branch("enriched", lambda df: DeltaWriter().write(df.transform(enrich), "t/enriched", batch=batch)),
+    ], concurrency=2)
+    result.raise_for_failures()
 """
 
 from __future__ import annotations

@@ -11,12 +11,12 @@ HDFS          atomic (NameNode)               atomic (``create(overwrite=false)`
 S3A           copy + delete, not atomic       atomic only with S3 conditional writes; else racy
 ============  ==============================  ===================================================
 
-Example
--------
->>> from spark_flows.storage import Storage                          # doctest: +SKIP
->>> fs = Storage(spark)                                              # doctest: +SKIP
->>> fs.write_json("/tmp/x/_READY.json", {"rows": 3}); fs.read_json("/tmp/x/_READY.json")  # doctest: +SKIP
-{'rows': 3}
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.storage import Storage
+    fs = Storage(spark)
+    fs.write_json("/tmp/x/_READY.json", {"rows": 3}); fs.read_json("/tmp/x/_READY.json")
+    # -> {'rows': 3}
 """
 
 from __future__ import annotations

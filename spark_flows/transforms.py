@@ -3,10 +3,10 @@
 Each is a plain ``DataFrame -> DataFrame`` function (or returns one), so it slots into a
 :class:`~spark_flows.sequence.Sequence`, a split branch or ``df.transform``.
 
-Example
--------
->>> from spark_flows.transforms import enrich_devices, validate_devices   # doctest: +SKIP
->>> raw.transform(validate_devices).transform(enrich_devices)              # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.transforms import enrich_devices, validate_devices
+    raw.transform(validate_devices).transform(enrich_devices)
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@
   atomic rename. Readers see the old output, nothing, or the whole new one; never a partial directory. A
   crashed run leaves only staging debris, which the next write for that target removes.
 
-Example
--------
->>> from spark_flows.writers import Batch, DeltaWriter, FilesWriter     # doctest: +SKIP
->>> DeltaWriter().write(df, "data/tables/devices", batch=Batch("devices_loader", 7))   # doctest: +SKIP
-WriteResult(path='data/tables/devices', output_type='delta', rows=1000, skipped=False, ...)
->>> FilesWriter("csv", options={"sep": ";", "header": "true"}).write(df, "out/devices_csv", batch=...)  # doctest: +SKIP
+Example (needs a SparkSession ``spark``; not run as a doctest)::
+
+    from spark_flows.writers import Batch, DeltaWriter, FilesWriter
+    DeltaWriter().write(df, "data/tables/devices", batch=Batch("devices_loader", 7))
+    # -> WriteResult(path='data/tables/devices', output_type='delta', rows=1000, skipped=False, ...)
+    FilesWriter("csv", options={"sep": ";", "header": "true"}).write(df, "out/devices_csv", batch=...)
 """
 
 from __future__ import annotations
