@@ -132,9 +132,11 @@ def _submit(argv: Sequence[str]) -> int:
                         help="zip spark_flows and pass it with --py-files (executors without spark_flows)")
     parser.add_argument("--zip", default="dist/spark_flows.zip", help="where --ship writes the zip")
     parser.add_argument("--dry-run", action="store_true", help="print the command, do not run it")
-    parser.add_argument("job_args", nargs=argparse.REMAINDER, help="after --: the job's own arguments")
+    argv = list(argv)
+    # everything after the first `--` belongs to the job (argparse's REMAINDER would also swallow our flags)
+    own, job_args = (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if "--" in argv else (argv, [])
     try:
-        args = parser.parse_args(list(argv))
+        args = parser.parse_args(own)
         settings = load_settings(args.conf_file, overrides={"master": args.master})
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
@@ -145,7 +147,6 @@ def _submit(argv: Sequence[str]) -> int:
         print(f"spark-flows submit: error: job file {args.job} does not exist", file=sys.stderr)
         return EXIT_USAGE
     py_files = [str(package_zip(args.zip))] if args.ship else []
-    job_args = [a for a in args.job_args if a != "--"]
     if args.conf_file:
         job_args = ["--conf-file", args.conf_file, *job_args]
     command = submit_command(args.job, job_args, settings, py_files=py_files)

@@ -95,3 +95,14 @@ def test_backfill_under_spark_submit_loads_its_sibling_jobs(spark, data_root: st
                                   "--to", "2024-01-02", "--concurrency", "2"])
     assert job.wait(300) == 0, job.tail()
     assert "2 ok, 0 failed" in "\n".join(job.lines)
+
+
+@pytest.mark.subprocess
+def test_backfill_with_process_isolation_runs_one_spark_submit_per_date(spark, data_root: str, capsys) -> None:
+    _visits(spark, data_root, "2024-01-01", "2024-01-02")
+    code = backfill.main(["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-01",
+                          "--to", "2024-01-02", "--concurrency", "2", "--isolation", "process"])
+    assert code == 0
+    assert "2 ok, 0 failed" in capsys.readouterr().out
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    assert sorted(r.date for r in cube.select("date").distinct().collect()) == ["20240101", "20240102"]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+from spark_flows.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_generate_devices_and_visits(spark, data_root: str, capsys) -> None:
+    assert cli(["generate", "devices", "--rows", "25", "--malformed", "2", "--data-root", data_root]) == 0
+    assert cli(["generate", "visits", "--date", "2024-01-01", "--rows", "2", "--missing-hours", "6,11",
+                "--data-root", data_root]) == 0
+    out = capsys.readouterr().out
+    assert "devices: 25 rows (+2 malformed)" in out and "visits 2024-01-01: 22 hours x 2 rows" in out
+    assert len(list(Path(data_root, "raw", "visits", "date=20240101").iterdir())) == 22
+
+
+def test_generate_rejects_bad_hours(capsys) -> None:
+    assert cli(["generate", "visits", "--date", "2024-01-01", "--missing-hours", "25"]) == 2
+    assert "hours must be 0..23" in capsys.readouterr().err
+
+
+def test_submit_dry_run_prints_the_command_with_the_shipped_zip(tmp_path: Path, capsys) -> None:
+    zip_path = tmp_path / "spark_flows.zip"
+    code = cli(["submit", str(ROOT / "jobs" / "devices_loader.py"), "--master", "spark://127.0.0.1:7077", "--ship",
+                "--zip", str(zip_path), "--dry-run", "--", "--batch-id", "1"])
+    assert code == 0
+    command = shlex.split(capsys.readouterr().out.strip())
+    assert command[command.index("--master") + 1] == "spark://127.0.0.1:7077"
+    assert command[command.index("--py-files") + 1] == str(zip_path) and zip_path.stat().st_size > 10_000
+    assert command[-3:] == [str(ROOT / "jobs" / "devices_loader.py"), "--batch-id", "1"]
+
+
+def test_submit_refuses_a_missing_job_file(capsys) -> None:
+    assert cli(["submit", "jobs/nope.py", "--dry-run"]) == 2
+    assert "job file jobs/nope.py does not exist" in capsys.readouterr().err
+
+
+def test_unknown_command_is_a_usage_error(capsys) -> None:
+    assert cli(["frobnicate"]) == 2
+    assert "commands: generate, markers, runs, submit" in capsys.readouterr().err
+
+
+def test_bootstrap_refuses_an_old_java(tmp_path: Path) -> None:
+    fake = tmp_path / "jdk" / "bin"
+    fake.mkdir(parents=True)
+    (fake / "java").write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
+    (fake / "java").chmod(0o755)
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "JAVA_HOME": str(tmp_path / "jdk")}, check=False)
+    assert done.returncode == 1
+    assert "bootstrap: error: Java 17+ is required, found '11'" in done.stderr
