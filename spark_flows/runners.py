@@ -1,12 +1,7 @@
 """Single Runner and Concurrent Runner: at most one run of a job at a time, or a bounded number at once.
 
-* :class:`RunLock` is a lock file on the job's storage, created exclusively (so it holds across processes
-  and machines sharing the filesystem). Its content (holder: host, pid, run id, since) never changes; a
-  heartbeat thread advances its modification time while the run lives. A lock whose heartbeat is older than
-  its TTL belongs to a dead run and may be taken over: the taker renames it atomically to a tombstone
-  (only one taker can), checks it moved the stale holder, creates its own, and records the take-over.
-  Guarantees: local filesystem and HDFS give exclusive create and atomic rename, so at most one holder;
-  on S3 (S3A) neither is atomic without conditional writes, so the lock is best effort there.
+* :class:`~spark_flows.locks.RunLock` (in :mod:`spark_flows.locks`, re-exported here) is the exclusive,
+  heartbeated run lock on the job's storage, taken over from dead runs after its TTL.
 * :class:`RunLedger` is an append-only Delta table of run events (job, execution date, attempt, status,
   time, error): appends never conflict, the latest event per attempt is its status. ``depends_on_past``:
   a run for D starts only if D-1 succeeded, unless no earlier date of the job was ever run.
@@ -25,24 +20,21 @@ Example (needs a SparkSession ``spark``; not run as a doctest)::
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
-import socket
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
-from spark_flows.errors import DependsOnPastError, RunLockedError, error_summary
+from spark_flows.errors import DependsOnPastError, error_summary
+from spark_flows.locks import LockHolder, RunLock
 from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.storage import Storage
 from spark_flows.submit import submit_env
@@ -50,111 +42,10 @@ from spark_flows.writers import retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class LockHolder:
-    """Who holds a run lock."""
-
-    job: str
-    run_id: str
-    host: str
-    pid: int
-    since: str
-    ttl_seconds: int
-    took_over_from: str | None = None
-
-
-class RunLock:
-    """An exclusive, heartbeated run lock for ``job`` under ``lock_root`` (any Hadoop filesystem)."""
-
-    def __init__(self, spark: SparkSession, lock_root: str, job: str, *, ttl_seconds: int = 120,
-                 heartbeat_seconds: int = 20, run_id: str | None = None) -> None:
-        if heartbeat_seconds <= 0 or ttl_seconds <= heartbeat_seconds:
-            raise ValueError(f"need 0 < heartbeat_seconds < ttl_seconds, got {heartbeat_seconds} and {ttl_seconds}")
-        self.storage = Storage(spark)
-        self.path = f"{lock_root.rstrip('/')}/{job}.lock"
-        self.job, self.ttl, self.heartbeat = job, ttl_seconds, heartbeat_seconds
-        self.run_id = run_id or uuid.uuid4().hex[:12]
-        self.holder: LockHolder | None = None
-        self._stop = threading.Event()
-        self._beat: threading.Thread | None = None
-
-    def current(self) -> tuple[LockHolder, float] | None:
-        """The holder and the age of its heartbeat in seconds, or ``None`` when unlocked."""
-        try:
-            holder = LockHolder(**json.loads(self.storage.read_text(self.path)))
-            age = time.time() - self.storage.modified_ms(self.path) / 1000
-        except Exception:  # released between the calls
-            return None
-        return holder, age
-
-    def _describe(self, holder: LockHolder, age: float) -> str:
-        return (f"job {self.job} is locked by run {holder.run_id} on {holder.host} (pid {holder.pid}) since "
-                f"{holder.since}, last heartbeat {age:.0f}s ago (TTL {holder.ttl_seconds}s): {self.path}")
-
-    def acquire(self, *, wait_timeout: float = 0.0, poll_interval: float = 1.0) -> LockHolder:
-        """Take the lock, waiting up to ``wait_timeout`` seconds for a live holder to finish.
-
-        Raises
-        ------
-        RunLockedError: a live run holds the lock; the message names it (host, pid, run id, since).
-        """
-        deadline = time.monotonic() + wait_timeout
-        took_over: str | None = None
-        while True:
-            mine = LockHolder(self.job, self.run_id, socket.gethostname(), os.getpid(),
-                              dt.datetime.now(dt.UTC).isoformat(), self.ttl, took_over)
-            if self.storage.create_exclusive(self.path, json.dumps(asdict(mine))):
-                self.holder = mine
-                self._start_heartbeat()
-                logger.info("run lock %s acquired by run %s%s", self.path, self.run_id,
-                            f" (took over from {took_over})" if took_over else "")
-                return mine
-            seen = self.current()
-            if seen is None:
-                continue
-            holder, age = seen
-            if age > holder.ttl_seconds:
-                took_over = self._take_over(holder) or took_over
-                continue
-            if time.monotonic() >= deadline:
-                raise RunLockedError(self._describe(holder, age))
-            time.sleep(poll_interval)
-
-    def _take_over(self, stale: LockHolder) -> str | None:
-        tombstone = f"{self.path}.stale-{uuid.uuid4().hex[:8]}"
-        if not self.storage.rename(self.path, tombstone):
-            return None  # another taker moved it first
-        moved = LockHolder(**json.loads(self.storage.read_text(tombstone)))
-        if moved.run_id != stale.run_id and not self.storage.rename(tombstone, self.path):
-            logger.warning("displaced a fresh lock of run %s while taking over; it will be retaken", moved.run_id)
-        self.storage.delete(tombstone)
-        logger.warning("run lock %s: taking over from dead run %s on %s (pid %d)", self.path, stale.run_id,
-                       stale.host, stale.pid)
-        return f"{stale.run_id}@{stale.host}:{stale.pid}"
-
-    def _start_heartbeat(self) -> None:
-        self._stop.clear()
-
-        def beat() -> None:
-            while not self._stop.wait(self.heartbeat):
-                try:
-                    self.storage.touch(self.path)
-                except Exception as exc:  # the session may be stopping; the TTL covers a missed beat
-                    logger.debug("heartbeat of %s failed: %s", self.path, exc)
-
-        self._beat = threading.Thread(target=beat, name=f"heartbeat-{self.job}", daemon=True)
-        self._beat.start()
-
-    def release(self) -> None:
-        """Stop the heartbeat and remove the lock if this run still holds it."""
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join(timeout=5)
-        seen = self.current()
-        if seen is not None and seen[0].run_id == self.run_id:
-            self.storage.delete(self.path)
-        self.holder = None
+__all__ = [
+    "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
+    "run_concurrently", "run_processes", "single_run",
+]
 
 
 LEDGER_SCHEMA = StructType([
