@@ -46,6 +46,7 @@ from pyspark.sql.types import (
 
 from spark_flows.alignment import align_join, reconcile_schemas, union_by_name, widen
 from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary
+from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,9 @@ __all__ = [
 ]
 
 Mode = Literal["aligned", "unaligned"]
-CORRUPT_COLUMN = "_corrupt_record"
 PARENT_COLUMN = "_parent"
+
+
 @dataclass(frozen=True)
 class Parent:
     """One expected parent of a fan-in: a name and either a path or a loader returning its DataFrame."""
@@ -224,15 +226,12 @@ def _read_together(
     spark: SparkSession, paths: Mapping[str, str], schema: StructType, file_format: str, corrupt: bool
 ) -> dict[str, DataFrame]:
     """Read same-schema parents in ONE scan (one file index, packed splits), tagging each row's parent."""
-    reader = spark.read.format(file_format)
-    if corrupt:
-        schema = StructType([*schema.fields, StructField(CORRUPT_COLUMN, StringType())])
-        reader = reader.option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
+    reader = permissive_reader(spark, schema, file_format) if corrupt else spark.read.format(file_format).schema(schema)
     file_path = F.col("_metadata.file_path")
     parent = reduce(lambda acc, item: acc.when(file_path.startswith(item[1].rstrip("/") + "/"), F.lit(item[0])),
                     list(paths.items())[1:], F.when(file_path.startswith(next(iter(paths.values())).rstrip("/") + "/"),
                                                     F.lit(next(iter(paths)))))
-    together = reader.schema(schema).load(list(paths.values())).withColumn(PARENT_COLUMN, parent)
+    together = reader.load(list(paths.values())).withColumn(PARENT_COLUMN, parent)
     return {"+".join(paths): together}
 
 

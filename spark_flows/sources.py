@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -47,6 +47,13 @@ def require_input(spark: SparkSession, path: str, *, hint: str = "") -> None:
         raise InputNotFoundError(f"input path {path} does not exist" + (f"; {hint}" if hint else ""))
 
 
+def permissive_reader(spark: SparkSession, schema: StructType, file_format: str = "json") -> DataFrameReader:
+    """A reader with ``schema`` that keeps unparseable lines in :data:`CORRUPT_COLUMN` instead of failing."""
+    with_corrupt = StructType([*schema.fields, StructField(CORRUPT_COLUMN, StringType())])
+    return (spark.read.format(file_format).schema(with_corrupt).option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN))
+
+
 def read_json(
     spark: SparkSession,
     path: str,
@@ -72,15 +79,7 @@ def read_json(
     if on_bad_records == "quarantine" and not quarantine_path:
         raise ValueError("on_bad_records='quarantine' needs a quarantine_path")
     require_input(spark, path)
-    with_corrupt = StructType([*schema.fields, StructField(CORRUPT_COLUMN, StringType())])
-    parsed = (
-        spark.read.schema(with_corrupt)
-        .option("mode", "PERMISSIVE")
-        .option("columnNameOfCorruptRecord", CORRUPT_COLUMN)
-        .json(path)
-        .withColumn(SOURCE_FILE_COLUMN, F.input_file_name())
-        .persist()
-    )
+    parsed = permissive_reader(spark, schema).load(path).withColumn(SOURCE_FILE_COLUMN, F.input_file_name()).persist()
     bad = parsed.where(F.col(CORRUPT_COLUMN).isNotNull())
     per_file = {r[SOURCE_FILE_COLUMN]: r["count"] for r in bad.groupBy(SOURCE_FILE_COLUMN).count().collect()}
     count = sum(per_file.values())
