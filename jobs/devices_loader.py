@@ -69,7 +69,6 @@ def main(argv: list[str] | None = None) -> int:
                 df, csv_path, batch=batch)))
         # read_json already persisted the parsed rows: the split reads them from there, once
         result = split(parsed.frame, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
-        rows = parsed.frame.count() if result.ok and args.execution_date else None  # from the cache
         parsed.frame.unpersist()
         for outcome in result.branches:
             print(f"{NAME}: branch {outcome.name}: "
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                   + f" ({outcome.seconds:.1f}s)")
         result.raise_for_failures()
         if args.execution_date:
-            marker = write_marker(spark, devices_table, args.execution_date, producer=NAME, rows=rows,
+            marker = write_marker(spark, devices_table, args.execution_date, producer=NAME, rows=parsed.rows,
                                   schema=parsed.frame.schema, run_id=args.run_id, delta=True)
             if args.trigger:
                 consumer = str(Path(__file__).resolve().parent / f"{args.trigger}.py")

@@ -96,16 +96,28 @@ class RunLedger:
 
     def statuses(self, job: str) -> dict[str, str]:
         """Latest status per execution date (ISO string) of ``job``; triggers one Spark job."""
-        return {r.execution_date: r.status for r in self.runs(job).collect()}
+        return _statuses(self.runs(job).collect())
 
     def next_attempt(self, job: str, execution_date: dt.date) -> int:
-        rows = self.runs(job).where(F.col("execution_date") == execution_date.isoformat()).collect()
-        return max((r.attempt for r in rows), default=0) + 1
+        """The attempt number a new run of ``job`` for ``execution_date`` gets; triggers one Spark job."""
+        return _next_attempt(self.runs(job).collect(), execution_date)
+
+
+def _statuses(runs: Sequence[Any]) -> dict[str, str]:
+    # runs are ordered by date then attempt: the last attempt of a date wins
+    return {r.execution_date: r.status for r in runs}
+
+
+def _next_attempt(runs: Sequence[Any], execution_date: dt.date) -> int:
+    return max((r.attempt for r in runs if r.execution_date == execution_date.isoformat()), default=0) + 1
 
 
 def check_depends_on_past(ledger: RunLedger, job: str, execution_date: dt.date) -> None:
     """Raise :class:`DependsOnPastError` unless D-1 succeeded or no date before D was ever run."""
-    statuses = ledger.statuses(job)
+    _require_past(ledger.statuses(job), job, execution_date)
+
+
+def _require_past(statuses: dict[str, str], job: str, execution_date: dt.date) -> None:
     previous = (execution_date - dt.timedelta(days=1)).isoformat()
     earlier = [d for d in statuses if d < execution_date.isoformat()]
     if earlier and statuses.get(previous) != "succeeded":
@@ -122,9 +134,10 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
     lock = RunLock(spark, lock_root, job, ttl_seconds=ttl_seconds, heartbeat_seconds=heartbeat_seconds)
     lock.acquire(wait_timeout=wait_timeout)
     try:
+        runs = ledger.runs(job).collect()  # one read of the ledger for both checks
         if depends_on_past:
-            check_depends_on_past(ledger, job, execution_date)
-        attempt = ledger.next_attempt(job, execution_date)
+            _require_past(_statuses(runs), job, execution_date)
+        attempt = _next_attempt(runs, execution_date)
         ledger.record(job, execution_date, attempt, "running", lock.run_id)
         try:
             yield lock

@@ -37,6 +37,7 @@ class ParsedInput:
     """Result of :func:`read_json`: the good rows (persisted) and what happened to the bad ones."""
 
     frame: DataFrame
+    rows: int
     bad_records: int
     quarantine_path: str | None = None
 
@@ -81,7 +82,12 @@ def read_json(
     require_input(spark, path)
     parsed = permissive_reader(spark, schema).load(path).withColumn(SOURCE_FILE_COLUMN, F.input_file_name()).persist()
     bad = parsed.where(F.col(CORRUPT_COLUMN).isNotNull())
-    per_file = {r[SOURCE_FILE_COLUMN]: r["count"] for r in bad.groupBy(SOURCE_FILE_COLUMN).count().collect()}
+    # one job over the cached rows gives both the bad rows per file and the good rows in total
+    stats = parsed.groupBy(SOURCE_FILE_COLUMN).agg(
+        F.count_if(F.col(CORRUPT_COLUMN).isNotNull()).alias("bad"),
+        F.count_if(F.col(CORRUPT_COLUMN).isNull()).alias("good"),
+    ).collect()
+    per_file = {r[SOURCE_FILE_COLUMN]: r["bad"] for r in stats if r["bad"]}
     count = sum(per_file.values())
     good = parsed.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN, SOURCE_FILE_COLUMN)
     if count and on_bad_records == "fail":
@@ -94,4 +100,5 @@ def read_json(
     if count and quarantine_path:
         bad.select(SOURCE_FILE_COLUMN, CORRUPT_COLUMN).write.mode("overwrite").json(quarantine_path)
         logger.warning("quarantined %d malformed row(s) from %s to %s", count, path, quarantine_path)
-    return ParsedInput(frame=good, bad_records=count, quarantine_path=quarantine_path if count else None)
+    return ParsedInput(frame=good, rows=sum(r["good"] for r in stats), bad_records=count,
+                       quarantine_path=quarantine_path if count else None)

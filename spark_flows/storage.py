@@ -141,8 +141,9 @@ class Storage:
 
     def create_exclusive(self, path: str, text: str) -> bool:
         """Create the file ``path`` holding ``text`` only if nothing exists there; True if this call made it."""
-        if urlparse(self.qualify(path)).scheme == "file":
-            local = urlparse(self.qualify(path)).path
+        qualified = urlparse(self.qualify(path))
+        if qualified.scheme == "file":
+            local = qualified.path
             os.makedirs(os.path.dirname(local), exist_ok=True)
             try:
                 fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import subprocess
 import sys
 import zipfile
@@ -117,8 +118,7 @@ def run_submit(command: Sequence[str], *, timeout: float | None = None, capture:
     With ``capture`` the job's output (stdout and stderr merged) is collected and its last lines kept in
     the result; otherwise the job writes to this process's stdout and stderr.
     """
-    logger.info("spark-submit %s", " ".join(command[command.index("--name") + 1 :][1:]) if "--name" in command
-                else " ".join(command))
+    logger.info("spark-submit %s", shlex.join(command[1:]))
     # spark-submit's PythonRunner forwards the Python driver's stderr to its own stdout: keep both, merged
     completed = subprocess.run(
         list(command), env=submit_env(), timeout=timeout, text=True,
