@@ -19,9 +19,9 @@ WORK = Path(os.environ.get("SPARK_FLOWS_BENCH_DIR", "data/bench"))
 
 def bench_session() -> SparkSession:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # the shipped configuration (embedded local.toml: FAIR pools, 4 shuffle partitions), on 2 cores
     return get_session(load_settings(overrides={"master": "local[2]", "spark_conf": {
-        "spark.ui.enabled": "false", "spark.driver.memory": "6g", "spark.sql.shuffle.partitions": "4",
-        "spark.scheduler.mode": "FAIR"}}))
+        "spark.ui.enabled": "false", "spark.driver.memory": "6g"}}))
 
 
 def fresh(path: Path) -> str:

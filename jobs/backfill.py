@@ -21,8 +21,10 @@ from types import ModuleType
 
 from pyspark.sql import SparkSession
 
+from spark_flows.backend import master
 from spark_flows.config import Settings
-from spark_flows.job import job_parser, parse_date, run_job
+from spark_flows.errors import InputNotFoundError, JobFailedError
+from spark_flows.job import job_parser, last_error, parse_date, run_job
 from spark_flows.runners import run_concurrently, run_processes
 from spark_flows.submit import submit_command
 
@@ -38,10 +40,20 @@ def load_job(name: str) -> ModuleType:
         return cached
     spec = importlib.util.spec_from_file_location(f"spark_flows_job_{name}", Path(__file__).resolve().parent /
                                                   f"{name}.py")
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise InputNotFoundError(f"cannot load job {name} from {Path(__file__).resolve().parent}",
+                                 parameters={"job": name})
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def run_in_thread(module: ModuleType, argv: list[str]) -> int:
+    """Run a job's ``main(argv)`` in this application; a failure carries the job's own one-line error."""
+    code = int(module.main(argv))
+    if code != 0:
+        raise JobFailedError(last_error() or f"exit {code}", parameters={"exit_code": code})
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-fast", action="store_true", help="cancel the rest when a date fails")
     parser.add_argument("job_args", nargs=argparse.REMAINDER, help="after --: extra arguments for the job")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
+    def validate(args: argparse.Namespace) -> None:
         if args.end < args.start:
             parser.error(f"--to {args.end} is before --from {args.start}")
         if args.concurrency < 1:
             parser.error("--concurrency must be >= 1")
+
+    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         dates = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
         module = load_job(args.job)
         concurrency = args.concurrency
@@ -73,17 +87,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.isolation == "process":
             job_file = str(Path(__file__).resolve().parent / f"{args.job}.py")
             commands = [(d.isoformat(), submit_command(job_file, [*common, *extra, "--execution-date", d.isoformat()],
-                                                       settings, master=spark.sparkContext.master)) for d in dates]
-            summary = run_processes(commands, concurrency=concurrency, name=f"{NAME} {args.job}")
+                                                       settings, master=master(spark))) for d in dates]
+            summary = run_processes(commands, concurrency=concurrency, name=f"{NAME} {args.job}",
+                                    fail_fast=args.fail_fast)
         else:
             summary = run_concurrently(
-                spark, lambda d: module.main([*common, *extra, "--execution-date", d.isoformat()]), dates,
+                spark, lambda d: run_in_thread(module, [*common, *extra, "--execution-date", d.isoformat()]), dates,
                 concurrency=concurrency, name=f"{NAME}-{args.job}", fail_fast=args.fail_fast)
         print(f"{NAME} {args.job} {args.start}..{args.end} (concurrency {concurrency}, {args.isolation}):")
         print(summary.table())
         return 0 if summary.ok else 1
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, validate=validate)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_flows.config import Settings
+from spark_flows.datasets import DEVICES_SCHEMA, date_key
 from spark_flows.job import job_parser, run_job
 from spark_flows.markers import read_when_ready
-from spark_flows.samples import DEVICES_SCHEMA
+from spark_flows.writers import DeltaWriter
 
 NAME = "devices_aggregator"
 
@@ -30,23 +31,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-interval", type=float, default=10.0, help="seconds between polls")
     parser.add_argument("--backoff", type=float, default=1.0, help="poll interval multiplier (>= 1)")
 
+    def validate(args: argparse.Namespace) -> None:
+        if args.wait_timeout < 0 or args.poll_interval <= 0 or args.backoff < 1:
+            parser.error("need --wait-timeout >= 0, --poll-interval > 0 and --backoff >= 1")
+
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         devices, marker = read_when_ready(
             spark, args.devices_table or settings.path("tables", "devices"), args.execution_date,
             consumer=NAME, timeout=args.wait_timeout, poll_interval=args.poll_interval, backoff=args.backoff,
             expected_schema=DEVICES_SCHEMA, require_rows=True,
         )
-        date_key = f"{args.execution_date:%Y%m%d}"
+        key = date_key(args.execution_date)
         per_type = devices.groupBy("type").agg(F.count("*").alias("devices"),
                                                F.countDistinct("version").alias("versions"))
-        (per_type.withColumn("source_version", F.lit(marker.table_version)).withColumn("date", F.lit(date_key))
-         .write.format("delta").mode("overwrite").option("replaceWhere", f"date = '{date_key}'")
-         .partitionBy("date").save(args.output or settings.path("tables", "devices_per_type")))
-        print(f"{NAME}: {date_key}: aggregated {marker.rows} devices published by {marker.producer} "
+        DeltaWriter(replace={"date": key}).write(per_type.withColumn("source_version", F.lit(marker.table_version)),
+                                                 args.output or settings.path("tables", "devices_per_type"))
+        print(f"{NAME}: {key}: aggregated {marker.rows} devices published by {marker.producer} "
               f"(run {marker.run_id}, table version {marker.table_version})")
         return 0
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, validate=validate)
 
 
 if __name__ == "__main__":

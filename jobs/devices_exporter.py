@@ -4,7 +4,11 @@
     spark-submit jobs/devices_exporter.py --route-by-date --migration-date 2024-03-01 --execution-date 2024-02-28
 
 --route-by-date backfills dates before the cut-over with the legacy CSV branch and the cut-over day and later
-with the Delta branch. The decision is logged, printed, and recorded as _ROUTE.json next to the output.
+with the Delta branch, one output per branch keeping every date (<output-root>/devices_<branch>_by_date).
+The decision is logged, printed, and recorded as _ROUTE.json next to the output.
+
+Each export is a batch: its version is --batch-id, or else the newest modification time of the input (in
+seconds), so a rerun over unchanged input writes nothing and changed input is exported again.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from pyspark.sql import SparkSession
 
 from spark_flows.choice import OutputFactory, OutputType, Route, record_route, route_by_date
 from spark_flows.config import Settings
+from spark_flows.datasets import DEVICES_SCHEMA, date_key
 from spark_flows.job import job_parser, parse_date, run_job
-from spark_flows.samples import DEVICES_SCHEMA
-from spark_flows.sources import read_json
-from spark_flows.writers import Batch
+from spark_flows.sources import input_version, read_json
+from spark_flows.writers import Batch, DeltaWriter, Writer
 
 NAME = "devices_exporter"
 LEGACY, NEW = OutputType.CSV.value, OutputType.DELTA.value
@@ -34,30 +38,49 @@ def main(argv: list[str] | None = None) -> int:
     choice.add_argument("--route-by-date", action="store_true", help=f"{LEGACY} before --migration-date, {NEW} from it")
     parser.add_argument("--migration-date", type=parse_date, help="cut-over day (inclusive for the new branch)")
     parser.add_argument("--execution-date", type=parse_date, help="logical date of the export")
+    parser.add_argument("--batch-id", type=int, help="version of this export (default: the input's newest mtime)")
     parser.add_argument("--input", help="raw devices JSON lines (default: <data-root>/raw/devices)")
     parser.add_argument("--output-root", help="default: <data-root>/exports")
 
+    def validate(args: argparse.Namespace) -> None:
+        if args.route_by_date and (not args.migration_date or not args.execution_date):
+            parser.error("--route-by-date needs --migration-date and --execution-date")
+        if args.batch_id is not None and args.batch_id < 0:
+            parser.error(f"--batch-id must be >= 0, got {args.batch_id}")
+
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         if args.route_by_date:
-            if not args.migration_date or not args.execution_date:
-                parser.error("--route-by-date needs --migration-date and --execution-date")
             route = route_by_date(args.execution_date, cutover=args.migration_date, before=LEGACY, on_or_after=NEW)
         else:
             route = Route(args.output_type, "--output-type", args.output_type, f"--output-type {args.output_type}",
                           tuple(factory.known))
-        writer = factory.prepare(spark, route.branch)
-        suffix = f"/date={args.execution_date:%Y%m%d}" if args.execution_date else ""
-        output = f"{args.output_root or settings.path('exports')}/devices_{route.branch}{suffix}"
-        parsed = read_json(spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA)
-        version = int(f"{args.execution_date:%Y%m%d}") if args.execution_date else 0
-        result = writer.write(parsed.frame, output, batch=Batch(NAME, version))
-        parsed.frame.unpersist()
-        record_route(spark, output, route, {"rows": result.rows, "skipped": result.skipped, "output": output})
-        print(f"{NAME}: branch {route.branch} ({route.reason}) -> {output}: "
-              + (result.reason if result.skipped else f"{result.rows} rows"))
+        source = args.input or settings.path("raw", "devices")
+        root = args.output_root or settings.path("exports")
+        writer: Writer = factory.prepare(spark, route.branch)
+        app_id = NAME
+        if args.execution_date:  # one output per branch keeping every date; each date is its own batch line
+            key = date_key(args.execution_date)
+            app_id = f"{NAME}.{key}"
+            if isinstance(writer, DeltaWriter):
+                output = f"{root}/devices_{route.branch}_by_date"
+                writer = DeltaWriter(replace={"date": key})
+                record_at = f"{output}/_routes/date={key}"
+            else:
+                output = record_at = f"{root}/devices_{route.branch}_by_date/date={key}"
+        else:
+            output = record_at = f"{root}/devices_{route.branch}"
+        version = args.batch_id if args.batch_id is not None else input_version(spark, source)
+        parsed = read_json(spark, source, DEVICES_SCHEMA)
+        try:
+            result = writer.write(parsed.frame, output, batch=Batch(app_id, version))
+        finally:
+            parsed.release()
+        record_route(spark, record_at, route, {"rows": result.batch_rows, "skipped": result.skipped,
+                                               "batch": version, "output": output})
+        print(f"{NAME}: branch {route.branch} ({route.reason}) -> {output}: {result.describe()}")
         return 0
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, validate=validate)
 
 
 if __name__ == "__main__":

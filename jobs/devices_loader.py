@@ -3,7 +3,8 @@
     spark-submit jobs/devices_loader.py --batch-id 7 [--csv] [--concurrency 3]
 
 Replaying the same --app-id/--batch-id writes nothing twice: Delta tables skip a committed batch
-(txnAppId/txnVersion) and the CSV export is published once per batch, atomically.
+(txnAppId/txnVersion) and the CSV export is published once per batch, atomically. An empty input is refused
+(it would use up the batch id).
 
 With --execution-date it is the producer of an Isolated Sequencer: the devices table's readiness marker for
 that date is written last; --trigger NAME then starts jobs/NAME.py for the same date (task-based).
@@ -17,17 +18,17 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from spark_flows.backend import master
 from spark_flows.config import Settings
+from spark_flows.datasets import DEVICES_SCHEMA
 from spark_flows.job import job_parser, parse_date, run_job
 from spark_flows.markers import retract_marker, trigger, write_marker
-from spark_flows.samples import DEVICES_SCHEMA
 from spark_flows.sources import read_json
 from spark_flows.split import branch, split
-from spark_flows.transforms import enrich_devices, validate_devices, with_loading_time
-from spark_flows.writers import Batch, DeltaWriter, FilesWriter
+from spark_flows.transforms import enrich_devices, with_loading_time
+from spark_flows.writers import Batch, CsvWriter, DeltaWriter
 
 NAME = "devices_loader"
-CSV_OPTIONS = {"sep": ";", "header": "true"}  # the book's legacy CSV format
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,12 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-id", help="run id recorded in the marker (default: new)")
     parser.add_argument("--trigger", metavar="JOB", help="after the marker, spark-submit jobs/JOB.py for the date")
 
+    def validate(args: argparse.Namespace) -> None:
+        if args.trigger and not args.execution_date:
+            parser.error("--trigger needs --execution-date")
+        if args.concurrency < 1:
+            parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
+        if args.batch_id < 0:
+            parser.error(f"--batch-id must be >= 0, got {args.batch_id}")
+
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         batch = Batch(args.app_id, args.batch_id)
         devices_table = args.devices_table or settings.path("tables", "devices")
         enriched_table = args.enriched_table or settings.path("tables", "devices_enriched")
-        if args.trigger and not args.execution_date:
-            parser.error("--trigger needs --execution-date")
         if args.execution_date:
             retract_marker(spark, devices_table, args.execution_date)
         parsed = read_json(
@@ -59,36 +66,37 @@ def main(argv: list[str] | None = None) -> int:
         )
         branches = [
             branch("devices", lambda df: DeltaWriter().write(df, devices_table, batch=batch)),
+            # the book's enriched table: every raw row, plus the loading time and the versioned full name
             branch("enriched", lambda df: DeltaWriter().write(
-                df.transform(validate_devices).transform(enrich_devices).transform(with_loading_time),
-                enriched_table, batch=batch)),
+                df.transform(enrich_devices).transform(with_loading_time), enriched_table, batch=batch)),
         ]
         if args.csv or args.csv_output:
             csv_path = args.csv_output or settings.path("exports", "devices", f"batch={args.batch_id}")
-            branches.append(branch("csv", lambda df: FilesWriter("csv", options=CSV_OPTIONS).write(
-                df, csv_path, batch=batch)))
-        # read_json already persisted the parsed rows: the split reads them from there, once
-        result = split(parsed.frame, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
-        parsed.frame.unpersist()
+            branches.append(branch("csv", lambda df: CsvWriter().write(df, csv_path, batch=batch)))
+        try:
+            # read_json already persisted (and filled) the parsed rows: the split reads them from there, once
+            result = split(parsed.frame, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
+        finally:
+            parsed.release()
         for outcome in result.branches:
-            print(f"{NAME}: branch {outcome.name}: "
-                  + ("failed: " + str(outcome.error) if not outcome.ok else
-                     (outcome.output.reason if outcome.skipped and outcome.output else f"{outcome.rows} rows"))
-                  + f" ({outcome.seconds:.1f}s)")
+            text = f"failed: {outcome.error}" if not outcome.ok else (
+                outcome.output.describe() if outcome.output else f"{outcome.rows} rows")
+            print(f"{NAME}: branch {outcome.name}: {text} ({outcome.seconds:.1f}s)")
         result.raise_for_failures()
-        if args.execution_date:
-            marker = write_marker(spark, devices_table, args.execution_date, producer=NAME, rows=parsed.rows,
-                                  schema=parsed.frame.schema, run_id=args.run_id, delta=True)
+        devices = result["devices"].output
+        if args.execution_date and devices is not None:
+            marker = write_marker(spark, devices_table, args.execution_date, devices, producer=NAME,
+                                  schema=parsed.frame.schema, run_id=args.run_id)
             if args.trigger:
                 consumer = str(Path(__file__).resolve().parent / f"{args.trigger}.py")
-                outcome = trigger(spark, marker, consumer, [
+                submitted = trigger(spark, marker, consumer, [
                     "--execution-date", args.execution_date.isoformat(), "--data-root", settings.data_root,
                     "--devices-table", devices_table, "--wait-timeout", "0",
-                ], settings, master=spark.sparkContext.master)
-                print(f"{NAME}: triggered {args.trigger}: exit {outcome.returncode}")
+                ], settings, master=master(spark))
+                print(f"{NAME}: triggered {args.trigger}: exit {submitted.returncode}")
         return 0
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, validate=validate)
 
 
 if __name__ == "__main__":

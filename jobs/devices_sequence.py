@@ -15,8 +15,8 @@ import uuid
 from pyspark.sql import SparkSession
 
 from spark_flows.config import Settings
+from spark_flows.datasets import DEVICES_SCHEMA
 from spark_flows.job import job_parser, run_job
-from spark_flows.samples import DEVICES_SCHEMA
 from spark_flows.sources import read_json
 from spark_flows.storage import Storage
 from spark_flows.transforms import devices_sequence
@@ -36,17 +36,20 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         output = args.output or settings.path("tables", "devices_clean")
+        run_id: str = args.run_id or uuid.uuid4().hex[:12]
         parsed = read_json(
             spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA,
             on_bad_records=args.on_bad_records, quarantine_path=f"{output}_bad_records",
         )
         sequence = devices_sequence()
         boundary_root = args.boundary_root or settings.path("_boundaries")
-        run = sequence.run(parsed.frame, run_id=args.run_id or uuid.uuid4().hex[:12], boundary_root=boundary_root)
-        run.frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(output)
+        try:
+            run = sequence.run(parsed.frame, run_id=run_id, boundary_root=boundary_root)
+            run.frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(output)
+        finally:
+            parsed.release()
         if not args.keep_boundaries:
-            sequence.discard(Storage(spark), boundary_root, run.run_id)
-        parsed.frame.unpersist()
+            sequence.discard(Storage(spark), boundary_root, run_id)
         return 0
 
     return run_job(NAME, parser, argv, body)

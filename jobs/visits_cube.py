@@ -2,10 +2,11 @@
 
     spark-submit jobs/visits_cube.py --execution-date 2024-01-01 [--mode aligned|unaligned] [--min-completeness 0.9]
 
-aligned (default): every hour must be present, non-empty and parseable, else nothing is written.
-unaligned: publish what is there with is_approximate/completeness_ratio columns and a completeness row;
-below --min-completeness the cube goes to the private table instead of the public one.
-Re-running a date replaces that date only.
+aligned (default): every hour must be present, non-empty and readable, else nothing is written and every
+failed hour is named. unaligned: publish what is there with is_approximate/completeness_ratio columns and a
+completeness row; below --min-completeness the cube goes to the private table instead of the public one.
+A day with no usable hour is a failure, and a result never replaces a more complete one already published
+for the date unless --replace-more-complete. Re-running a date replaces that date only.
 """
 
 from __future__ import annotations
@@ -17,22 +18,38 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from spark_flows.config import Settings
-from spark_flows.errors import MissingParentsError
+from spark_flows.datasets import VISITS_SCHEMA, date_key
+from spark_flows.delta import is_delta_table
+from spark_flows.errors import WriteRefusedError
 from spark_flows.fan_in import completeness_frame, fan_in, hourly_parents, with_completeness
 from spark_flows.job import job_parser, run_job
-from spark_flows.samples import VISITS_SCHEMA
 from spark_flows.sources import require_input
+from spark_flows.storage import Storage
 from spark_flows.transforms import visits_cube
-from spark_flows.writers import retry_on_conflict
+from spark_flows.writers import DeltaWriter
 
 NAME = "visits_cube"
+#: an hour whose rows lack these (a renamed or dropped field) is a failed parent
+REQUIRED_COLUMNS = ("visit_id", "user_id", "event_time")
 
 
 def _ratio(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--min-completeness must be a number within 0..1, got {text!r}") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"--min-completeness must be within 0..1, got {text}")
     return value
+
+
+def published_ratio(spark: SparkSession, table: str, key: str, published_to: str) -> float | None:
+    """The completeness ratio already published for the date to ``published_to``, if any (one small job)."""
+    if not is_delta_table(Storage(spark), table):
+        return None
+    rows = (spark.read.format("delta").load(table)
+            .where((F.col("date") == key) & (F.col("published_to") == published_to)).select("ratio").collect())
+    return max((r.ratio for r in rows), default=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["aligned", "unaligned"], default="aligned")
     parser.add_argument("--min-completeness", type=_ratio, default=0.0,
                         help="unaligned: below this ratio the cube is written to --private-output")
+    parser.add_argument("--replace-more-complete", action="store_true",
+                        help="replace a published cube of the date even if it was more complete than this one")
     parser.add_argument("--input", help="visits root with date=YYYYMMDD/hour=HH (default: <data-root>/raw/visits)")
     parser.add_argument("--output", help="public cube Delta table (default: <data-root>/tables/visits_cube)")
     parser.add_argument("--private-output", help="default: <data-root>/tables/visits_cube_private")
@@ -47,32 +66,33 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         day = args.execution_date
-        date_key = f"{day:%Y%m%d}"
+        key = date_key(day)
         source = args.input or settings.path("raw", "visits")
+        completeness_table = args.completeness_table or settings.path("tables", "visits_cube_completeness")
         require_input(spark, source, hint="generate it with `spark-flows generate visits --date ...`")
-        merged = fan_in(spark, hourly_parents(source, day), mode=args.mode, schema=VISITS_SCHEMA)
-        cube = merged.frame.transform(visits_cube).persist()
-        cube.count()  # the one scan of the day's rows; fills the corrupt-record observation
-        completeness = merged.completeness.with_failures(merged.corrupt_parents())
-        if args.mode == "aligned" and completeness.is_approximate:
+        merged = fan_in(spark, hourly_parents(source, day), mode=args.mode, schema=VISITS_SCHEMA,
+                        required=REQUIRED_COLUMNS)
+        cube = merged.evaluate(visits_cube)  # the one scan of the day; refuses per the mode's trigger rule
+        completeness = cube.completeness
+        try:
+            public = completeness.ratio >= args.min_completeness
+            published_to = "public" if public else "private"
+            target = (args.output or settings.path("tables", "visits_cube")) if public else (
+                args.private_output or settings.path("tables", "visits_cube_private"))
+            before = published_ratio(spark, completeness_table, key, published_to)
+            if before is not None and before > completeness.ratio and not args.replace_more_complete:
+                raise WriteRefusedError(
+                    f"{published_to} cube of {key} has completeness {before} and this run only {completeness.ratio} "
+                    f"({completeness.describe()}); kept the published one. Pass --replace-more-complete to replace it",
+                    condition="LESS_COMPLETE", parameters={"date": key, "published": before,
+                                                           "this_run": completeness.ratio})
+            # partitioned by date: concurrent runs for other dates never touch the same files
+            DeltaWriter(replace={"date": key}).write(cube.frame.transform(with_completeness, completeness), target)
+            DeltaWriter(replace={"date": key, "published_to": published_to}).write(
+                completeness_frame(spark, key, completeness).drop("partition"), completeness_table)
+        finally:
             cube.unpersist()
-            raise MissingParentsError(f"aligned fan-in refused for {date_key}: {completeness.describe()}; "
-                                      "use --mode unaligned to publish partial data")
-        public = completeness.ratio >= args.min_completeness
-        target = (args.output or settings.path("tables", "visits_cube")) if public else (
-            args.private_output or settings.path("tables", "visits_cube_private"))
-        # both tables are partitioned by date: concurrent runs for other dates never touch the same files
-        replace = {"replaceWhere": f"date = '{date_key}'"}
-        published = cube.transform(with_completeness, completeness).withColumn("date", F.lit(date_key))
-        retry_on_conflict(lambda: published.write.format("delta").mode("overwrite").options(**replace)
-                          .partitionBy("date").save(target), what=f"{NAME} cube")
-        row = (completeness_frame(spark, date_key, completeness).withColumnRenamed("partition", "date")
-               .withColumn("published_to", F.lit("public" if public else "private")))
-        retry_on_conflict(lambda: row.write.format("delta").mode("overwrite").options(**replace).partitionBy("date")
-                          .save(args.completeness_table or settings.path("tables", "visits_cube_completeness")),
-                          what=f"{NAME} completeness")
-        cube.unpersist()
-        print(f"{NAME}: {date_key}: {completeness.describe()} -> {'public' if public else 'private'} {target}")
+        print(f"{NAME}: {key}: {completeness.describe()} -> {published_to} {target}")
         return 0
 
     return run_job(NAME, parser, argv, body)

@@ -36,7 +36,7 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_flows.errors import DuplicateKeysError, SchemaConflictError
+from spark_flows.errors import DuplicateKeysError, SchemaConflictError, invalid_argument
 
 _WIDENING: dict[tuple[type, type], DataType] = {}
 for _narrow, _wide in [(ShortType, IntegerType), (ShortType, LongType), (IntegerType, LongType),
@@ -97,7 +97,8 @@ def reconcile_schemas(
     if problems:
         raise SchemaConflictError(
             "cannot align inputs by name: " + "; ".join(problems)
-            + " (pass casts={...} to force a type, or allow_missing_columns=True to fill gaps with nulls)"
+            + " (pass casts={...} to force a type, or allow_missing_columns=True to fill gaps with nulls)",
+            parameters={"problems": problems, "inputs": list(schemas)},
         )
     return StructType([StructField(c, t, True) for c, (t, _) in merged.items()])
 
@@ -116,7 +117,7 @@ def union_by_name(
     """
     named = _labelled(frames)
     if not named:
-        raise ValueError("union_by_name needs at least one DataFrame")
+        raise invalid_argument("frames", frames, "at least one DataFrame")
     target = reconcile_schemas({n: df.schema for n, df in named.items()},
                                allow_missing_columns=allow_missing_columns, casts=casts)
 
@@ -149,18 +150,20 @@ def align_join(
     ValueError: an input lacks a key column.
     """
     if len(frames) < 2:
-        raise ValueError("align_join needs at least two DataFrames")
+        raise invalid_argument("frames", list(frames), "at least two named DataFrames")
     keys = list(on)
     for name, df in frames.items():
         absent = [k for k in keys if k not in df.columns]
         if absent:
-            raise ValueError(f"input '{name}' lacks join key(s) {absent}; its columns: {df.columns}")
+            raise SchemaConflictError(f"input '{name}' lacks join key(s) {absent}; its columns: {df.columns}",
+                                      condition="MISSING_JOIN_KEYS", parameters={"input": name, "missing": absent})
         if check_duplicates:
             dup = df.groupBy(*keys).count().where("count > 1").limit(1).collect()
             if dup:
                 sample = {k: dup[0][k] for k in keys}
                 raise DuplicateKeysError(f"input '{name}' has duplicate keys, e.g. {sample} x{dup[0]['count']}: "
-                                         "joining it would multiply rows; deduplicate it first")
+                                         "joining it would multiply rows; deduplicate it first",
+                                         parameters={"input": name, "key": sample, "count": dup[0]["count"]})
     counts: dict[str, int] = {}
     for df in frames.values():
         for c in df.columns:

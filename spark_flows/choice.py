@@ -31,6 +31,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
+from spark_flows import backend
 from spark_flows.errors import RouteError, UnknownOutputTypeError
 from spark_flows.storage import Storage
 from spark_flows.writers import CsvWriter, DeltaWriter, ParquetWriter, Writer
@@ -85,7 +86,8 @@ class OutputFactory:
         """
         key = self._key(output_type)
         if key not in self._writers:
-            raise UnknownOutputTypeError(f"unknown output type {output_type!r}; known: {', '.join(self.known)}")
+            raise UnknownOutputTypeError(f"unknown output type {output_type!r}; known: {', '.join(self.known)}",
+                                         parameters={"output_type": str(output_type), "known": self.known})
         return self._writers[key]()
 
     def prepare(self, spark: SparkSession, output_type: str | Enum) -> Writer:
@@ -120,7 +122,9 @@ def _taken(route: Route) -> Route:
 def route_by_date(execution_date: dt.date, *, cutover: dt.date, before: str, on_or_after: str) -> Route:
     """Route dates before ``cutover`` to ``before`` and the cut-over day and later to ``on_or_after``."""
     if not isinstance(execution_date, dt.date) or not isinstance(cutover, dt.date):
-        raise RouteError(f"route_by_date needs dates, got {execution_date!r} and {cutover!r}")
+        raise RouteError(f"route_by_date needs dates, got {execution_date!r} and {cutover!r}",
+                         condition="INVALID_ARGUMENT", parameters={"execution_date": repr(execution_date),
+                                                                   "cutover": repr(cutover)})
     new = execution_date >= cutover
     op = ">=" if new else "<"
     return _taken(Route(
@@ -161,7 +165,8 @@ def route_by_schema(schema: StructType, rules: Sequence[SchemaRule], *, default:
                                 f"schema {rule.describe()}", candidates))
     if default is None:
         raise RouteError(f"no schema rule matches fields {schema.fieldNames()}; rules: "
-                         + "; ".join(f"{r.branch}: {r.describe()}" for r in rules) + "; add a default branch")
+                         + "; ".join(f"{r.branch}: {r.describe()}" for r in rules) + "; add a default branch",
+                         parameters={"fields": schema.fieldNames(), "rules": [r.branch for r in rules]})
     return _taken(Route(default, "default", ",".join(schema.fieldNames()), "no schema rule matched", candidates))
 
 
@@ -186,7 +191,8 @@ class Router:
                 return _taken(Route(branch_name, description, repr(value), f"{description} holds", candidates))
         if self.default is None:
             raise RouteError(f"no route for {value!r}: conditions {[d for _, d, _ in self.rules]} all false "
-                             "and no default")
+                             "and no default", parameters={"value": repr(value),
+                                                           "conditions": [d for _, d, _ in self.rules]})
         return _taken(Route(self.default, "default", repr(value), "no condition held", candidates))
 
 
@@ -205,28 +211,20 @@ def schema_of(spark: SparkSession, path: str, file_format: str, *, declared: Str
     """
     storage = Storage(spark)
     if not storage.exists(path):
-        raise RouteError(f"cannot route on the schema of {path}: it does not exist")
+        raise RouteError(f"cannot route on the schema of {path}: it does not exist", condition="INPUT_NOT_FOUND",
+                         parameters={"path": path})
     if file_format == "delta":
         return spark.read.format("delta").load(path).schema
     if file_format == "parquet":
         files = [i.path for i in storage.list(path) if i.name.endswith(".parquet")]
-        if files:
-            jvm = spark.sparkContext._jvm
-            assert jvm is not None
-            conf = spark.sparkContext._jsc.hadoopConfiguration()
-            reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
-                jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(jvm.org.apache.hadoop.fs.Path(files[0]),
-                                                                             conf))
-            try:
-                text = reader.getFooter().getFileMetaData().getKeyValueMetaData().get(SPARK_ROW_METADATA)
-            finally:
-                reader.close()
-            if text:
-                return StructType.fromJson(json.loads(text))
+        text = backend.parquet_key_value(spark, files[0], SPARK_ROW_METADATA) if files else None
+        if text:
+            return StructType.fromJson(json.loads(text))
         return spark.read.parquet(path).schema  # not written by Spark: Spark reads the footers (one job)
     if declared is None:
         raise RouteError(f"cannot route {file_format} input {path} on its schema without reading it: "
-                         "declare the schema")
+                         "declare the schema", condition="SCHEMA_NOT_DECLARED",
+                         parameters={"path": path, "format": file_format})
     return declared
 
 

@@ -1,25 +1,93 @@
-"""The exception hierarchy of spark_flows.
+"""The exception hierarchy of spark_flows: errors are data.
 
-Every error the library raises on purpose derives from :class:`SparkFlowsError`; most also derive from
-the builtin that fits (``ValueError``, ``FileNotFoundError``, ``TimeoutError`` ...), so callers can catch
-either. Each class carries a stable ``condition`` name, in the spirit of ``pyspark.errors``, that tests and
-log scrapers can match without parsing the message.
+Every error the library raises derives from :class:`SparkFlowsError`, and most also from the builtin that
+fits (``ValueError``, ``TypeError``, ``FileNotFoundError``, ``TimeoutError`` ...), so callers can catch
+either. As in ``pyspark.errors``, each error carries a stable *condition* (``getCondition()``) and its
+*parameters* (``getMessageParameters()``): callers and tests match on those, never on the message text,
+which is written for a person and says what to do.
 
 Example
 -------
 >>> from spark_flows.errors import SchemaConflictError, SparkFlowsError
->>> err = SchemaConflictError("column 'id': int in 'a' vs string in 'b'")
->>> isinstance(err, (SparkFlowsError, ValueError)), err.condition
-(True, 'SCHEMA_CONFLICT')
+>>> err = SchemaConflictError("column 'id': int in 'a' vs string in 'b'", parameters={"column": "id"})
+>>> isinstance(err, (SparkFlowsError, ValueError)), err.getCondition(), err.getMessageParameters()
+(True, 'SCHEMA_CONFLICT', {'column': 'id'})
+>>> invalid_argument("concurrency", 0, "an int >= 1").getMessageParameters()["argument"]
+'concurrency'
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
 
 class SparkFlowsError(Exception):
-    """Root of every error raised by spark_flows on purpose."""
+    """Root of every error raised by spark_flows.
 
-    condition = "SPARK_FLOWS_ERROR"
+    Parameters
+    ----------
+    message: what went wrong and what to do, for a person.
+    condition: a stable name for the failure (default: the class's).
+    parameters: the values the message was built from, for programs.
+    """
+
+    condition: ClassVar[str] = "SPARK_FLOWS_ERROR"
+
+    def __init__(self, message: str, *, condition: str | None = None,
+                 parameters: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self._condition = condition or type(self).condition
+        self.parameters: dict[str, Any] = dict(parameters or {})
+
+    def getCondition(self) -> str:
+        """The error's condition, e.g. ``'MISSING_PARENTS'``."""
+        return self._condition
+
+    def getMessageParameters(self) -> dict[str, Any]:
+        """The parameters the message was built from."""
+        return dict(self.parameters)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable across processes with its data
+        return _rebuild, (type(self), self.message, self._condition, self.parameters)
+
+
+def _rebuild(cls: type[SparkFlowsError], message: str, condition: str, parameters: dict[str, Any]) -> SparkFlowsError:
+    error = cls.__new__(cls)
+    SparkFlowsError.__init__(error, message, condition=condition, parameters=parameters)
+    return error
+
+
+class SparkFlowsValueError(SparkFlowsError, ValueError):
+    """An argument has a wrong value (pyspark's ``PySparkValueError``)."""
+
+    condition = "INVALID_ARGUMENT"
+
+
+class SparkFlowsTypeError(SparkFlowsError, TypeError):
+    """An argument has a wrong type (pyspark's ``PySparkTypeError``)."""
+
+    condition = "INVALID_ARGUMENT_TYPE"
+
+
+def invalid_argument(argument: str, value: Any, expected: str) -> SparkFlowsValueError:
+    """The error for ``argument`` given ``value`` where ``expected`` was needed."""
+    return SparkFlowsValueError(f"{argument} must be {expected}, got {value!r}",
+                                parameters={"argument": argument, "value": repr(value), "expected": expected})
+
+
+def not_callable(argument: str, value: Any) -> SparkFlowsTypeError:
+    """The error for ``argument`` that must be callable and is not."""
+    return SparkFlowsTypeError(f"{argument} must be callable, got {type(value).__name__}",
+                               condition="NOT_CALLABLE", parameters={"argument": argument,
+                                                                     "type": type(value).__name__})
+
+
+class ClassicOnlyError(SparkFlowsError, RuntimeError):
+    """A function needs classic Spark (a JVM beside the driver) and the session is Spark Connect."""
+
+    condition = "NEEDS_CLASSIC_SPARK"
 
 
 class ConfigError(SparkFlowsError, ValueError):
@@ -46,14 +114,21 @@ class BadRecordsError(SparkFlowsError, ValueError):
     condition = "BAD_RECORDS"
 
 
+class StorageError(SparkFlowsError, OSError):
+    """A filesystem operation (rename, create) did not happen as required."""
+
+    condition = "STORAGE_OPERATION_FAILED"
+
+
 class StepFailedError(SparkFlowsError, RuntimeError):
-    """A named step of a sequence failed; the message names the step."""
+    """A named step of a sequence failed; ``step`` names it."""
 
     condition = "STEP_FAILED"
 
-    def __init__(self, message: str, *, step: str) -> None:
-        super().__init__(message)
-        self.step = step
+    @property
+    def step(self) -> str:
+        """The failed step's name."""
+        return str(self.parameters.get("step", ""))
 
 
 class SchemaConflictError(SparkFlowsError, ValueError):
@@ -63,7 +138,7 @@ class SchemaConflictError(SparkFlowsError, ValueError):
 
 
 class MissingParentsError(SparkFlowsError, ValueError):
-    """An aligned fan-in lacks some of its expected parents."""
+    """A fan-in's trigger rule is not met: parents missing, empty, unreadable or conflicting."""
 
     condition = "MISSING_PARENTS"
 
@@ -90,6 +165,19 @@ class UnknownOutputTypeError(RouteError):
     """An output type is not registered in the writer factory."""
 
     condition = "UNKNOWN_OUTPUT_TYPE"
+
+
+class WriteRefusedError(SparkFlowsError, ValueError):
+    """A write was refused before anything was written: empty batch, batch out of order, a target that
+    spark_flows did not publish, an output nested inside another table, a less complete result."""
+
+    condition = "WRITE_REFUSED"
+
+
+class ConcurrentWriteError(SparkFlowsError, RuntimeError):
+    """Another writer committed to the same table in a way that conflicts with this write."""
+
+    condition = "CONCURRENT_WRITE"
 
 
 class MarkerTimeoutError(SparkFlowsError, TimeoutError):
@@ -122,20 +210,71 @@ class TriggerFailedError(SparkFlowsError, RuntimeError):
     condition = "TRIGGER_FAILED"
 
 
+class JobFailedError(SparkFlowsError, RuntimeError):
+    """A job run by a runner (a backfill partition) exited with a failure; the message is its own error."""
+
+    condition = "JOB_FAILED"
+
+
+def _first_line(text: str, limit: int = 400) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def root_cause(exc: BaseException) -> str | None:
+    """The first line of the deepest Java cause of a Spark error (e.g. ``ChecksumException: ...``), if any."""
+    java = getattr(exc, "java_exception", None)
+    cause = _root_cause(java) if java is not None else None
+    return _first_line(cause.split(".")[-1] if cause and ": " not in cause else _short(cause), 300) if cause else None
+
+
+def _short(text: str | None) -> str:
+    """``org.apache.hadoop.fs.ChecksumException: msg`` -> ``ChecksumException: msg``."""
+    if not text:
+        return ""
+    head, sep, rest = text.partition(": ")
+    return f"{head.rsplit('.', 1)[-1]}{sep}{rest}" if " " not in head else text
+
+
+def _root_cause(java: Any) -> str | None:
+    """The deepest Java cause's ``toString()``, or ``None`` when the gateway is gone."""
+    try:
+        cause, seen = java, 0
+        while cause.getCause() is not None and seen < 20:
+            cause, seen = cause.getCause(), seen + 1
+        return str(cause.toString()) if seen else None
+    except Exception:  # the gateway may be gone (cancelled job, stopped session)
+        return None
+
+
 def error_summary(exc: BaseException) -> str:
-    """One line naming ``exc``'s type and first message line; a JVM error is described by its Java cause.
+    """One line naming what failed and why: a library error's condition, a Spark error's condition and root cause.
 
     Example
     -------
     >>> error_summary(ValueError("bad\\nmore"))
     'ValueError: bad'
+    >>> error_summary(InputNotFoundError("input path x does not exist"))
+    '[INPUT_NOT_FOUND] input path x does not exist'
     """
+    if isinstance(exc, SparkFlowsError):
+        return f"[{exc.getCondition()}] {_first_line(exc.message)}"
+    text = _first_line(str(exc))
+    condition = getattr(exc, "getCondition", None)
     java = getattr(exc, "java_exception", None)
+    if condition is not None:  # a pyspark error: its message starts with [CONDITION] already
+        cause = _root_cause(java) if java is not None else None
+        first_cause = _first_line(cause or "", 300)
+        if first_cause and first_cause.split(":")[0].split(".")[-1] not in text:
+            return f"{text} (cause: {first_cause})"
+        return text or type(exc).__name__
     if java is not None:
         try:
-            text = str(java.toString())
-        except Exception:  # the gateway may be gone (cancelled job, stopped session)
-            text = str(exc)
-        return (text.strip().splitlines() or [type(exc).__name__])[0]
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+            top = _first_line(str(java.toString()))
+        except Exception:  # the gateway is gone
+            return text or type(exc).__name__
+        top = _short(top)
+        cause = _first_line(_short(_root_cause(java)), 300)
+        return f"{top} (cause: {cause})" if cause and cause not in top else (top or type(exc).__name__)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from functools import reduce
 from typing import Literal
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -45,14 +46,16 @@ from pyspark.sql.types import (
 )
 
 from spark_flows.alignment import align_join, reconcile_schemas, union_by_name, widen
-from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary
+from spark_flows.backend import spark_error
+from spark_flows.datasets import hour_path
+from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary, invalid_argument, root_cause
 from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Completeness", "FanIn", "Parent", "align_join", "completeness_frame", "fan_in", "hourly_parents",
+    "Completeness", "Evaluated", "FanIn", "Parent", "align_join", "completeness_frame", "fan_in", "hourly_parents",
     "reconcile_schemas", "union_by_name", "widen", "with_completeness",
 ]
 
@@ -71,7 +74,7 @@ class Parent:
 
 def hourly_parents(root: str, day: dt.date, hours: Sequence[int] = range(24)) -> list[Parent]:
     """The book's hourly partitions of ``day`` under ``root`` (``date=YYYYMMDD/hour=HH``) as parents."""
-    return [Parent(f"{h:02d}", path=f"{root.rstrip('/')}/date={day:%Y%m%d}/hour={h:02d}") for h in hours]
+    return [Parent(f"{h:02d}", path=hour_path(root, day, h)) for h in hours]
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,30 @@ class Completeness:
 
 
 @dataclass(frozen=True)
+class Evaluated:
+    """Outcome of :meth:`FanIn.evaluate`: the persisted result and the completeness found by its one scan."""
+
+    frame: DataFrame
+    completeness: Completeness
+    scans: int = 1
+
+    def unpersist(self) -> None:
+        """Release the persisted result."""
+        self.frame.unpersist()
+
+
+@dataclass(frozen=True)
 class FanIn:
-    """Outcome of :func:`fan_in`: the merged (lazy) DataFrame and its completeness."""
+    """Outcome of :func:`fan_in`: the merged (lazy) DataFrame and the completeness known from the listing.
+
+    :meth:`evaluate` runs the caller's transformation over the merge in one scan and completes the picture
+    with what only reading finds: unreadable files, parents with no rows, corrupt or drifted records.
+    """
 
     frame: DataFrame
     completeness: Completeness
     corrupt_observation: Observation | None = None
+    plan: _Plan | None = None
 
     def corrupt_parents(self) -> dict[str, str]:
         """After an action on :attr:`frame`: parents in which rows did not parse, with counts."""
@@ -128,6 +149,162 @@ class FanIn:
         counts = self.corrupt_observation.get
         return {name.removeprefix("corrupt_"): f"{int(n)} corrupt record(s)" for name, n in counts.items()
                 if name.startswith("corrupt_") and n}
+
+    def evaluate(self, transform: Callable[[DataFrame], DataFrame] | None = None, *,
+                 storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> Evaluated:
+        """Apply ``transform`` to the merge, persist it and fill it with one scan; apply the trigger rule.
+
+        A parent fails when it is missing or empty in the listing, when its files cannot be read (a
+        ``FAILED_READ_FILE`` names the file), when it yields no rows, or when some of its rows are corrupt
+        or lack a required column. In ``unaligned`` mode a failed parent contributes nothing: the scan is
+        repeated without it (only when reading found such a parent). Triggers one Spark job per scan.
+
+        Raises
+        ------
+        MissingParentsError: ``aligned`` mode and any parent failed (every one is listed with its reason),
+            or no parent at all is usable (``0 of N present``).
+        """
+        if self.plan is None:  # built from loaders only: nothing more to learn by reading
+            result = (transform or _identity)(self.frame).persist(storage_level)
+            result.count()
+            return Evaluated(result, self._checked(self.completeness))
+        return self.plan.evaluate(self.completeness, transform or _identity, storage_level)
+
+    def _checked(self, completeness: Completeness) -> Completeness:
+        mode = self.plan.mode if self.plan else "unaligned"
+        return _apply_rule(completeness, mode)
+
+
+def _identity(df: DataFrame) -> DataFrame:
+    return df
+
+
+def _apply_rule(completeness: Completeness, mode: str) -> Completeness:
+    if not completeness.present:
+        raise MissingParentsError(f"fan-in refused: {completeness.describe()}; nothing to merge",
+                                  condition="NO_PARENTS", parameters=_parameters(completeness))
+    if mode == "aligned" and completeness.failures:
+        raise MissingParentsError(f"aligned fan-in refused: {completeness.describe()}; use --mode unaligned to "
+                                  "publish partial data", parameters=_parameters(completeness))
+    return completeness
+
+
+def _parameters(completeness: Completeness) -> dict[str, object]:
+    return {"expected": len(completeness.expected), "present": len(completeness.present),
+            "failures": dict(completeness.failures)}
+
+
+def _normalised(path: str) -> str:
+    return "/" + path.removeprefix("file:").lstrip("/")
+
+
+@dataclass
+class _Plan:
+    """How to read the path parents again, with some of them left out."""
+
+    spark: SparkSession
+    paths: dict[str, str]
+    loaded: dict[str, DataFrame]
+    schema: StructType
+    file_format: str
+    mode: str
+    allow_missing_columns: bool
+    corrupt: bool
+    required: tuple[str, ...]
+
+    def merge(self, names: Sequence[str]) -> tuple[DataFrame, Observation]:
+        paths = {n: self.paths[n] for n in names if n in self.paths}
+        frames: dict[str, DataFrame] = {}
+        if paths:
+            frames.update(_read_together(self.spark, paths, self.schema, self.file_format, self.corrupt))
+        for name in names:
+            if name in self.loaded:
+                extra = self.loaded[name].withColumn(PARENT_COLUMN, F.lit(name))
+                if self.corrupt and paths:
+                    extra = extra.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
+                frames[name] = extra
+        frame = union_by_name(frames, allow_missing_columns=self.allow_missing_columns)
+        observation = Observation()
+        counters = [F.count_if(F.col(PARENT_COLUMN) == n).alias(f"rows_{n}") for n in names]
+        if self.corrupt and paths:
+            counters += _corrupt_counters([n for n in names if n in paths])
+            # Spark refuses scans whose only referenced column is the corrupt-record one (a bare count()
+            # after pruning): observing a real column too keeps every row parsed.
+            counters.append(F.count(F.col(f"`{self.schema.fields[0].name}`")).alias("_parsed"))
+        if self.required:
+            lacking = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in self.required])
+            if self.corrupt and paths:
+                lacking = lacking & F.col(CORRUPT_COLUMN).isNull()
+            counters += [F.count_if((F.col(PARENT_COLUMN) == n) & lacking).alias(f"lacking_{n}") for n in names]
+        frame = frame.observe(observation, *counters)
+        if self.corrupt and paths:
+            frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
+        return frame, observation
+
+    def evaluate(self, completeness: Completeness, transform: Callable[[DataFrame], DataFrame],
+                 storage_level: StorageLevel) -> Evaluated:
+        failures = dict(completeness.failures)
+        scans = 0
+        while True:
+            present = [p for p in completeness.expected if p not in failures]
+            if not present:
+                break
+            frame, observation = self.merge(present)
+            aligned_refusal = self.mode == "aligned" and bool(failures)
+            # an aligned fan-in already refused only needs the scan to name every failed parent
+            result = (frame if aligned_refusal else transform(frame)).persist(storage_level)
+            scans += 1
+            try:
+                result.count()
+            except Exception as exc:
+                result.unpersist()
+                parent = self._unreadable_parent(exc, present)
+                if parent is None:
+                    raise
+                condition, parameters = spark_error(exc)
+                file = str(parameters.get("path", "")).rsplit("/", 1)[-1]
+                failures[parent] = f"unreadable: [{condition}] {file}: {root_cause(exc) or error_summary(exc)}"
+                logger.warning("fan-in: parent %s cannot be read: %s", parent, failures[parent])
+                continue
+            found = self._found(observation.get, present)
+            failures.update(found)
+            contributed = [p for p in found if not found[p].startswith("empty")]
+            if aligned_refusal or (contributed and self.mode == "aligned"):
+                result.unpersist()
+                break
+            if contributed:  # unaligned: a failed parent must contribute nothing, read again without it
+                result.unpersist()
+                continue
+            final = _apply_rule(Completeness(completeness.expected, failures), self.mode)
+            logger.info("fan-in (%s): %s after %d scan(s)", self.mode, final.describe(), scans)
+            return Evaluated(result, final, scans)
+        _apply_rule(Completeness(completeness.expected, failures), self.mode)
+        raise MissingParentsError("unreachable: the rule above refused", parameters={})  # pragma: no cover
+
+    def _found(self, counts: Mapping[str, object], names: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in names:
+            corrupt = int(counts.get(f"corrupt_{name}", 0) or 0)  # type: ignore[call-overload]
+            lacking = int(counts.get(f"lacking_{name}", 0) or 0)  # type: ignore[call-overload]
+            rows = int(counts.get(f"rows_{name}", 0) or 0)  # type: ignore[call-overload]
+            if corrupt:
+                found[name] = f"{corrupt} corrupt record(s)"
+            elif lacking:
+                found[name] = f"{lacking} row(s) lack a required column {list(self.required)} (schema drift?)"
+            elif rows == 0:
+                found[name] = "empty (0 rows)"
+        return found
+
+    def _unreadable_parent(self, exc: BaseException, present: Sequence[str]) -> str | None:
+        _, parameters = spark_error(exc)
+        failed = parameters.get("path")
+        if not failed:
+            return None
+        failed = _normalised(str(failed))
+        for name in present:
+            if name in self.paths and failed.startswith(_normalised(self.paths[name]).rstrip("/") + "/"):
+                return name
+        return None
 
 
 def _data_files(storage: Storage, path: str) -> list[str]:
@@ -144,27 +321,32 @@ def fan_in(
     file_format: str = "json",
     allow_missing_columns: bool = False,
     track_corrupt_records: bool = True,
+    required: Sequence[str] = (),
 ) -> FanIn:
-    """Load every parent, check them, and merge the usable ones by name.
+    """Load every parent, check them on the listing, and merge the usable ones by name (lazily).
 
     Path parents are checked on the listing only: absent directory -> ``"no data"``, no non-empty data file
     -> ``"empty"``. JSON/CSV parents are read with ``schema`` (required for them: inferring it would scan);
-    for JSON, rows that do not parse are counted per parent with an :class:`Observation` during the one
-    scan of the caller's action (:meth:`FanIn.corrupt_parents`). Loader parents fail if the loader raises.
-    Schemas are then reconciled; in ``unaligned`` mode a parent that conflicts with the first one is
-    dropped as a failure. Launches no Spark job itself.
+    rows that do not parse, and rows lacking a ``required`` column, are counted per parent during the one
+    scan of :meth:`FanIn.evaluate`, which also applies the trigger rule (``aligned``: every parent;
+    ``unaligned``: at least one). Loader parents fail if the loader raises. Schemas are then reconciled; in
+    ``unaligned`` mode a parent that conflicts with the first one is dropped as a failure. Launches no
+    Spark job itself.
 
     Raises
     ------
-    MissingParentsError: ``aligned`` mode and any parent failed; the message lists each with its reason.
-    ValueError: bad arguments (no parents, unknown mode, text format without ``schema``).
+    SparkFlowsValueError: bad arguments (no parents, unknown mode, text format without ``schema``).
     """
     if mode not in ("aligned", "unaligned"):
-        raise ValueError(f"mode must be 'aligned' or 'unaligned', got {mode!r}")
+        raise invalid_argument("mode", mode, "'aligned' or 'unaligned'")
     if not parents:
-        raise ValueError("fan_in needs at least one expected parent")
+        raise invalid_argument("parents", list(parents), "at least one expected parent")
     if file_format in ("json", "csv") and schema is None and any(p.path for p in parents):
-        raise ValueError(f"fan_in over {file_format} paths needs schema=...: inferring it would scan the data")
+        raise invalid_argument("schema", None, f"a StructType for {file_format} paths (inferring it would scan "
+                                               "the data)")
+    for parent in parents:
+        if (parent.path is None) == (parent.load is None):
+            raise invalid_argument(f"parent {parent.name!r}", parent, "a path or a loader (exactly one)")
     storage = Storage(spark)
     failures: dict[str, str] = {}
     loaded: dict[str, DataFrame] = {}
@@ -174,52 +356,39 @@ def fan_in(
         try:
             if parent.load is not None:
                 loaded[parent.name] = parent.load()
-                continue
-            assert parent.path is not None, f"parent {parent.name} has neither path nor load"
-            if not storage.exists(parent.path):
+            elif not storage.exists(str(parent.path)):
                 failures[parent.name] = "no data"
-            elif not _data_files(storage, parent.path):
+            elif not _data_files(storage, str(parent.path)):
                 failures[parent.name] = "empty"
             elif schema is not None:
-                readable[parent.name] = storage.qualify(parent.path)
+                readable[parent.name] = storage.qualify(str(parent.path))
             else:  # schema from each parent's own metadata (Parquet footers, Delta log)
-                loaded[parent.name] = spark.read.format(file_format).load(parent.path).withColumn(
-                    PARENT_COLUMN, F.lit(parent.name))
+                loaded[parent.name] = spark.read.format(file_format).load(str(parent.path))
         except Exception as exc:
             failures[parent.name] = error_summary(exc)
-    if readable:
-        assert schema is not None
-        loaded = {**_read_together(spark, readable, schema, file_format, corrupt_tracked), **loaded}
-    if mode == "unaligned" and loaded:
+    if mode == "unaligned" and len(loaded) > 1:
         reference = next(iter(loaded))
         for name in list(loaded)[1:]:
             try:
                 reconcile_schemas({reference: loaded[reference].schema, name: loaded[name].schema},
                                   allow_missing_columns=allow_missing_columns)
             except SchemaConflictError as exc:
-                failures[name] = str(exc).split(" (pass")[0]
+                failures[name] = "; ".join(exc.getMessageParameters()["problems"])
                 del loaded[name]
     completeness = Completeness(tuple(p.name for p in parents), failures)
-    if mode == "aligned":
-        if failures:
-            raise MissingParentsError(f"aligned fan-in refused: {completeness.describe()}; "
-                                      "use --mode unaligned to publish partial data")
-        frame = union_by_name(loaded, allow_missing_columns=allow_missing_columns)
+    names = [p.name for p in parents if p.name in readable or p.name in loaded]
+    plan = _Plan(spark, readable, loaded, schema or StructType([]), file_format, mode, allow_missing_columns,
+                 corrupt_tracked, tuple(required)) if readable else None
+    if plan is not None:
+        frame, observation = plan.merge(names)
     elif loaded:
-        frame = union_by_name(loaded, allow_missing_columns=allow_missing_columns)
+        frame = union_by_name({n: loaded[n].withColumn(PARENT_COLUMN, F.lit(n)) for n in names},
+                              allow_missing_columns=allow_missing_columns)
+        observation = None
     else:
-        frame = spark.createDataFrame([], schema or StructType([]))
-    observation = None
-    if corrupt_tracked and CORRUPT_COLUMN in frame.columns:
-        observation = Observation()
-        # Spark refuses scans whose only referenced column is the corrupt-record one (a bare count()
-        # after pruning): observing a real column too keeps every row parsed.
-        first = schema.fields[0].name  # type: ignore[union-attr]
-        names = [p.name for p in parents if p.name in readable]
-        frame = frame.observe(observation, *_corrupt_counters(names), F.count(F.col(f"`{first}`")).alias("rows"))
-        frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
-    logger.info("fan-in (%s): %s", mode, completeness.describe())
-    return FanIn(frame, completeness, observation)
+        frame, observation = spark.createDataFrame([], schema or StructType([])), None
+    logger.info("fan-in (%s): listing: %s", mode, completeness.describe())
+    return FanIn(frame, completeness, observation if corrupt_tracked else None, plan)
 
 
 def _read_together(
@@ -228,9 +397,10 @@ def _read_together(
     """Read same-schema parents in ONE scan (one file index, packed splits), tagging each row's parent."""
     reader = permissive_reader(spark, schema, file_format) if corrupt else spark.read.format(file_format).schema(schema)
     file_path = F.col("_metadata.file_path")
-    parent = reduce(lambda acc, item: acc.when(file_path.startswith(item[1].rstrip("/") + "/"), F.lit(item[0])),
-                    list(paths.items())[1:], F.when(file_path.startswith(next(iter(paths.values())).rstrip("/") + "/"),
-                                                    F.lit(next(iter(paths)))))
+    items = list(paths.items())
+    parent = F.when(file_path.startswith(items[0][1].rstrip("/") + "/"), F.lit(items[0][0]))
+    for name, path in items[1:]:
+        parent = parent.when(file_path.startswith(path.rstrip("/") + "/"), F.lit(name))
     together = reader.load(list(paths.values())).withColumn(PARENT_COLUMN, parent)
     return {"+".join(paths): together}
 

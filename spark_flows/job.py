@@ -1,8 +1,9 @@
 """The harness every bundled job runs in: arguments, configuration, logging, session, exit codes.
 
 A job file stays thin: it builds a parser with :func:`job_parser`, adds its own flags, and hands a body
-``(spark, settings, args) -> int | None`` to :func:`run_job`. Exit codes follow DESIGN.md: 0 success,
-2 usage error (bad flag, unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise.
+``(spark, settings, args) -> int | None`` to :func:`run_job`, with a ``validate(args)`` that checks flag
+combinations before Spark starts. Exit codes follow DESIGN.md: 0 success, 2 usage error (bad flag,
+unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise (also under ``spark-submit``).
 
 Example (needs a SparkSession ``spark``; not run as a doctest)::
 
@@ -19,17 +20,20 @@ import argparse
 import datetime as dt
 import logging
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
+from spark_flows.backend import driver_stderr
 from spark_flows.config import Settings, load_settings, parse_key_values
-from spark_flows.errors import ConfigError, SparkFlowsError, error_summary
-from spark_flows.session import job_session
+from spark_flows.errors import ConfigError, error_summary
+from spark_flows.session import job_session, launched_by_spark_submit
 
 logger = logging.getLogger(__name__)
 
 JobBody = Callable[[SparkSession, Settings, argparse.Namespace], "int | None"]
+Validate = Callable[[argparse.Namespace], None]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -88,34 +92,50 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+_last = threading.local()
 
 
-def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: JobBody) -> int:
-    """Parse ``argv``, load settings, open a session and run ``body``; map every outcome to an exit code."""
+def last_error() -> str | None:
+    """The one-line error of the last job that failed in this thread (for runners calling ``main()``)."""
+    return getattr(_last, "error", None)
+
+
+def report_error(line: str) -> None:
+    """Print a job's one error line where its user looks: stderr, also under ``spark-submit`` (whose
+    Python driver's stderr is merged into stdout), and remember it for :func:`last_error`."""
+    _last.error = line
+    if not (launched_by_spark_submit() and driver_stderr(line)):
+        print(line, file=sys.stderr, flush=True)
+
+
+def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: JobBody, *,
+            validate: Validate | None = None) -> int:
+    """Parse ``argv``, validate it, load settings, open a session and run ``body``; map outcomes to exit codes.
+
+    ``validate(args)`` checks flag combinations before Spark starts; it calls ``parser.error(...)`` (exit 2)
+    for a bad one.
+    """
+    _last.error = None
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)
+        if validate is not None:
+            validate(args)
     except SystemExit as exc:  # argparse already printed usage and the reason
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+        code = int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+        if code:
+            _last.error = f"{name}: error: bad arguments (exit {code})"
+        return code
     configure_logging(args.log_level)
     try:
         settings = settings_from_args(args)
     except ConfigError as exc:
-        print(f"{name}: error: {exc}", file=sys.stderr)
+        report_error(f"{name}: error: {exc}")
         return EXIT_USAGE
     try:
         with job_session(settings) as spark:
-            code = body(spark, settings, args)
-    except SystemExit as exc:  # parser.error() for a combination of flags the body checks
-        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    except SparkFlowsError as exc:
-        logger.debug("%s failed", name, exc_info=True)
-        print(f"{name}: error: [{exc.condition}] {_one_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
+            result = body(spark, settings, args)
     except Exception as exc:
         logger.debug("%s failed", name, exc_info=True)
-        print(f"{name}: error: {error_summary(exc)}", file=sys.stderr)
+        report_error(f"{name}: error: {error_summary(exc)}")
         return EXIT_FAILED
-    return EXIT_OK if code is None else int(code)
+    return EXIT_OK if result is None else int(result)

@@ -28,14 +28,17 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from pyspark.sql import SparkSession
 
-from spark_flows.errors import RunLockedError
+from spark_flows.errors import RunLockedError, invalid_argument
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
+
+#: The run id given to the holder of a lock file whose content cannot be read.
+UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True)
@@ -57,23 +60,41 @@ class RunLock:
     def __init__(self, spark: SparkSession, lock_root: str, job: str, *, ttl_seconds: int = 120,
                  heartbeat_seconds: int = 20, run_id: str | None = None) -> None:
         if heartbeat_seconds <= 0 or ttl_seconds <= heartbeat_seconds:
-            raise ValueError(f"need 0 < heartbeat_seconds < ttl_seconds, got {heartbeat_seconds} and {ttl_seconds}")
+            raise invalid_argument("heartbeat_seconds and ttl_seconds", (heartbeat_seconds, ttl_seconds),
+                                   "0 < heartbeat_seconds < ttl_seconds")
         self.storage = Storage(spark)
         self.path = f"{lock_root.rstrip('/')}/{job}.lock"
         self.job, self.ttl, self.heartbeat = job, ttl_seconds, heartbeat_seconds
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.holder: LockHolder | None = None
+        self.taken_over: LockHolder | None = None  # the dead holder this run took the lock from
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 
     def current(self) -> tuple[LockHolder, float] | None:
-        """The holder and the age of its heartbeat in seconds, or ``None`` when unlocked."""
+        """The holder and the age of its heartbeat in seconds, or ``None`` when unlocked.
+
+        A lock file that is empty or unreadable (a crash between its exclusive create and its write, or a
+        format this version does not know) is a holder of unknown identity, aged by the file's modification
+        time: it is taken over after the TTL like any dead holder, never spun on.
+        """
+        info = self.storage.fs.info(self.path)
+        if info is None:
+            return None
         try:
-            holder = LockHolder(**json.loads(self.storage.read_text(self.path)))
-            age = time.time() - self.storage.modified_ms(self.path) / 1000
+            text = self.storage.read_text(self.path)
         except Exception:  # released between the calls
             return None
-        return holder, age
+        return self._parse(text, info.modified_ms), time.time() - info.modified_ms / 1000
+
+    def _parse(self, text: str, modified_ms: int) -> LockHolder:
+        known = {f.name for f in fields(LockHolder)}
+        try:
+            raw = json.loads(text)
+            return LockHolder(**{k: v for k, v in raw.items() if k in known})
+        except (ValueError, TypeError, AttributeError):
+            since = dt.datetime.fromtimestamp(modified_ms / 1000, dt.UTC).isoformat()
+            return LockHolder(self.job, UNREADABLE, "unknown host", -1, since, self.ttl)
 
     def _describe(self, holder: LockHolder, age: float) -> str:
         return (f"job {self.job} is locked by run {holder.run_id} on {holder.host} (pid {holder.pid}) since "
@@ -105,19 +126,22 @@ class RunLock:
                 took_over = self._take_over(holder) or took_over
                 continue
             if time.monotonic() >= deadline:
-                raise RunLockedError(self._describe(holder, age))
+                raise RunLockedError(self._describe(holder, age), parameters={
+                    "job": self.job, "path": self.path, "holder_run_id": holder.run_id, "host": holder.host,
+                    "pid": holder.pid, "since": holder.since, "heartbeat_age_seconds": round(age, 1)})
             time.sleep(poll_interval)
 
     def _take_over(self, stale: LockHolder) -> str | None:
         tombstone = f"{self.path}.stale-{uuid.uuid4().hex[:8]}"
         if not self.storage.rename(self.path, tombstone):
             return None  # another taker moved it first
-        moved = LockHolder(**json.loads(self.storage.read_text(tombstone)))
+        moved = self._parse(self.storage.read_text(tombstone), self.storage.modified_ms(tombstone))
         if moved.run_id != stale.run_id and not self.storage.rename(tombstone, self.path):
             logger.warning("displaced a fresh lock of run %s while taking over; it will be retaken", moved.run_id)
         self.storage.delete(tombstone)
         logger.warning("run lock %s: taking over from dead run %s on %s (pid %d)", self.path, stale.run_id,
                        stale.host, stale.pid)
+        self.taken_over = stale
         return f"{stale.run_id}@{stale.host}:{stale.pid}"
 
     def _start_heartbeat(self) -> None:

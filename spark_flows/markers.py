@@ -30,24 +30,32 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from spark_flows import delta
 from spark_flows.config import Settings
-from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError
+from spark_flows.datasets import date_key
+from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError, invalid_argument
 from spark_flows.storage import Storage
 from spark_flows.submit import SubmitResult, run_submit, submit_command
-from spark_flows.writers import Batch, DeltaWriter, Writer, delta_snapshot
+from spark_flows.writers import Batch, Writer, WriteResult
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Marker:
-    """A readiness marker's metadata."""
+    """A readiness marker's metadata: what a consumer reads under it, and who published it.
+
+    ``rows`` counts exactly what a consumer reads under the marker (:func:`read_when_ready`): the Delta
+    table at ``table_version`` (restricted to ``partition`` when the producer replaced one partition), or
+    the published files. ``batch_rows`` counts the producer's batch alone (an append adds it to earlier ones).
+    """
 
     dataset: str
     execution_date: str
@@ -59,6 +67,8 @@ class Marker:
     table_version: int | None = None
     stale_consumers: tuple[str, ...] = ()
     triggered: dict[str, Any] = field(default_factory=dict)
+    batch_rows: int | None = None
+    partition: dict[str, str] = field(default_factory=dict)
 
     @property
     def struct(self) -> StructType:
@@ -71,10 +81,6 @@ class Marker:
         return (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
 
 
-def _date_key(execution_date: dt.date) -> str:
-    return f"{execution_date:%Y%m%d}"
-
-
 def markers_dir(dataset: str) -> str:
     """Where the markers of ``dataset`` live: ``<parent>/_ready/<name>``."""
     parent, _, name = dataset.rstrip("/").rpartition("/")
@@ -83,11 +89,11 @@ def markers_dir(dataset: str) -> str:
 
 def marker_path(dataset: str, execution_date: dt.date) -> str:
     """The marker file of ``dataset`` for ``execution_date``."""
-    return f"{markers_dir(dataset)}/{_date_key(execution_date)}.json"
+    return f"{markers_dir(dataset)}/{date_key(execution_date)}.json"
 
 
 def _consumers_dir(dataset: str, execution_date: dt.date) -> str:
-    return f"{markers_dir(dataset)}/{_date_key(execution_date)}.consumers"
+    return f"{markers_dir(dataset)}/{date_key(execution_date)}.consumers"
 
 
 def read_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> Marker | None:
@@ -97,7 +103,8 @@ def read_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> M
         return None
     raw = storage.read_json(path)
     raw["stale_consumers"] = tuple(raw.get("stale_consumers", ()))
-    return Marker(**raw)
+    known = {f.name for f in fields(Marker)}
+    return Marker(**{k: v for k, v in raw.items() if k in known})  # fields of a newer version are ignored
 
 
 def list_markers(spark: SparkSession, dataset: str) -> list[Marker]:
@@ -125,14 +132,14 @@ def publish(
 ) -> Marker:
     """Write ``df`` to ``dataset`` with ``writer``, then the readiness marker, last and atomically.
 
-    An existing marker for the date is removed before the write. Consumers that consumed an earlier run
-    of the date are listed in ``stale_consumers``. Triggers the writer's Spark job(s).
+    An existing marker for the date is removed before the write and written again after it, also when the
+    write skipped a replayed batch: the marker always describes what is published. Consumers that consumed
+    an earlier run of the date are listed in ``stale_consumers``. Triggers the writer's Spark job(s).
     """
     spark = df.sparkSession
     retract_marker(spark, dataset, execution_date)
     result = writer.write(df, dataset, batch=batch)
-    return write_marker(spark, dataset, execution_date, producer=producer, run_id=run_id, rows=result.rows,
-                        schema=df.schema, delta=isinstance(writer, DeltaWriter))
+    return write_marker(spark, dataset, execution_date, result, producer=producer, run_id=run_id, schema=df.schema)
 
 
 def retract_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> bool:
@@ -144,36 +151,45 @@ def write_marker(
     spark: SparkSession,
     dataset: str,
     execution_date: dt.date,
+    result: WriteResult,
     *,
     producer: str,
-    rows: int | None,
     schema: StructType,
     run_id: str | None = None,
-    delta: bool = False,
 ) -> Marker:
     """Write the readiness marker of ``dataset`` atomically, after its data (see :func:`publish`).
 
-    With ``delta`` the table's current version is recorded, so consumers read exactly this state.
+    ``result`` is the writer's :class:`~spark_flows.writers.WriteResult` (written or skipped): for Delta the
+    marker pins the table version that holds the batch, and its ``rows`` count the table (or the replaced
+    partition) at that version, read from the Delta log, so they are what a consumer reads.
     """
     run = run_id or uuid.uuid4().hex[:12]
+    storage = Storage(spark)
+    partition = dict(result.partition)
+    if result.table_version is not None:
+        rows = delta.table_rows(storage, dataset, result.table_version, partition=partition or None)
+    else:
+        rows = result.batch_rows
     marker = Marker(
         dataset=dataset, execution_date=execution_date.isoformat(), producer=producer, run_id=run, rows=rows,
-        schema=schema.json(), written_at=dt.datetime.now(dt.UTC).isoformat(),
-        table_version=int(delta_snapshot(spark, dataset).version()) if delta else None,
-        stale_consumers=tuple(stale_consumers(spark, dataset, execution_date, run)),
+        schema=schema.json(), written_at=dt.datetime.now(dt.UTC).isoformat(), table_version=result.table_version,
+        stale_consumers=tuple(stale_consumers(spark, dataset, execution_date, run)), batch_rows=result.batch_rows,
+        partition=partition,
     )
     path = marker_path(dataset, execution_date)
-    Storage(spark).write_json(path, asdict(marker), overwrite=False)
+    storage.write_json(path, asdict(marker), overwrite=True)
     for consumer in marker.stale_consumers:
         logger.warning("%s %s: consumer %s read an earlier run and is now stale", dataset,
                        marker.execution_date, consumer)
-    logger.info("published %s for %s: %s rows, marker %s", dataset, marker.execution_date, marker.rows, path)
+    logger.info("published %s for %s: %s rows (batch: %s), marker %s", dataset, marker.execution_date, marker.rows,
+                marker.batch_rows, path)
     return marker
 
 
 def _check(marker: Marker, path: str, expected_schema: StructType | None, require_rows: bool) -> None:
     if require_rows and not marker.rows:
-        raise MarkerMismatchError(f"marker {path} reports {marker.rows} rows; the consumer requires data")
+        raise MarkerMismatchError(f"marker {path} reports {marker.rows} rows; the consumer requires data",
+                                  condition="MARKER_NO_ROWS", parameters={"path": path, "rows": marker.rows})
     if expected_schema is None:
         return
     published = {f.name: f.dataType for f in marker.struct.fields}
@@ -183,7 +199,8 @@ def _check(marker: Marker, path: str, expected_schema: StructType | None, requir
     if problems:
         raise MarkerMismatchError(
             f"schema published at {path} does not match the consumer's ({'; '.join(problems)}): expected "
-            f"{expected_schema.simpleString()}, published {marker.struct.simpleString()}")
+            f"{expected_schema.simpleString()}, published {marker.struct.simpleString()}",
+            condition="MARKER_SCHEMA", parameters={"path": path, "problems": problems})
 
 
 def wait_for_marker(
@@ -214,9 +231,11 @@ def wait_for_marker(
     MarkerTimeoutError: no marker within ``timeout``; names the path and how long it waited.
     MarkerMismatchError: the marker's schema, rows or run id are not what the consumer expects.
     """
-    if timeout < 0 or poll_interval <= 0 or backoff < 1.0:
-        raise ValueError(f"need timeout >= 0, poll_interval > 0, backoff >= 1 (got {timeout}, {poll_interval}, "
-                         f"{backoff})")
+    for name, value, ok, expected in (("timeout", timeout, timeout >= 0, ">= 0"),
+                                      ("poll_interval", poll_interval, poll_interval > 0, "> 0"),
+                                      ("backoff", backoff, backoff >= 1.0, ">= 1")):
+        if not ok:
+            raise invalid_argument(name, value, f"a number {expected}")
     path = marker_path(dataset, execution_date)
     began, polls, interval = time.monotonic(), 0, poll_interval
     while True:
@@ -224,13 +243,16 @@ def wait_for_marker(
         marker = read_marker(spark, dataset, execution_date)
         if marker is not None:
             if run_id is not None and marker.run_id != run_id:
-                raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}")
+                raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}",
+                                          condition="MARKER_OTHER_RUN",
+                                          parameters={"path": path, "run_id": marker.run_id, "expected": run_id})
             _check(marker, path, expected_schema, require_rows)
             logger.info("marker %s found after %.1fs (%d polls)", path, time.monotonic() - began, polls)
             return marker
         waited = time.monotonic() - began
         if waited >= timeout:
-            raise MarkerTimeoutError(f"no readiness marker at {path} after waiting {waited:.1f}s "
+            raise MarkerTimeoutError(parameters={"path": path, "waited_seconds": round(waited, 1), "polls": polls},
+                                     message=f"no readiness marker at {path} after waiting {waited:.1f}s "
                                      f"(timeout {timeout:g}s, {polls} polls); is the producer of {dataset} done?")
         if polls == 1:
             logger.info("waiting for marker %s (timeout %gs, every %gs)", path, timeout, poll_interval)
@@ -247,7 +269,10 @@ def read_when_ready(spark: SparkSession, dataset: str, execution_date: dt.date, 
         reader = reader.option("versionAsOf", marker.table_version)
     if consumer:
         record_consumption(spark, marker, consumer)
-    return reader.load(dataset), marker
+    frame = reader.load(dataset)
+    for column, value in marker.partition.items():
+        frame = frame.where(F.col(column) == value)
+    return frame, marker
 
 
 def record_consumption(spark: SparkSession, marker: Marker, consumer: str) -> None:
@@ -296,5 +321,6 @@ def trigger(
     Storage(spark).write_json(marker_path(marker.dataset, day), asdict(updated))
     if not result.ok:
         last = (result.output_tail.splitlines() or [""])[-1]
-        raise TriggerFailedError(f"triggered consumer {job} exited {result.returncode}: {last}")
+        raise TriggerFailedError(f"triggered consumer {job} exited {result.returncode}: {last}",
+                                 parameters={"job": job, "exit_code": result.returncode})
     return result

@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import re
+import signal
 import subprocess
 import threading
 import time
@@ -33,12 +36,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
-from spark_flows.errors import DependsOnPastError, error_summary
+from spark_flows.delta import retry_on_conflict
+from spark_flows.errors import DependsOnPastError, JobFailedError, RunLockedError, error_summary
 from spark_flows.locks import LockHolder, RunLock
 from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.storage import Storage
 from spark_flows.submit import submit_env
-from spark_flows.writers import retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ __all__ = [
     "run_concurrently", "run_processes", "single_run",
 ]
 
+
+REFUSED = "refused"
 
 LEDGER_SCHEMA = StructType([
     StructField("job", StringType()),
@@ -76,10 +81,15 @@ class RunLedger:
         row = (job, execution_date.isoformat(), attempt, status, dt.datetime.now(dt.UTC).replace(tzinfo=None),
                run_id, error)
         frame = self.spark.createDataFrame([row], LEDGER_SCHEMA)
-        retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(self.path), what="run ledger")
+        retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(self.path), path=self.path,
+                          what="run ledger")
 
     def runs(self, job: str | None = None) -> DataFrame:
-        """One row per (job, execution_date, attempt): its latest status, start and end (lazy)."""
+        """One row per run (job, execution_date, run id): its attempt, latest status, start and end (lazy).
+
+        Statuses: ``running``, ``succeeded``, ``failed``, ``abandoned`` (its holder died and another run
+        took its lock over), ``refused`` (the lock was held, or depends-on-past was not met: nothing ran).
+        """
         events = self._events()
         if events is None:
             return self.spark.createDataFrame([], "job string, execution_date string, attempt int, status string, "
@@ -88,11 +98,11 @@ class RunLedger:
         if job is not None:
             events = events.where(F.col("job") == job)
         latest = F.max_by(F.struct("status", "error", "run_id"), "at")
-        return events.groupBy("job", "execution_date", "attempt").agg(
-            latest.alias("last"), F.min("at").alias("started_at"),
+        return events.groupBy("job", "execution_date", "run_id").agg(
+            F.max("attempt").alias("attempt"), latest.alias("last"), F.min("at").alias("started_at"),
             F.max(F.when(F.col("status") != "running", F.col("at"))).alias("ended_at"),
-        ).select("job", "execution_date", "attempt", "last.status", "started_at", "ended_at", "last.run_id",
-                 "last.error").orderBy("execution_date", "attempt")
+        ).select("job", "execution_date", "attempt", "last.status", "started_at", "ended_at", "run_id",
+                 "last.error").orderBy("execution_date", "started_at")
 
     def statuses(self, job: str) -> dict[str, str]:
         """Latest status per execution date (ISO string) of ``job``; triggers one Spark job."""
@@ -104,12 +114,13 @@ class RunLedger:
 
 
 def _statuses(runs: Sequence[Any]) -> dict[str, str]:
-    # runs are ordered by date then attempt: the last attempt of a date wins
-    return {r.execution_date: r.status for r in runs}
+    # runs are ordered by date then start: the last run of a date that did run wins (a refusal changed nothing)
+    return {r.execution_date: r.status for r in runs if r.status != REFUSED}
 
 
 def _next_attempt(runs: Sequence[Any], execution_date: dt.date) -> int:
-    return max((r.attempt for r in runs if r.execution_date == execution_date.isoformat()), default=0) + 1
+    return max((r.attempt for r in runs if r.execution_date == execution_date.isoformat() and r.status != REFUSED),
+               default=0) + 1
 
 
 def check_depends_on_past(ledger: RunLedger, job: str, execution_date: dt.date) -> None:
@@ -123,21 +134,43 @@ def _require_past(statuses: dict[str, str], job: str, execution_date: dt.date) -
     if earlier and statuses.get(previous) != "succeeded":
         state = statuses.get(previous, "never run")
         raise DependsOnPastError(f"{job} for {execution_date} depends on {previous}, which is {state}; "
-                                 f"run {previous} first (latest earlier date run: {max(earlier)})")
+                                 f"run {previous} first (latest earlier date run: {max(earlier)})",
+                                 parameters={"job": job, "execution_date": execution_date.isoformat(),
+                                             "previous": previous, "previous_status": state})
 
 
 @contextmanager
 def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_root: str, ledger: RunLedger,
                depends_on_past: bool = True, ttl_seconds: int = 120, heartbeat_seconds: int = 20,
                wait_timeout: float = 0.0) -> Iterator[RunLock]:
-    """Run a block as the only active run of ``job``, recorded in the ledger, after D-1 when required."""
+    """Run a block as the only active run of ``job``, recorded in the ledger, after D-1 when required.
+
+    Every attempt is in the ledger: a run refused because the lock is held or D-1 did not succeed is
+    recorded as ``refused`` with the reason; a dead run whose lock this run took over is closed as
+    ``abandoned``.
+
+    Raises
+    ------
+    RunLockedError: another live run holds the lock.
+    DependsOnPastError: ``depends_on_past`` and D-1 did not succeed.
+    """
     lock = RunLock(spark, lock_root, job, ttl_seconds=ttl_seconds, heartbeat_seconds=heartbeat_seconds)
-    lock.acquire(wait_timeout=wait_timeout)
     try:
-        runs = ledger.runs(job).collect()  # one read of the ledger for both checks
-        if depends_on_past:
-            _require_past(_statuses(runs), job, execution_date)
+        lock.acquire(wait_timeout=wait_timeout)
+    except RunLockedError as exc:
+        ledger.record(job, execution_date, 0, REFUSED, lock.run_id, error_summary(exc))
+        raise
+    try:
+        runs = ledger.runs(job).collect()  # one read of the ledger for every check
+        if lock.taken_over is not None:
+            _abandon(ledger, runs, lock.taken_over, lock.run_id)
         attempt = _next_attempt(runs, execution_date)
+        if depends_on_past:
+            try:
+                _require_past(_statuses(runs), job, execution_date)
+            except DependsOnPastError as exc:
+                ledger.record(job, execution_date, attempt, REFUSED, lock.run_id, error_summary(exc))
+                raise
         ledger.record(job, execution_date, attempt, "running", lock.run_id)
         try:
             yield lock
@@ -147,6 +180,15 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
         ledger.record(job, execution_date, attempt, "succeeded", lock.run_id)
     finally:
         lock.release()
+
+
+def _abandon(ledger: RunLedger, runs: Sequence[Any], dead: LockHolder, taker: str) -> None:
+    """Close the dead holder's open attempts: it will never record their end itself."""
+    for run in runs:
+        if run.run_id == dead.run_id and run.status == "running":
+            ledger.record(run.job, dt.date.fromisoformat(run.execution_date), run.attempt, "abandoned", run.run_id,
+                          f"abandoned: its lock went stale (host {dead.host}, pid {dead.pid}) and run {taker} "
+                          "took it over")
 
 
 @dataclass(frozen=True)
@@ -212,7 +254,8 @@ def run_concurrently(spark: SparkSession, fn: Callable[[Any], Any], partitions: 
         def run() -> Any:
             outcome = fn(partition)
             if not (outcome is None or outcome is True or outcome == 0):
-                raise RuntimeError(f"returned {outcome!r}")
+                raise JobFailedError(f"partition {partition} returned {outcome!r}",
+                                     parameters={"partition": str(partition), "returned": repr(outcome)})
             return outcome
         return run
 
@@ -230,26 +273,75 @@ def run_concurrently(spark: SparkSession, fn: Callable[[Any], Any], partitions: 
 
 
 def run_processes(commands: Sequence[tuple[str, Sequence[str]]], *, concurrency: int = 2,
-                  name: str = "backfill", timeout: float | None = None) -> RunSummary:
-    """Run ``(partition, spark-submit argument list)`` pairs as separate processes, at most N at once."""
-    gate = threading.BoundedSemaphore(max(1, concurrency))
-    results: dict[str, PartitionResult] = {}
-    progress = _Progress(len(commands), name)
+                  name: str = "backfill", timeout: float | None = None, fail_fast: bool = False) -> RunSummary:
+    """Run ``(partition, spark-submit argument list)`` pairs as separate processes, at most N at once.
 
-    def work(partition: str, command: Sequence[str]) -> None:
-        with gate:
-            began = time.monotonic()
-            done = subprocess.run(list(command), env=submit_env(), capture_output=True, text=True,
-                                  timeout=timeout, check=False)
-            last = (done.stderr.strip().splitlines() or [""])[-1]
-            results[partition] = PartitionResult(partition, done.returncode == 0, time.monotonic() - began,
-                                                 None if done.returncode == 0 else f"exit {done.returncode}: {last}")
-            progress.finished(done.returncode == 0)
+    The same bounded runner as :func:`run_concurrently` (:func:`spark_flows.scheduling.run_bounded`): a
+    partition fails when its process exits non-zero, and its error is the job's own one-line error
+    (``<job>: error: ...``); with ``fail_fast`` the running processes are killed and the pending ones skipped.
+    """
+    progress = _Progress(len(commands), name)
+    processes: dict[str, subprocess.Popen[str]] = {}
+    cancelled: set[str] = set()
+    guard = threading.Lock()
+
+    def task(partition: str, command: Sequence[str]) -> Callable[[], None]:
+        def run() -> None:
+            with guard:  # a cancel that came before the start wins: the process never starts
+                if partition in cancelled:
+                    raise JobFailedError("cancelled: an earlier task failed", parameters={"partition": partition})
+                proc = subprocess.Popen(list(command), env=submit_env(), text=True, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+                processes[partition] = proc
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill(proc)
+                out, err = proc.communicate()
+            if proc.returncode != 0:
+                raise JobFailedError(f"exit {proc.returncode}: {job_error_line(out + err) or 'no error line'}",
+                                     parameters={"partition": partition, "exit_code": proc.returncode})
+        return run
+
+    def cancel(partition: str) -> None:
+        with guard:
+            cancelled.add(partition)
+            proc = processes.get(partition)
+        if proc is not None:
+            _kill(proc)
+
+    def done(outcome: TaskOutcome) -> None:
+        progress.finished(outcome.ok)
 
     began = time.monotonic()
-    threads = [threading.Thread(target=work, args=(p, c)) for p, c in commands]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return RunSummary(tuple(results[p] for p, _ in commands), time.monotonic() - began)
+    outcomes = run_bounded(None, [(p, task(p, c)) for p, c in commands], concurrency=concurrency, name=name,
+                           cancel_on_failure=fail_fast, on_done=done, on_cancel=cancel)
+    results = tuple(PartitionResult(o.key, o.ok, o.seconds, _strip_condition(o.error), o.job_group)
+                    for o in (outcomes[p] for p, _ in commands))
+    return RunSummary(results, time.monotonic() - began)
+
+
+def _strip_condition(error: str | None) -> str | None:
+    return error.removeprefix(f"[{JobFailedError.condition}] ") if error else error
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+_ERROR_LINE = re.compile(r"^[\w.-]+(?: [\w.-]+)?: error: .*$", re.MULTILINE)
+
+
+def job_error_line(output: str) -> str | None:
+    """The last ``<job>: error: ...`` line a job printed, if any.
+
+    Example
+    -------
+    >>> job_error_line("noise\\nvisits_cube: error: [INPUT_NOT_FOUND] input path x does not exist\\nmore noise")
+    'visits_cube: error: [INPUT_NOT_FOUND] input path x does not exist'
+    """
+    found = _ERROR_LINE.findall(output)
+    return found[-1] if found else None

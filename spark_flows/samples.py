@@ -18,66 +18,21 @@ from collections.abc import Iterable
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import BooleanType, StringType, StructField, StructType, TimestampType
 
+from spark_flows.datasets import (  # noqa: F401  (re-exported: the generator's public names)
+    BOOK_MISSING_HOURS,
+    BROWSERS,
+    DEVICE_TYPES,
+    DEVICES_SCHEMA,
+    HOURS_PER_DAY,
+    NETWORKS,
+    PAGES,
+    VISITS_SCHEMA,
+    date_key,
+    day_path,
+    hour_path,
+)
 from spark_flows.storage import Storage
-
-DEVICE_TYPES = ("lenovo", "galaxy", "htc", "lg", "iphone", "mac")
-PAGES = ("home", "index", "contact", "about", "categories", "main", "page_1", "page_2", "page_3")
-BROWSERS = ("Chrome", "Firefox", "Safari", "Edge", "Opera")
-NETWORKS = ("wifi", "4g", "5g", "adsl", "fiber")
-#: The hours the book's partial-day example lacks.
-BOOK_MISSING_HOURS = (6, 11, 16, 17, 18)
-HOURS_PER_DAY = 24
-
-DEVICES_SCHEMA = StructType(
-    [
-        StructField("type", StringType()),
-        StructField("full_name", StringType()),
-        StructField("version", StringType()),
-    ]
-)
-
-VISITS_SCHEMA = StructType(
-    [
-        StructField("visit_id", StringType()),
-        StructField("event_time", TimestampType()),
-        StructField("user_id", StringType()),
-        StructField("keep_private", BooleanType()),
-        StructField("page", StringType()),
-        StructField(
-            "context",
-            StructType(
-                [
-                    StructField("referral", StringType()),
-                    StructField("ad_id", StringType()),
-                    StructField(
-                        "user",
-                        StructType(
-                            [
-                                StructField("ip", StringType()),
-                                StructField("login", StringType()),
-                                StructField("connected_since", TimestampType()),
-                            ]
-                        ),
-                    ),
-                    StructField(
-                        "technical",
-                        StructType(
-                            [
-                                StructField("browser", StringType()),
-                                StructField("browser_version", StringType()),
-                                StructField("network_type", StringType()),
-                                StructField("device_type", StringType()),
-                                StructField("device_version", StringType()),
-                            ]
-                        ),
-                    ),
-                ]
-            ),
-        ),
-    ]
-)
 
 MALFORMED_DEVICE_LINES = ('{"type": "galaxy", "full_name": ', "not json at all", '{"type": ["lg"]')
 
@@ -140,7 +95,7 @@ def write_devices(
 
 def visits_partition(root: str, day: dt.date, hour: int) -> str:
     """Path of one hourly visits partition: ``<root>/date=YYYYMMDD/hour=HH``."""
-    return f"{root.rstrip('/')}/date={day:%Y%m%d}/hour={hour:02d}"
+    return hour_path(root, day, hour)
 
 
 def visits_frame(spark: SparkSession, day: dt.date, *, rows_per_hour: int = 100, seed: int = 7) -> DataFrame:
@@ -153,7 +108,7 @@ def visits_frame(spark: SparkSession, day: dt.date, *, rows_per_hour: int = 100,
     seconds = hour * 3600 + _bucket(seed, 3600)
     event_time = F.timestamp_seconds(F.lit(int(start.replace(tzinfo=dt.UTC).timestamp())) + seconds)
     return spark.range(rows_per_hour * HOURS_PER_DAY).select(
-        F.concat(F.lit(f"v-{day:%Y%m%d}-"), F.col("id").cast("string")).alias("visit_id"),
+        F.concat(F.lit(f"v-{date_key(day)}-"), F.col("id").cast("string")).alias("visit_id"),
         event_time.alias("event_time"),
         F.concat(F.lit("u"), _bucket(seed + 1, 500).cast("string")).alias("user_id"),
         (_bucket(seed + 2, 10) == 0).alias("keep_private"),
@@ -178,7 +133,7 @@ def visits_frame(spark: SparkSession, day: dt.date, *, rows_per_hour: int = 100,
             ).alias("technical"),
         ).alias("context"),
         F.lpad(hour.cast("string"), 2, "0").alias("hour"),
-        F.lit(f"{day:%Y%m%d}").alias("date"),
+        F.lit(date_key(day)).alias("date"),
     )
 
 
@@ -209,7 +164,7 @@ def write_visits(
     missing, empty = set(missing_hours), set(empty_hours)
     written = [h for h in range(HOURS_PER_DAY) if h not in missing and h not in empty]
     storage = Storage(spark)
-    storage.delete(f"{root.rstrip('/')}/date={day:%Y%m%d}")
+    storage.delete(day_path(root, day))
     frame = visits_frame(spark, day, rows_per_hour=rows_per_hour, seed=seed)
     frame = frame.where(F.col("hour").isin([f"{h:02d}" for h in written]))
     frame.repartition("hour").write.mode("append").partitionBy("date", "hour").json(root)

@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
 
-from spark_flows.errors import StepFailedError, error_summary
+from spark_flows.errors import (
+    SparkFlowsValueError,
+    StepFailedError,
+    error_summary,
+    invalid_argument,
+    not_callable,
+)
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -55,10 +61,10 @@ class Step:
 
 def step(name: str, transform: Transform, *, boundary: bool = False) -> Step:
     """Build a :class:`Step`, validating its name (letters, digits, ``_ . -``)."""
-    if not _NAME.match(name or ""):
-        raise ValueError(f"step name must match {_NAME.pattern}, got {name!r}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise invalid_argument("step name", name, f"a string matching {_NAME.pattern}")
     if not callable(transform):
-        raise TypeError(f"step {name!r}: transform must be callable, got {type(transform).__name__}")
+        raise not_callable(f"step {name!r}: transform", transform)
     return Step(name, transform, boundary)
 
 
@@ -69,7 +75,7 @@ def _apply(df: DataFrame, current: Step, position: str, sequence: str) -> DataFr
     except Exception as exc:
         raise StepFailedError(
             f"step '{current.name}' ({position}) of sequence '{sequence}' failed: {error_summary(exc)}",
-            step=current.name,
+            parameters={"step": current.name, "position": position, "sequence": sequence},
         ) from exc
     return result
 
@@ -100,14 +106,15 @@ class Sequence:
     """An ordered, named list of steps: inspectable without running, chainable, restartable."""
 
     def __init__(self, name: str, steps: Seq[Step]) -> None:
-        if not _NAME.match(name or ""):
-            raise ValueError(f"sequence name must match {_NAME.pattern}, got {name!r}")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise invalid_argument("sequence name", name, f"a string matching {_NAME.pattern}")
         if not steps:
-            raise ValueError(f"sequence {name!r} needs at least one step")
+            raise invalid_argument(f"sequence {name!r} steps", list(steps), "at least one step")
         names = [s.name for s in steps]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"sequence {name!r} has duplicate step names: {duplicates}")
+            raise SparkFlowsValueError(f"sequence {name!r} has duplicate step names: {duplicates}",
+                                       parameters={"argument": "steps", "duplicates": duplicates})
         self.name = name
         self.steps: tuple[Step, ...] = tuple(steps)
 
@@ -139,8 +146,8 @@ class Sequence:
         ------
         StepFailedError: a step raised; the message names it and its position.
         """
-        if run_id is not None and not _NAME.match(run_id):
-            raise ValueError(f"run_id must match {_NAME.pattern}, got {run_id!r}")
+        if run_id is not None and (not isinstance(run_id, str) or not _NAME.match(run_id)):
+            raise invalid_argument("run_id", run_id, f"a string matching {_NAME.pattern}")
         if run_id is None or boundary_root is None:
             return SequenceRun(self(df), run_id, None, tuple(s.name for s in self.steps), ())
         spark = df.sparkSession
@@ -168,7 +175,8 @@ class Sequence:
                     raise StepFailedError(
                         f"boundary '{current.name}' ({index + 1}/{total}) of sequence '{self.name}' "
                         f"failed while persisting to {path}: {error_summary(exc)}",
-                        step=current.name,
+                        parameters={"step": current.name, "position": f"{index + 1}/{total}",
+                                    "sequence": self.name, "path": path},
                     ) from exc
                 logger.info(
                     "sequence %s: boundary %s persisted in %.1fs", self.name, current.name, time.monotonic() - began

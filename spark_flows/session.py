@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
+from spark_flows.backend import class_loadable, live_classic_session, submitted_conf_keys
 from spark_flows.config import Settings, embedded_conf_path
 from spark_flows.errors import EnvironmentSetupError
 
@@ -58,12 +59,9 @@ def delta_builder(settings: Settings) -> SparkSession.Builder:
     builder = builder.config("spark.sql.extensions", DELTA_EXTENSION)
     builder = builder.config("spark.sql.catalog.spark_catalog", DELTA_CATALOG)
     if launched_by_spark_submit():
-        from pyspark import SparkConf, SparkContext
-
-        SparkContext._ensure_initialized()
-        given = SparkConf()
+        given = submitted_conf_keys()
         for key, value in settings.spark_conf.items():
-            if not given.contains(key):
+            if key not in given:
                 builder = builder.config(key, value)
         return builder
     builder = builder.master(settings.master)
@@ -88,10 +86,7 @@ def existing_session() -> SparkSession | None:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    instantiated = SparkSession._instantiatedSession
-    if instantiated is not None and instantiated.sparkContext._jsc is not None:
-        return instantiated
-    return None
+    return live_classic_session()
 
 
 def get_session(settings: Settings | None = None) -> SparkSession:
@@ -118,9 +113,10 @@ def get_session(settings: Settings | None = None) -> SparkSession:
         spark = delta_builder(settings).getOrCreate()
     except Exception as exc:  # the gateway fails with a generic error when Java is absent or broken
         raise EnvironmentSetupError(
-            f"could not start Spark ({type(exc).__name__}: {str(exc).splitlines()[0]}); "
+            f"could not start Spark ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}); "
             "spark_flows needs Java 17+ on PATH or JAVA_HOME, and network access to Maven Central "
-            f"the first time (to resolve {settings.delta_package})"
+            f"the first time (to resolve {settings.delta_package})",
+            parameters={"package": settings.delta_package},
         ) from exc
     require_delta(spark, settings.delta_package)
     return spark
@@ -128,17 +124,11 @@ def get_session(settings: Settings | None = None) -> SparkSession:
 
 def require_delta(spark: SparkSession, package: str) -> None:
     """Raise :class:`EnvironmentSetupError` unless Delta Lake's JVM classes are loadable."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    try:
-        jvm.java.lang.Class.forName(
-            DELTA_EXTENSION, True, jvm.java.lang.Thread.currentThread().getContextClassLoader()
-        )
-    except Exception as exc:
+    if not class_loadable(spark, DELTA_EXTENSION):
         raise EnvironmentSetupError(
             "Delta Lake classes are not on Spark's classpath: run spark-submit with "
-            f"--packages {package} (or use `spark-flows submit`, which adds it)"
-        ) from exc
+            f"--packages {package} (or use `spark-flows submit`, which adds it)",
+            condition="DELTA_NOT_ON_CLASSPATH", parameters={"package": package})
 
 
 @contextmanager

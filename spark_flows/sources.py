@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_flows.errors import BadRecordsError, InputNotFoundError
+from spark_flows.errors import BadRecordsError, InputNotFoundError, invalid_argument
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -34,18 +34,56 @@ SOURCE_FILE_COLUMN = "_source_file"
 
 @dataclass(frozen=True)
 class ParsedInput:
-    """Result of :func:`read_json`: the good rows (persisted) and what happened to the bad ones."""
+    """Result of :func:`read_json`: the good rows (read from a persisted scan) and what happened to the bad ones.
+
+    Call :meth:`release` when done: ``frame`` is derived from the persisted scan, and unpersisting a
+    derived frame would release nothing.
+    """
 
     frame: DataFrame
     rows: int
     bad_records: int
     quarantine_path: str | None = None
+    persisted: DataFrame | None = None
+
+    def release(self) -> None:
+        """Unpersist exactly what :func:`read_json` persisted."""
+        if self.persisted is not None:
+            self.persisted.unpersist()
 
 
 def require_input(spark: SparkSession, path: str, *, hint: str = "") -> None:
     """Raise :class:`InputNotFoundError` naming ``path`` (and ``hint``) if it does not exist."""
     if not Storage(spark).exists(path):
-        raise InputNotFoundError(f"input path {path} does not exist" + (f"; {hint}" if hint else ""))
+        raise InputNotFoundError(f"input path {path} does not exist" + (f"; {hint}" if hint else ""),
+                                 parameters={"path": path})
+
+
+def input_version(spark: SparkSession, path: str) -> int:
+    """A batch version for the input at ``path``: its newest data file's modification time, in epoch seconds.
+
+    Unchanged input gives the same version (a rerun is a replay and writes nothing); rewritten or added
+    files give a higher one. Reads the listing only.
+
+    Raises
+    ------
+    InputNotFoundError: ``path`` does not exist or holds no data file.
+    """
+    storage = Storage(spark)
+    require_input(spark, path)
+    newest, pending = 0, [path]
+    while pending:
+        for info in storage.list(pending.pop()):
+            if info.name.startswith(("_", ".")):
+                continue
+            if info.is_dir:
+                pending.append(info.path)
+            else:
+                newest = max(newest, info.modified_ms)
+    if not newest:
+        raise InputNotFoundError(f"input path {path} holds no data file", condition="INPUT_EMPTY",
+                                 parameters={"path": path})
+    return newest // 1000
 
 
 def permissive_reader(spark: SparkSession, schema: StructType, file_format: str = "json") -> DataFrameReader:
@@ -65,8 +103,8 @@ def read_json(
 ) -> ParsedInput:
     """Read JSON lines under ``path`` with ``schema``, applying the bad-records policy.
 
-    The parsed rows are persisted (the check and the caller's work read the files once); the caller may
-    ``unpersist`` ``result.frame`` when done. Triggers one Spark job (the bad-record check), two when
+    The parsed rows are persisted (the check and the caller's work read the files once); the caller
+    releases them with :meth:`ParsedInput.release` when done. Triggers one Spark job (the bad-record check), two when
     records are quarantined.
 
     Raises
@@ -76,9 +114,9 @@ def read_json(
     ValueError: ``on_bad_records`` is unknown, or ``quarantine`` without ``quarantine_path``.
     """
     if on_bad_records not in ("fail", "quarantine"):
-        raise ValueError(f"on_bad_records must be 'fail' or 'quarantine', got {on_bad_records!r}")
+        raise invalid_argument("on_bad_records", on_bad_records, "'fail' or 'quarantine'")
     if on_bad_records == "quarantine" and not quarantine_path:
-        raise ValueError("on_bad_records='quarantine' needs a quarantine_path")
+        raise invalid_argument("quarantine_path", quarantine_path, "a path when on_bad_records='quarantine'")
     require_input(spark, path)
     parsed = permissive_reader(spark, schema).load(path).withColumn(SOURCE_FILE_COLUMN, F.input_file_name()).persist()
     bad = parsed.where(F.col(CORRUPT_COLUMN).isNotNull())
@@ -95,10 +133,11 @@ def read_json(
         files = ", ".join(f"{name} ({n})" for name, n in sorted(per_file.items()))
         raise BadRecordsError(
             f"{count} malformed JSON row(s) under {path}: {files}; fix the input or pass "
-            "--on-bad-records quarantine to set them aside"
+            "--on-bad-records quarantine to set them aside",
+            parameters={"path": path, "count": count, "files": dict(per_file)},
         )
     if count and quarantine_path:
         bad.select(SOURCE_FILE_COLUMN, CORRUPT_COLUMN).write.mode("overwrite").json(quarantine_path)
         logger.warning("quarantined %d malformed row(s) from %s to %s", count, path, quarantine_path)
     return ParsedInput(frame=good, rows=sum(r["good"] for r in stats), bad_records=count,
-                       quarantine_path=quarantine_path if count else None)
+                       quarantine_path=quarantine_path if count else None, persisted=parsed)

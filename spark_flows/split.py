@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
-from spark_flows.errors import BranchFailedError
+from spark_flows.errors import BranchFailedError, invalid_argument, not_callable
 from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.writers import WriteResult
 
@@ -49,10 +49,10 @@ class Branch:
 
 def branch(name: str, run: BranchFn) -> Branch:
     """Build a :class:`Branch`, validating its name (it names a job group and a scheduler pool)."""
-    if not _NAME.match(name or ""):
-        raise ValueError(f"branch name must match {_NAME.pattern}, got {name!r}")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise invalid_argument("branch name", name, f"a string matching {_NAME.pattern}")
     if not callable(run):
-        raise TypeError(f"branch {name!r}: run must be callable")
+        raise not_callable(f"branch {name!r}: run", run)
     return Branch(name, run)
 
 
@@ -99,8 +99,9 @@ class SplitResult:
         if not self.ok:
             details = "; ".join(f"{b.name}: {b.error}" for b in self.branches if not b.ok)
             raise BranchFailedError(
-                f"split '{self.name}': {len(self.failed)} of {len(self.branches)} branch(es) failed: {details}"
-            )
+                f"split '{self.name}': {len(self.failed)} of {len(self.branches)} branch(es) failed: {details}",
+                parameters={"split": self.name, "failed": self.failed,
+                            "errors": {b.name: b.error for b in self.branches if not b.ok}})
 
 
 def describe(branches: Sequence[Branch], *, source: str = "input") -> list[tuple[str, str]]:
@@ -134,7 +135,8 @@ def split(
 
     Parameters
     ----------
-    storage_level: how the input is persisted; ``None`` when the caller already persisted it.
+    storage_level: how the input is persisted; ``None`` when the caller already persisted (and filled) it.
+        The persisted input is filled by one Spark job (the one scan of the source) before any branch starts.
     concurrency: branches running at once (1: one after another, in declaration order).
     cancel_on_failure: cancel the other running branches' jobs as soon as one fails.
 
@@ -143,12 +145,12 @@ def split(
     SplitResult; never raises for a branch's failure (see :meth:`SplitResult.raise_for_failures`).
     """
     if not branches:
-        raise ValueError("split needs at least one branch")
+        raise invalid_argument("branches", list(branches), "at least one branch")
     names = [b.name for b in branches]
     if len(set(names)) != len(names):
-        raise ValueError(f"branch names must be unique, got {names}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        raise invalid_argument("branch names", names, "unique")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise invalid_argument("concurrency", concurrency, "an int >= 1")
     source = df.persist(storage_level) if storage_level is not None else df
 
     def task(current: Branch) -> Callable[[], WriteResult | None]:
@@ -159,6 +161,11 @@ def split(
 
     began = time.monotonic()
     try:
+        if storage_level is not None:
+            # Fill the cache before branches start: concurrent branches would otherwise race to fill it and
+            # each scan part of the source. This count is the one scan of the source.
+            rows = source.count()
+            logger.info("split %s: input persisted (%d rows)", name, rows)
         outcomes = run_bounded(df.sparkSession, [(b.name, task(b)) for b in branches], concurrency=concurrency,
                                name=name, cancel_on_failure=cancel_on_failure)
     finally:

@@ -1,26 +1,45 @@
-"""Output writers that never write a batch twice: Delta with ``txnAppId``/``txnVersion``, files staged.
+"""Output writers with one write contract: a batch is written once, a replay is reported, never repeated.
 
-* :class:`DeltaWriter` passes ``txnAppId``/``txnVersion`` as **writer options** (never the session confs,
-  which all threads share). Delta skips a write whose version is ``<=`` the one recorded for the app id on
-  that table *silently*; the writer compares the table's recorded version first and reports
-  ``skipped: batch 7 already committed`` instead. With ``mode="overwrite"`` the same rule holds: a replayed
-  (app id, version) leaves the table as it is, a new version replaces it.
-* :class:`FilesWriter` (CSV, Parquet, JSON) writes to ``<parent>/_staging/<name>/<batch>``, puts a
-  ``_PUBLISHED.json`` marker (rows, schema, batch) inside, then publishes data and marker together with one
-  atomic rename. Readers see the old output, nothing, or the whole new one; never a partial directory. A
-  crashed run leaves only staging debris, which the next write for that target removes.
+The contract, the same for every writer (:class:`DeltaWriter`, :class:`FilesWriter` and its CSV/Parquet
+classes):
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
+* **One skip rule.** A :class:`Batch` is an app id and an int version. A batch whose version is ``<=`` the
+  last one recorded for its app id on the output is *skipped*, and reported as such
+  (:attr:`WriteResult.skipped`, :attr:`WriteResult.reason`), only when it is known to be committed: for
+  Delta, a ``txn`` action of the table's log recorded it; for files, the output's ``_PUBLISHED.json``
+  lists it. An older batch that never committed is refused with ``BATCH_OUT_OF_ORDER`` (Delta would
+  skip it *silently*), never reported as done.
+* **An empty batch is refused** (``EMPTY_BATCH``) unless the writer allows it: writing 0 rows would use
+  up the batch's version, and the real data under the same version would then be skipped for ever.
+* **Outputs never nest** inside another table or published output, and a path that spark_flows did not
+  publish is never replaced unless the caller says so (``replace_foreign=True``).
+* :class:`WriteResult` carries what consumers need: rows written by this call, the rows of the batch as
+  committed (also for a skip), the Delta table version holding it.
 
-    from spark_flows.writers import Batch, DeltaWriter, FilesWriter
-    DeltaWriter().write(df, "data/tables/devices", batch=Batch("devices_loader", 7))
-    # -> WriteResult(path='data/tables/devices', output_type='delta', rows=1000, skipped=False, ...)
-    FilesWriter("csv", options={"sep": ";", "header": "true"}).write(df, "out/devices_csv", batch=...)
+:class:`DeltaWriter` passes ``txnAppId``/``txnVersion`` as writer options (never the session confs, which
+all threads share), reads the txn facts from the table's log (:mod:`spark_flows.delta`, no Spark job),
+and retries Delta's commit conflicts; ``replace={"date": "20240101"}`` replaces one partition.
+:class:`FilesWriter` writes to ``<parent>/_staging/<name>/``, puts ``_PUBLISHED.json`` inside, and
+publishes with one rename: readers see the old output or the whole new one, never a partial directory;
+the previous output is moved aside and deleted only once the new one is in place, and a crash in between
+is rolled back by the next write.
+
+Example (needs a SparkSession ``spark``; run as a doctest)
+----------------------------------------------------------
+>>> import tempfile
+>>> path = tempfile.mkdtemp() + "/devices"
+>>> df = spark.createDataFrame([("mac", "MacBook", "14")], "type string, full_name string, version string")
+>>> DeltaWriter().write(df, path, batch=Batch("loader", 7)).rows
+1
+>>> replay = DeltaWriter().write(df, path, batch=Batch("loader", 7))
+>>> replay.skipped, replay.reason, replay.batch_rows, replay.table_version
+(True, 'batch 7 already committed (app loader, table version 0)', 1, 0)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import re
 import time
@@ -30,15 +49,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
+from spark_flows import delta
+from spark_flows.errors import SparkFlowsTypeError, StorageError, WriteRefusedError, invalid_argument
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
 
 PUBLISHED_MARKER = "_PUBLISHED.json"
 STAGING_DIR = "_staging"
+_RETIRED = "retired-"
 _APP_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -50,27 +72,238 @@ class Batch:
     version: int
 
     def __post_init__(self) -> None:
-        if not _APP_ID.match(self.app_id or ""):
-            raise ValueError(f"batch app_id must match {_APP_ID.pattern}, got {self.app_id!r}")
-        if not isinstance(self.version, int) or self.version < 0:
-            raise ValueError(f"batch version must be a non-negative int, got {self.version!r}")
+        if not isinstance(self.app_id, str) or not _APP_ID.match(self.app_id):
+            raise invalid_argument("batch app_id", self.app_id, f"a string matching {_APP_ID.pattern}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            raise invalid_argument("batch version", self.version, "a non-negative int")
 
     @property
     def tag(self) -> str:
-        """``<app_id>-<version>``, used in staging and marker names."""
+        """``<app_id>-<version>``, used in staging names."""
         return f"{self.app_id}-{self.version}"
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a writer did: where, how many rows, or why it wrote nothing."""
+    """What a writer did to one output.
+
+    Attributes
+    ----------
+    rows: rows this call wrote (0 when it skipped; ``None`` when Spark did not report them).
+    skipped: the batch was already committed; ``reason`` says when and where.
+    batch: the batch written or skipped.
+    batch_rows: rows of the batch as committed, by this call or an earlier one.
+    table_version: the Delta table version that holds the batch (``None`` for files).
+    partition: the one partition the write replaced (``DeltaWriter(replace=...)``), else empty.
+    """
 
     path: str
     output_type: str
     rows: int | None
     skipped: bool = False
     reason: str = ""
+    batch: Batch | None = None
+    batch_rows: int | None = None
+    table_version: int | None = None
+    partition: Mapping[str, str] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``'1000 rows'`` or the skip reason."""
+        return self.reason if self.skipped else f"{self.rows if self.rows is not None else '?'} rows"
+
+
+def _refuse(message: str, condition: str, **parameters: Any) -> WriteRefusedError:
+    return WriteRefusedError(message, condition=condition, parameters=parameters)
+
+
+def _out_of_order(path: str, batch: Batch, recorded: int) -> WriteRefusedError:
+    return _refuse(
+        f"batch {batch.version} of app {batch.app_id} is older than batch {recorded} already committed to {path} "
+        f"and was never committed itself; a write with a version <= {recorded} would be skipped for ever. "
+        f"Write it as a version above {recorded}, or under another app id",
+        "BATCH_OUT_OF_ORDER", path=path, app_id=batch.app_id, version=batch.version, recorded=recorded)
+
+
+def _ancestors(qualified: str) -> list[str]:
+    scheme, sep, rest = qualified.partition(":")
+    if not sep:
+        scheme, rest = "", qualified
+    parts = rest.rstrip("/").split("/")
+    prefix = f"{scheme}:" if sep else ""
+    return [prefix + "/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if "/".join(parts[:i]).strip("/")]
+
+
+def check_not_nested(storage: Storage, path: str) -> None:
+    """Raise ``OUTPUT_NESTED`` if an ancestor of ``path`` is a Delta table or a published files output.
+
+    ``VACUUM`` of the outer table would delete the inner output's files, and readers of the outer one would
+    list them.
+    """
+    for ancestor in _ancestors(storage.qualify(path)):
+        for inner, what in ((delta.LOG_DIR, "a Delta table"), (PUBLISHED_MARKER, "a published output")):
+            if storage.exists(f"{ancestor}/{inner}"):
+                raise _refuse(f"cannot write {path}: it is inside {ancestor}, which is {what}; choose an output "
+                              "path outside any other table", "OUTPUT_NESTED", path=path, outer=ancestor)
+
+
+class Writer(ABC):
+    """Base of every output writer: ``write(df, path, batch=...) -> WriteResult`` under one contract.
+
+    Parameters
+    ----------
+    allow_empty: write a batch with no rows (by default refused with ``EMPTY_BATCH``).
+    """
+
+    output_type: ClassVar[str] = ""
+
+    def __init__(self, *, allow_empty: bool = False) -> None:
+        self.allow_empty = allow_empty
+
+    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
+        """Write ``df`` to ``path``; with ``batch``, a replay of an already committed batch writes nothing.
+
+        Triggers the write's Spark job(s), plus one small job to check that a batch is not empty; none
+        when the batch is skipped.
+
+        Raises
+        ------
+        WriteRefusedError: ``EMPTY_BATCH``, ``BATCH_OUT_OF_ORDER``, ``OUTPUT_NESTED`` or ``OUTPUT_NOT_OWNED``;
+            nothing was written.
+        ConcurrentWriteError: other writers kept conflicting with this one (Delta).
+        """
+        if batch is not None and not isinstance(batch, Batch):
+            raise SparkFlowsTypeError(f"batch must be a Batch, got {type(batch).__name__}",
+                                      parameters={"argument": "batch", "type": type(batch).__name__})
+        storage = Storage(df.sparkSession)
+        check_not_nested(storage, path)
+        self.prepare(storage, path)
+        if batch is not None:
+            committed = self.committed(storage, path, batch)
+            if committed is not None:
+                logger.info("%s %s: skipped: %s", self.output_type, path, committed.reason)
+                return committed
+            if not self.allow_empty and df.isEmpty():
+                raise _refuse(f"batch {batch.version} of app {batch.app_id} for {path} has no rows; writing it would "
+                              "use up the version and skip the real data later. Check the input, or allow empty "
+                              "batches (allow_empty=True)", "EMPTY_BATCH", path=path, app_id=batch.app_id,
+                              version=batch.version)
+        return self._write(storage, df, path, batch)
+
+    def prepare(self, storage: Storage, path: str) -> None:  # noqa: B027 (optional hook)
+        """Checks and recovery before anything else (e.g. roll back a crashed publish); none by default."""
+
+    @abstractmethod
+    def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
+        """The skip rule: a skipped :class:`WriteResult` if ``batch`` is committed, ``None`` if it is to be
+        written; raises ``BATCH_OUT_OF_ORDER`` for an older batch that never committed. Reads metadata only."""
+
+    @abstractmethod
+    def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        """Write ``df`` (the checks are done)."""
+
+    def session_conf(self) -> Mapping[str, str]:
+        """Session configuration this writer needs (the factory applies it); none by default."""
+        return {}
+
+
+class DeltaWriter(Writer):
+    """Append (default), overwrite, or replace one partition of a Delta table, idempotently per :class:`Batch`.
+
+    Parameters
+    ----------
+    mode: ``"append"`` or ``"overwrite"``.
+    replace: ``{column: value}`` of the one partition to replace (``replaceWhere``): the column is added
+        with that value, the table is partitioned by it, other partitions are untouched; implies overwrite.
+    partition_by: partition columns (``replace``'s columns come first).
+    options: extra Delta writer options.
+    retries: attempts on a commit conflict with another writer.
+    """
+
+    output_type = "delta"
+
+    def __init__(self, *, mode: str = "append", replace: Mapping[str, str] | None = None,
+                 partition_by: Sequence[str] = (), options: Mapping[str, str] | None = None, retries: int = 5,
+                 allow_empty: bool = False) -> None:
+        super().__init__(allow_empty=allow_empty)
+        if mode not in ("append", "overwrite"):
+            raise invalid_argument("DeltaWriter mode", mode, "'append' or 'overwrite'")
+        self.replace = dict(replace or {})
+        self.mode = "overwrite" if self.replace else mode
+        self.partition_by = tuple(dict.fromkeys([*self.replace, *partition_by]))
+        self.options = dict(options or {})
+        self.retries = retries
+
+    def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
+        recorded = delta.latest_txn(storage, path, batch.app_id) if delta.is_delta_table(storage, path) else None
+        if recorded is None or batch.version > recorded:
+            return None
+        found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        if found is None:
+            raise _out_of_order(path, batch, recorded)
+        return WriteResult(path, self.output_type, 0, skipped=True, batch=batch, batch_rows=found.rows,
+                           table_version=found.table_version, partition=self.replace,
+                           reason=f"batch {batch.version} already committed (app {batch.app_id}, table version "
+                                  f"{found.table_version})")
+
+    def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        write_id = uuid.uuid4().hex
+        frame = df
+        for column, value in self.replace.items():
+            frame = frame.withColumn(column, F.lit(value))
+        writer = frame.write.format("delta").mode(self.mode).options(**self.options)
+        if self.replace:
+            writer = writer.option("replaceWhere", " AND ".join(f"`{c}` = '{v}'" for c, v in self.replace.items()))
+        if self.partition_by:
+            writer = writer.partitionBy(*self.partition_by)
+        if batch is not None:
+            writer = writer.option("txnAppId", batch.app_id).option("txnVersion", str(batch.version))
+        if "userMetadata" not in self.options:
+            writer = writer.option("userMetadata", json.dumps({"spark_flows_write": write_id}))
+        attempts = [0]
+
+        def attempt() -> WriteResult:
+            attempts[0] += 1
+            if batch is not None and attempts[0] > 1:  # a conflicting writer may have committed this batch
+                done = self.committed(storage, path, batch)
+                if done is not None:
+                    return _concurrently(done, batch)
+            writer.save(path)
+            return self._after_write(storage, path, batch, write_id)
+
+        return delta.retry_on_conflict(attempt, path=path, attempts=self.retries, what="delta write")
+
+    def _after_write(self, storage: Storage, path: str, batch: Batch | None, write_id: str) -> WriteResult:
+        version = delta.table_version(storage, path)
+        if batch is None:
+            rows = delta.commit_rows(storage, path, version) if version is not None else None
+            return WriteResult(path, self.output_type, rows, batch_rows=rows, table_version=version,
+                               partition=self.replace)
+        found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        if found is None:  # Delta skipped it: a newer batch of this app id committed meanwhile
+            recorded = delta.latest_txn(storage, path, batch.app_id)
+            raise _out_of_order(path, batch, recorded if recorded is not None else batch.version)
+        ours = delta.commit_metadata(storage, path, found.table_version).get("spark_flows_write") == write_id
+        result = WriteResult(path, self.output_type, found.rows, batch=batch, batch_rows=found.rows,
+                             table_version=found.table_version, partition=self.replace)
+        if not ours and "userMetadata" not in self.options:
+            return _concurrently(result, batch)
+        return result
+
+    def prepare(self, storage: Storage, path: str) -> None:
+        """Refuse a non-empty target that is not a Delta table (a files output, a user's directory or file)."""
+        info = storage.fs.info(path)
+        if info is not None and not delta.is_delta_table(storage, path) and (
+                not info.is_dir or storage.list(path)):
+            raise _refuse(f"{path} exists and is not a Delta table; refusing to write a table over it. Choose "
+                          "another output path", "OUTPUT_NOT_OWNED", path=path)
+
+
+def _concurrently(skipped: WriteResult, batch: Batch) -> WriteResult:
+    return WriteResult(skipped.path, skipped.output_type, 0, skipped=True, batch=batch, batch_rows=skipped.batch_rows,
+                       table_version=skipped.table_version, partition=skipped.partition,
+                       reason=f"batch {batch.version} committed concurrently by another writer (app {batch.app_id}, "
+                              f"table version {skipped.table_version})")
 
 
 def _observed(df: DataFrame) -> tuple[DataFrame, Observation]:
@@ -78,103 +311,27 @@ def _observed(df: DataFrame) -> tuple[DataFrame, Observation]:
     return df.observe(observation, F.count(F.lit(1)).alias("rows")), observation
 
 
-def _rows(observation: Observation) -> int | None:
-    try:
-        return int(observation.get["rows"])
-    except Exception:  # the action ran on an empty plan, or the observation was not reported
-        return None
-
-
-class Writer(ABC):
-    """Base of every output writer: ``write(df, path, batch=...) -> WriteResult``."""
-
-    output_type: ClassVar[str] = ""
-
-    @abstractmethod
-    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
-        """Write ``df`` to ``path``; with ``batch``, a replay of an already written batch writes nothing."""
-
-    def session_conf(self) -> Mapping[str, str]:
-        """Session configuration this writer needs (the factory applies it); none by default."""
-        return {}
-
-
-def delta_snapshot(spark: SparkSession, path: str) -> Any:
-    """The current snapshot of the Delta table at ``path`` (JVM object), read on the driver."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    return log.update(False, jvm.scala.Option.empty(), jvm.scala.Option.empty())
-
-
-def delta_txn_version(spark: SparkSession, path: str, app_id: str) -> int | None:
-    """The last ``txnVersion`` Delta recorded for ``app_id`` on the table at ``path`` (``None``: never).
-
-    Reads the table's log snapshot on the driver; launches no Spark job for a table without checkpoints.
-    """
-    if not Storage(spark).exists(f"{path.rstrip('/')}/_delta_log"):
-        return None
-    recorded = delta_snapshot(spark, path).transactions().get(app_id)
-    return int(recorded.get()) if recorded.isDefined() else None
-
-
-class DeltaWriter(Writer):
-    """Append (default) or overwrite a Delta table, idempotently per :class:`Batch`."""
-
-    output_type = "delta"
-
-    def __init__(
-        self,
-        *,
-        mode: str = "append",
-        partition_by: Sequence[str] = (),
-        options: Mapping[str, str] | None = None,
-    ) -> None:
-        if mode not in ("append", "overwrite"):
-            raise ValueError(f"DeltaWriter mode must be 'append' or 'overwrite', got {mode!r}")
-        self.mode = mode
-        self.partition_by = tuple(partition_by)
-        self.options = dict(options or {})
-
-    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
-        """Write ``df``; skip (and say so) if ``batch`` is already recorded on the table.
-
-        Triggers one Spark job when it writes, none when it skips.
-        """
-        spark = df.sparkSession
-        if batch is not None:
-            recorded = delta_txn_version(spark, path, batch.app_id)
-            if recorded is not None and recorded >= batch.version:
-                reason = f"batch {batch.version} already committed (app {batch.app_id} at {recorded})"
-                logger.info("delta %s: skipped: %s", path, reason)
-                return WriteResult(path, self.output_type, 0, skipped=True, reason=reason)
-        observed, observation = _observed(df)
-        writer = observed.write.format("delta").mode(self.mode).options(**self.options)
-        if batch is not None:
-            writer = writer.option("txnAppId", batch.app_id).option("txnVersion", str(batch.version))
-        if self.partition_by:
-            writer = writer.partitionBy(*self.partition_by)
-        writer.save(path)
-        if batch is not None and delta_txn_version(spark, path, batch.app_id) != batch.version:
-            # a concurrent writer committed this batch between our check and our commit; Delta skipped ours
-            return WriteResult(path, self.output_type, 0, skipped=True, reason=f"batch {batch.version} committed "
-                               "concurrently by another writer")
-        return WriteResult(path, self.output_type, _rows(observation))
-
-
 class FilesWriter(Writer):
-    """CSV, Parquet or JSON files written to staging and published with one atomic rename."""
+    """CSV, Parquet or JSON files written to staging and published with one atomic rename.
+
+    Parameters
+    ----------
+    file_format: ``"csv"``, ``"parquet"`` or ``"json"``.
+    replace_foreign: replace a target that spark_flows did not publish (no ``_PUBLISHED.json``).
+    """
 
     output_type = "files"
     FORMATS: ClassVar[tuple[str, ...]] = ("csv", "parquet", "json")
 
     def __init__(self, file_format: str, *, options: Mapping[str, str] | None = None,
-                 partition_by: Sequence[str] = ()) -> None:
+                 partition_by: Sequence[str] = (), replace_foreign: bool = False, allow_empty: bool = False) -> None:
+        super().__init__(allow_empty=allow_empty)
         if file_format not in self.FORMATS:
-            raise ValueError(f"file_format must be one of {list(self.FORMATS)}, got {file_format!r}")
+            raise invalid_argument("file_format", file_format, f"one of {list(self.FORMATS)}")
         self.file_format = file_format
         self.options = dict(options or {})
         self.partition_by = tuple(partition_by)
+        self.replace_foreign = replace_foreign
 
     @staticmethod
     def staging_root(path: str) -> str:
@@ -182,60 +339,83 @@ class FilesWriter(Writer):
         parent, _, name = path.rstrip("/").rpartition("/")
         return f"{parent or '.'}/{STAGING_DIR}/{name}"
 
-    def published_batch(self, storage: Storage, path: str) -> dict[str, Any] | None:
-        """The marker of the output published at ``path``, or ``None``."""
+    @staticmethod
+    def published(storage: Storage, path: str) -> dict[str, Any] | None:
+        """The ``_PUBLISHED.json`` of the output at ``path``, or ``None``."""
         marker = f"{path.rstrip('/')}/{PUBLISHED_MARKER}"
         return storage.read_json(marker) if storage.exists(marker) else None
 
-    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
-        """Stage, mark and publish ``df`` at ``path``; a replay of the published batch is a no-op.
+    def prepare(self, storage: Storage, path: str) -> None:
+        """Refuse a foreign target; roll back a publish that crashed after moving the old output aside."""
+        staging = self.staging_root(path)
+        retired = [i.path for i in storage.list(staging) if i.name.startswith(_RETIRED)]
+        if retired and not storage.exists(path):
+            storage.rename(retired[0], path)  # the old output comes back: the crashed publish never happened
+            logger.warning("%s: restored the previous output moved aside by a crashed publish", path)
+        info = storage.fs.info(path)
+        if info is not None and not self.replace_foreign and (
+                not info.is_dir or self.published(storage, path) is None):
+            raise _refuse(f"{path} exists and was not published by spark_flows (no {PUBLISHED_MARKER}); refusing to "
+                          "replace it. Choose another output path, or pass replace_foreign=True",
+                          "OUTPUT_NOT_OWNED", path=path)
+        storage.delete(staging)  # debris of crashed attempts: never visible, safe to drop
+        storage.delete_if_empty(staging.rpartition("/")[0])
 
-        Triggers one Spark job when it writes, none when it skips.
-        """
-        spark = df.sparkSession
-        storage = Storage(spark)
-        published = self.published_batch(storage, path)
-        if batch is not None and published and published.get("batch") == batch.tag:
-            reason = f"batch {batch.version} already published (app {batch.app_id})"
-            logger.info("%s %s: skipped: %s", self.file_format, path, reason)
-            return WriteResult(path, self.file_format, 0, skipped=True, reason=reason)
-        staging_root = self.staging_root(path)
-        storage.delete(staging_root)  # debris of crashed attempts: never visible, safe to drop
-        staged = f"{staging_root}/{batch.tag if batch else 'run'}-{uuid.uuid4().hex[:8]}"
+    def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
+        published = self.published(storage, path) or {}
+        history = {int(v): rows for v, rows in (published.get("batches") or {}).get(batch.app_id, {}).items()}
+        if not history or batch.version > max(history):
+            return None
+        recorded = max(history)
+        if batch.version not in history:
+            raise _out_of_order(path, batch, recorded)
+        when = "already published" if batch.version == recorded else f"published before batch {recorded} replaced it"
+        return WriteResult(path, self.file_format, 0, skipped=True, batch=batch, batch_rows=history[batch.version],
+                           reason=f"batch {batch.version} {when} (app {batch.app_id})")
+
+    def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        previous = self.published(storage, path) or {}
+        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{uuid.uuid4().hex[:8]}"
         observed, observation = _observed(df)
         writer = observed.write.format(self.file_format).mode("errorifexists").options(**self.options)
         if self.partition_by:
             writer = writer.partitionBy(*self.partition_by)
         writer.save(staged)
-        rows = _rows(observation)
+        rows = int(observation.get["rows"])  # the save above was the observed action
+        batches: dict[str, dict[str, int]] = dict(previous.get("batches") or {})
+        if batch is not None:
+            batches[batch.app_id] = {**batches.get(batch.app_id, {}), str(batch.version): rows}
         storage.write_json(f"{staged}/{PUBLISHED_MARKER}", {
-            "batch": batch.tag if batch else None,
-            "rows": rows,
-            "format": self.file_format,
-            "schema": df.schema.json(),
+            "app_id": batch.app_id if batch else None, "version": batch.version if batch else None,
+            "rows": rows, "format": self.file_format, "schema": df.schema.json(), "batches": batches,
             "published_at": dt.datetime.now(dt.UTC).isoformat(),
         })
         self._publish(storage, staged, path)
-        storage.delete(staging_root)
-        storage.delete_if_empty(staging_root.rpartition("/")[0])
-        return WriteResult(path, self.file_format, rows, details={"staged": staged})
+        storage.delete(self.staging_root(path))
+        storage.delete_if_empty(self.staging_root(path).rpartition("/")[0])
+        return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
 
-    @staticmethod
-    def _publish(storage: Storage, staged: str, path: str) -> None:
+    def _publish(self, storage: Storage, staged: str, path: str) -> None:
+        retired = None
         if storage.exists(path):
-            retired = f"{FilesWriter.staging_root(path)}/retired-{uuid.uuid4().hex[:8]}"
+            retired = f"{self.staging_root(path)}/{_RETIRED}{uuid.uuid4().hex[:8]}"
             if not storage.rename(path, retired):
-                raise OSError(f"could not move the previous output {path} aside to {retired}")
+                raise StorageError(f"could not move the previous output {path} aside to {retired}; nothing changed",
+                                   parameters={"path": path, "to": retired})
         if not storage.rename(staged, path):
-            raise OSError(f"could not publish {staged} to {path}")
+            if retired is not None:
+                storage.rename(retired, path)
+            raise StorageError(f"could not publish {staged} to {path}; the previous output is still in place",
+                               parameters={"path": path, "staged": staged})
+        if retired is not None:
+            storage.delete(retired)  # only now: the new output is in place
 
 
 def timed_write(writer: Writer, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
     """``writer.write`` with an INFO line giving rows and seconds (used by split branches)."""
     began = time.monotonic()
     result = writer.write(df, path, batch=batch)
-    logger.info("%s %s: %s in %.1fs", result.output_type, path,
-                result.reason if result.skipped else f"{result.rows} rows", time.monotonic() - began)
+    logger.info("%s %s: %s in %.1fs", result.output_type, path, result.describe(), time.monotonic() - began)
     return result
 
 
@@ -245,8 +425,10 @@ class CsvWriter(FilesWriter):
     output_type = "csv"
     DEFAULT_OPTIONS: ClassVar[dict[str, str]] = {"sep": ";", "header": "true"}
 
-    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = ()) -> None:
-        super().__init__("csv", options={**self.DEFAULT_OPTIONS, **(options or {})}, partition_by=partition_by)
+    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+                 replace_foreign: bool = False, allow_empty: bool = False) -> None:
+        super().__init__("csv", options={**self.DEFAULT_OPTIONS, **(options or {})}, partition_by=partition_by,
+                         replace_foreign=replace_foreign, allow_empty=allow_empty)
 
 
 class ParquetWriter(FilesWriter):
@@ -254,30 +436,10 @@ class ParquetWriter(FilesWriter):
 
     output_type = "parquet"
 
-    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = ()) -> None:
-        super().__init__("parquet", options=options, partition_by=partition_by)
+    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+                 replace_foreign: bool = False, allow_empty: bool = False) -> None:
+        super().__init__("parquet", options=options, partition_by=partition_by, replace_foreign=replace_foreign,
+                         allow_empty=allow_empty)
 
     def session_conf(self) -> Mapping[str, str]:
         return {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
-
-
-_CONFLICTS = ("ConcurrentAppend", "ConcurrentWrite", "ConcurrentDelete", "ConcurrentTransaction",
-              "ProtocolChanged", "MetadataChanged", "DELTA_CONCURRENT", "DELTA_PROTOCOL_CHANGED",
-              "DELTA_METADATA_CHANGED")
-
-
-def retry_on_conflict(action: Any, *, attempts: int = 5, what: str = "delta write") -> Any:
-    """Call ``action()``, retrying Delta's optimistic-concurrency conflicts (e.g. two runs creating one table).
-
-    Writers whose commits do not logically overlap (disjoint ``replaceWhere`` partitions, blind appends)
-    can still collide on a table's first commit; a retry sees the committed table and succeeds.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            return action()
-        except Exception as exc:
-            if attempt == attempts or not any(c in str(exc) or c in type(exc).__name__ for c in _CONFLICTS):
-                raise
-            logger.info("%s: concurrent commit conflict (attempt %d/%d), retrying", what, attempt, attempts)
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")

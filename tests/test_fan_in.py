@@ -20,11 +20,59 @@ from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
 DAY = dt.date(2024, 1, 1)
 
 
-def test_aligned_fan_in_lists_missing_and_empty_hours(spark, tmp_path: Path) -> None:
+def _hour(root: str, hour: int) -> Path:
+    return Path(root) / f"date={DAY:%Y%m%d}" / f"hour={hour:02d}"
+
+
+def test_aligned_refusal_names_every_failed_parent_including_those_only_the_scan_finds(spark, tmp_path: Path) -> None:
     root = str(tmp_path / "visits")
-    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[6, 11], empty_hours=[3])
-    with pytest.raises(MissingParentsError, match=r"21 of 24 present .* 03 \(empty\), 06 \(no data\), 11 \(no data\)"):
-        fan_in(spark, hourly_parents(root, DAY), schema=VISITS_SCHEMA)
+    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[6, 9, 11], empty_hours=[3], corrupt_hours=[7])
+    _hour(root, 9).mkdir(parents=True)
+    (_hour(root, 9) / "part-blank.json").write_text("   \n\n")  # a file, but not a row
+    merged = fan_in(spark, hourly_parents(root, DAY), schema=VISITS_SCHEMA)
+    with pytest.raises(MissingParentsError, match=r"19 of 24 present .* 03 \(empty\), 06 \(no data\), "
+                                                  r"07 \(1 corrupt record\(s\)\), 09 \(empty \(0 rows\)\), "
+                                                  r"11 \(no data\)") as refused:
+        merged.evaluate()
+    assert refused.value.getCondition() == "MISSING_PARENTS"
+    assert sorted(refused.value.getMessageParameters()["failures"]) == ["03", "06", "07", "09", "11"]
+
+
+def test_unaligned_a_parent_that_cannot_be_read_is_a_failed_parent(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "visits")
+    write_visits(spark, root, DAY, rows_per_hour=3)
+    broken = next(p for p in _hour(root, 5).iterdir() if p.suffix == ".json")
+    broken.write_text(broken.read_text().upper())  # rewritten without its .crc: a checksum mismatch on read
+    evaluated = fan_in(spark, hourly_parents(root, DAY), mode="unaligned", schema=VISITS_SCHEMA).evaluate()
+    assert evaluated.completeness.missing == ("05",)
+    reason = evaluated.completeness.failures["05"]
+    assert reason.startswith("unreadable: [FAILED_READ_FILE") and "ChecksumException" in reason, reason
+    assert evaluated.frame.count() == 23 * 3
+    evaluated.unpersist()
+
+
+def test_unaligned_drifted_hours_fail_and_contribute_no_rows(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "visits")
+    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[8, 9])
+    good = next(p for p in _hour(root, 10).iterdir() if p.suffix == ".json").read_text().splitlines()
+    for hour, old, new in ((8, '"keep_private":false', '"keep_private":"nope"'), (9, '"user_id":', '"userId":')):
+        _hour(root, hour).mkdir(parents=True)
+        (_hour(root, hour) / "part-drifted.json").write_text("\n".join(line.replace(old, new) for line in good))
+    evaluated = fan_in(spark, hourly_parents(root, DAY), mode="unaligned", schema=VISITS_SCHEMA,
+                       required=("visit_id", "user_id")).evaluate()
+    failures = evaluated.completeness.failures
+    assert sorted(failures) == ["08", "09"], failures
+    assert "corrupt record" in failures["08"] and "lack a required column" in failures["09"]
+    assert evaluated.frame.count() == 22 * 2 and evaluated.scans == 2
+    evaluated.unpersist()
+
+
+def test_unaligned_with_no_usable_parent_is_a_failure(spark, tmp_path: Path) -> None:
+    (tmp_path / "visits").mkdir()
+    merged = fan_in(spark, hourly_parents(str(tmp_path / "visits"), DAY), mode="unaligned", schema=VISITS_SCHEMA)
+    with pytest.raises(MissingParentsError, match="0 of 24 present") as refused:
+        merged.evaluate()
+    assert refused.value.getCondition() == "NO_PARENTS"
 
 
 def test_unaligned_fan_in_reports_completeness_without_scanning(spark, tmp_path: Path) -> None:

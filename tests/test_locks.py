@@ -47,3 +47,31 @@ def test_heartbeat_keeps_a_live_lock_and_a_dead_one_is_taken_over(spark, tmp_pat
     assert holder.took_over_from and holder.took_over_from.startswith("live@")
     assert json.loads((tmp_path / "job.lock").read_text())["run_id"] == "taker"
     taker.release()
+
+
+def test_an_unreadable_lock_file_is_a_holder_aged_by_its_mtime_never_spun_on(spark, tmp_path: Path) -> None:
+    lock_file = tmp_path / "job.lock"
+    lock_file.write_text("")  # a crash between the exclusive create and the write
+    with pytest.raises(RunLockedError, match="locked by run unreadable") as refused:
+        RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5).acquire(wait_timeout=0)
+    assert refused.value.getMessageParameters()["holder_run_id"] == "unreadable"
+    lock_file.write_text('{"run_id": 42, "format": "from a newer version"')
+    old = time.time() - 120
+    os.utime(lock_file, (old, old))
+    taker = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="taker")
+    holder = taker.acquire(wait_timeout=0)
+    assert holder.took_over_from and holder.took_over_from.startswith("unreadable@")
+    assert json.loads(lock_file.read_text())["run_id"] == "taker"
+    taker.release()
+
+
+def test_a_lock_root_with_a_hash_is_a_path_not_a_url(spark, tmp_path: Path) -> None:
+    root = tmp_path / "data#1" / "_locks"
+    first = RunLock(spark, str(root), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="r1")
+    first.acquire()
+    try:
+        assert (root / "job.lock").exists() and not (tmp_path / "data").exists()
+        with pytest.raises(RunLockedError, match="r1"):
+            RunLock(spark, str(root), "job", ttl_seconds=60, heartbeat_seconds=5).acquire()
+    finally:
+        first.release()

@@ -94,3 +94,41 @@ def test_republishing_flags_consumers_of_the_old_run_as_stale(spark, tmp_path: P
     third = publish(spark.range(5), dataset, DeltaWriter(mode="overwrite"), producer="p", execution_date=DAY,
                     run_id="r2")
     assert third.stale_consumers == ()
+
+
+def test_replayed_publish_leaves_the_marker_true(spark, tmp_path: Path) -> None:
+    from spark_flows.writers import Batch
+
+    dataset = str(tmp_path / "d")
+    df = spark.range(4)
+    first = publish(df, dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
+    replay = publish(df, dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
+    assert (first.rows, replay.rows, replay.batch_rows, replay.table_version) == (4, 4, 4, first.table_version)
+    assert wait_for_marker(spark, dataset, DAY, timeout=0, require_rows=True).rows == 4
+    files = publish(df, str(tmp_path / "f"), FilesWriter("parquet"), producer="p", execution_date=DAY,
+                    batch=Batch("p", 1))
+    files_replay = publish(df, str(tmp_path / "f"), FilesWriter("parquet"), producer="p", execution_date=DAY,
+                           batch=Batch("p", 1))
+    assert (files.rows, files_replay.rows) == (4, 4)
+
+
+def test_marker_rows_count_what_the_consumer_reads(spark, tmp_path: Path) -> None:
+    from spark_flows.writers import Batch
+
+    dataset = str(tmp_path / "d")
+    publish(spark.range(3), dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
+    later = dt.date(2024, 1, 2)
+    marker = publish(spark.range(5), dataset, DeltaWriter(), producer="p", execution_date=later, batch=Batch("p", 2))
+    df, read = read_when_ready(spark, dataset, later, timeout=0)
+    assert (marker.rows, marker.batch_rows, df.count()) == (8, 5, 8)
+    assert read == marker
+
+
+def test_a_replaced_partition_is_what_the_marker_describes_and_the_consumer_reads(spark, tmp_path: Path) -> None:
+    dataset = str(tmp_path / "per_day")
+    publish(spark.range(3), dataset, DeltaWriter(replace={"date": "20240101"}), producer="p", execution_date=DAY)
+    later = dt.date(2024, 1, 2)
+    marker = publish(spark.range(6), dataset, DeltaWriter(replace={"date": "20240102"}), producer="p",
+                     execution_date=later)
+    df, _ = read_when_ready(spark, dataset, later, timeout=0)
+    assert (marker.rows, marker.partition, df.count()) == (6, {"date": "20240102"}, 6)

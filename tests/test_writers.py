@@ -1,40 +1,65 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 
-from spark_flows.writers import PUBLISHED_MARKER, Batch, DeltaWriter, FilesWriter, delta_txn_version
+from spark_flows import delta
+from spark_flows.errors import SparkFlowsValueError, WriteRefusedError
+from spark_flows.storage import Storage
+from spark_flows.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, ParquetWriter
+
+SCHEMA = "id int, name string"
 
 
-def _df(spark, n: int = 5):
-    return spark.createDataFrame([(i, f"n{i}") for i in range(n)], "id int, name string")
+def _df(spark, n: int = 5, start: int = 0):
+    return spark.createDataFrame([(i, f"n{i}") for i in range(start, start + n)], SCHEMA)
 
 
 def _data_files(path: Path) -> list[Path]:
-    return [p for p in path.rglob("*.parquet")]
+    return sorted(path.rglob("*.parquet"))
 
 
-def test_replay_of_committed_batch_writes_nothing(spark, tmp_path: Path) -> None:
+def _csv(spark, path: str):
+    return spark.read.option("sep", ";").option("header", "true").schema(SCHEMA).csv(path)
+
+
+def test_replay_of_committed_batch_writes_nothing_and_reports_the_committed_batch(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
     first = DeltaWriter().write(_df(spark), path, batch=Batch("app", 1))
     files = _data_files(tmp_path / "t")
     replay = DeltaWriter().write(_df(spark), path, batch=Batch("app", 1))
-    assert (first.rows, first.skipped) == (5, False)
-    assert replay.skipped and replay.reason == "batch 1 already committed (app app at 1)"
+    assert (first.rows, first.skipped, first.batch_rows, first.table_version) == (5, False, 5, 0)
+    assert replay.skipped and replay.reason == "batch 1 already committed (app app, table version 0)"
+    assert (replay.rows, replay.batch_rows, replay.table_version) == (0, 5, 0)
     assert _data_files(tmp_path / "t") == files
     assert spark.read.format("delta").load(path).count() == 5
 
 
-def test_older_batch_is_skipped_and_new_batch_appends(spark, tmp_path: Path) -> None:
+def test_older_batch_that_never_committed_is_refused_not_reported_as_skipped(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
-    DeltaWriter().write(_df(spark), path, batch=Batch("app", 5))
-    assert DeltaWriter().write(_df(spark), path, batch=Batch("app", 4)).skipped
-    assert not DeltaWriter().write(_df(spark), path, batch=Batch("app", 6)).skipped
-    assert DeltaWriter().write(_df(spark), path, batch=Batch("other", 1)).rows == 5
-    assert spark.read.format("delta").load(path).count() == 15
-    assert delta_txn_version(spark, path, "app") == 6 and delta_txn_version(spark, path, "nope") is None
+    DeltaWriter().write(_df(spark, 2), path, batch=Batch("app", 2))
+    with pytest.raises(WriteRefusedError, match="batch 1 of app app is older than batch 2") as refused:
+        DeltaWriter().write(_df(spark, 3, start=10), path, batch=Batch("app", 1))
+    assert refused.value.getCondition() == "BATCH_OUT_OF_ORDER"
+    assert refused.value.getMessageParameters() == {"path": path, "app_id": "app", "version": 1, "recorded": 2}
+    assert spark.read.format("delta").load(path).count() == 2
+
+
+def test_batch_that_lost_a_conflict_then_retried_is_refused_while_committed_ones_skip(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    writer = DeltaWriter()
+    writer.write(_df(spark, 1), path, batch=Batch("app", 1))
+    writer.write(_df(spark, 3, start=100), path, batch=Batch("app", 3))  # batch 3 wins; batch 2 is retried later
+    with pytest.raises(WriteRefusedError) as refused:
+        writer.write(_df(spark, 2, start=50), path, batch=Batch("app", 2))
+    assert refused.value.getCondition() == "BATCH_OUT_OF_ORDER"
+    assert writer.write(_df(spark, 1), path, batch=Batch("app", 1)).skipped
+    assert writer.write(_df(spark, 3), path, batch=Batch("app", 3)).batch_rows == 3
+    assert writer.write(_df(spark, 1), path, batch=Batch("other", 1)).rows == 1
+    assert spark.read.format("delta").load(path).count() == 5
 
 
 def test_overwrite_mode_replay_keeps_table_and_new_version_replaces(spark, tmp_path: Path) -> None:
@@ -47,42 +72,191 @@ def test_overwrite_mode_replay_keeps_table_and_new_version_replaces(spark, tmp_p
     assert spark.read.format("delta").load(path).count() == 7
 
 
+@pytest.mark.parametrize("writer", [DeltaWriter(), CsvWriter()], ids=["delta", "csv"])
+def test_empty_batch_is_refused_and_its_version_stays_free(spark, tmp_path: Path, writer) -> None:
+    path = str(tmp_path / "out")
+    with pytest.raises(WriteRefusedError, match="has no rows") as refused:
+        writer.write(_df(spark, 0), path, batch=Batch("app", 1))
+    assert refused.value.getCondition() == "EMPTY_BATCH"
+    result = writer.write(_df(spark, 4), path, batch=Batch("app", 1))
+    assert (result.skipped, result.rows) == (False, 4)
+
+
+def test_empty_batch_is_written_when_allowed(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    result = DeltaWriter(allow_empty=True).write(_df(spark, 0), path, batch=Batch("app", 1))
+    assert (result.rows, result.skipped) == (0, False)
+    assert delta.latest_txn(Storage(spark), path, "app") == 1
+
+
+def test_concurrent_writers_of_one_batch_commit_it_once_and_report_the_other_as_skipped(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    DeltaWriter().write(_df(spark, 1), path, batch=Batch("seed", 1))  # the table exists: both race on batch 1
+    results, errors = [], []
+
+    def write() -> None:
+        try:
+            results.append(DeltaWriter().write(_df(spark, 6), path, batch=Batch("app", 1)))
+        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(r.skipped for r in results) == [False, True]
+    skipped = next(r for r in results if r.skipped)
+    assert "committed" in skipped.reason and skipped.batch_rows == 6
+    assert spark.read.format("delta").load(path).count() == 7
+
+
+def test_persistent_conflict_is_told_in_the_library_s_words() -> None:
+    from delta.exceptions import ConcurrentAppendException
+
+    calls = []
+
+    def conflicting() -> None:
+        calls.append(1)
+        raise ConcurrentAppendException(message="[DELTA_CONCURRENT_APPEND] files were added")
+
+    with pytest.raises(Exception, match="another writer changed the same files at the same time") as failed:
+        delta.retry_on_conflict(conflicting, path="/t", attempts=2)
+    assert failed.value.getCondition() == "CONCURRENT_WRITE" and len(calls) == 2
+    assert not delta.is_conflict(ValueError("ConcurrentAppendException mentioned in a message only"))
+
+
 def test_csv_is_published_atomically_with_its_marker(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "out" / "csv")
-    result = FilesWriter("csv", options={"sep": ";", "header": "true"}).write(_df(spark), path, batch=Batch("a", 1))
+    result = CsvWriter().write(_df(spark), path, batch=Batch("a", 1))
     assert result.rows == 5 and not result.skipped
-    marker = (tmp_path / "out" / "csv" / PUBLISHED_MARKER)
-    assert marker.exists() and '"batch": "a-1"' in marker.read_text()
+    marker = Storage(spark).read_json(str(tmp_path / "out" / "csv" / PUBLISHED_MARKER))
+    assert (marker["app_id"], marker["version"], marker["rows"], marker["batches"]) == ("a", 1, 5, {"a": {"1": 5}})
     assert not (tmp_path / "out" / "_staging" / "csv").exists(), "staging left behind"
-    back = spark.read.option("sep", ";").option("header", "true").schema("id int, name string").csv(path)
-    assert_df_equality(back, _df(spark), ignore_row_order=True)
+    assert_df_equality(_csv(spark, path), _df(spark), ignore_row_order=True)
 
 
 def test_csv_replay_is_a_no_op_and_new_batch_replaces(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "csv")
-    writer = FilesWriter("parquet")
+    writer = CsvWriter()
     writer.write(_df(spark, 2), path, batch=Batch("a", 1))
     files = sorted(p.name for p in (tmp_path / "csv").iterdir())
-    assert writer.write(_df(spark, 9), path, batch=Batch("a", 1)).skipped
+    replay = writer.write(_df(spark, 9), path, batch=Batch("a", 1))
+    assert replay.skipped and replay.batch_rows == 2
     assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == files
     writer.write(_df(spark, 9), path, batch=Batch("a", 2))
+    assert _csv(spark, path).count() == 9
+
+
+def test_parquet_replay_of_an_older_published_batch_never_republishes_over_newer(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "pq")
+    writer = ParquetWriter()
+    writer.write(_df(spark, 2), path, batch=Batch("a", 1))
+    writer.write(_df(spark, 9), path, batch=Batch("a", 2))
+    replay = writer.write(_df(spark, 2), path, batch=Batch("a", 1))
+    assert replay.skipped and replay.reason == "batch 1 published before batch 2 replaced it (app a)"
     assert spark.read.parquet(path).count() == 9
+    other = str(tmp_path / "pq2")
+    writer.write(_df(spark, 2), other, batch=Batch("a", 5))
+    with pytest.raises(WriteRefusedError) as refused:
+        writer.write(_df(spark, 2), other, batch=Batch("a", 4))
+    assert refused.value.getCondition() == "BATCH_OUT_OF_ORDER"
 
 
-def test_crash_debris_in_staging_is_cleaned_and_never_visible(spark, tmp_path: Path) -> None:
+def test_crash_debris_in_staging_is_cleaned_also_by_a_replay_that_skips(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "csv")
-    debris = tmp_path / "_staging" / "csv" / "a-1-dead"
+    CsvWriter().write(_df(spark), path, batch=Batch("a", 1))
+    debris = tmp_path / "_staging" / "csv" / "a-2-dead"
     debris.mkdir(parents=True)
     (debris / "part-0000.csv").write_text("half a row")
-    assert not (tmp_path / "csv").exists()
-    FilesWriter("csv").write(_df(spark), path, batch=Batch("a", 1))
-    assert not debris.exists()
-    assert spark.read.csv(path).count() == 5
+    assert CsvWriter().write(_df(spark), path, batch=Batch("a", 1)).skipped
+    assert not (tmp_path / "_staging").exists()
+    assert _csv(spark, path).count() == 5
+
+
+def test_an_output_moved_aside_by_a_crashed_publish_is_restored_never_deleted(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "csv")
+    CsvWriter().write(_df(spark, 3), path, batch=Batch("a", 1))
+    # the crash: the previous output was moved aside, the new one never arrived
+    retired = tmp_path / "_staging" / "csv" / "retired-dead"
+    retired.parent.mkdir(parents=True)
+    (tmp_path / "csv").rename(retired)
+    replay = CsvWriter().write(_df(spark, 3), path, batch=Batch("a", 1))
+    assert replay.skipped, "the restored output already holds batch 1"
+    assert _csv(spark, path).count() == 3 and not retired.exists()
+
+
+def test_a_target_spark_flows_did_not_publish_is_never_replaced_unless_asked(spark, tmp_path: Path) -> None:
+    users = tmp_path / "users_dir"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    plain = tmp_path / "plain_file"
+    plain.write_text("also mine")
+    for target in (users, plain):
+        with pytest.raises(WriteRefusedError, match="was not published by spark_flows") as refused:
+            CsvWriter().write(_df(spark), str(target), batch=Batch("a", 1))
+        assert refused.value.getCondition() == "OUTPUT_NOT_OWNED"
+    assert (users / "notes.txt").read_text() == "mine" and plain.read_text() == "also mine"
+    with pytest.raises(WriteRefusedError, match="is not a Delta table"):
+        DeltaWriter().write(_df(spark), str(users))
+    CsvWriter(replace_foreign=True).write(_df(spark), str(users), batch=Batch("a", 1))
+    assert not (users / "notes.txt").exists() and _csv(spark, str(users)).count() == 5
+
+
+def test_outputs_never_nest_inside_another_table(spark, tmp_path: Path) -> None:
+    table = tmp_path / "exports" / "devices_delta"
+    DeltaWriter().write(_df(spark), str(table))
+    for writer in (CsvWriter(), DeltaWriter()):
+        with pytest.raises(WriteRefusedError, match="inside .*devices_delta, which is a Delta table") as refused:
+            writer.write(_df(spark), str(table / "date=20240301"))
+        assert refused.value.getCondition() == "OUTPUT_NESTED"
+    assert not (table / "date=20240301").exists()
+
+
+def test_replace_partition_keeps_other_dates_under_concurrent_writers(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "cube")
+    errors: list[BaseException] = []
+
+    def write(key: str, n: int) -> None:
+        try:
+            DeltaWriter(replace={"date": key}).write(_df(spark, n), path)
+        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(f"2024010{i}", i)) for i in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    result = DeltaWriter(replace={"date": "20240102"}).write(_df(spark, 7), path)
+    counts = {r.date: r["count"] for r in spark.read.format("delta").load(path).groupBy("date").count().collect()}
+    assert counts == {"20240101": 1, "20240102": 7, "20240103": 3}
+    assert dict(result.partition) == {"date": "20240102"}
+    assert delta.table_rows(Storage(spark), path, partition={"date": "20240102"}) == 7
+
+
+def test_log_reader_agrees_with_spark_across_a_checkpoint(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    for version in range(1, 13):  # table versions 0..11; Delta writes a checkpoint at version 10
+        DeltaWriter().write(_df(spark, version), path, batch=Batch("app", version))
+    DeltaWriter(mode="overwrite").write(_df(spark, 4), path, batch=Batch("other", 1))
+    storage = Storage(spark)
+    assert any(p.name.endswith(".checkpoint.parquet") for p in (tmp_path / "t" / "_delta_log").iterdir())
+    assert delta.latest_txn(storage, path, "app") == 12 and delta.latest_txn(storage, path, "other") == 1
+    assert delta.table_version(storage, path) == 12
+    assert delta.table_rows(storage, path) == 4 == spark.read.format("delta").load(path).count()
+    as_of_11 = spark.read.format("delta").option("versionAsOf", 11).load(path).count()
+    assert delta.table_rows(storage, path, 11) == sum(range(1, 13)) == as_of_11
+    assert delta.find_txn(storage, path, "app", 12) == delta.TxnCommit("app", 12, 11, 12)
+    assert delta.latest_txn(storage, path, "never") is None and delta.find_txn(storage, path, "app", 99) is None
 
 
 def test_invalid_arguments_are_named() -> None:
-    with pytest.raises(ValueError, match="app_id"):
+    with pytest.raises(SparkFlowsValueError, match="app_id") as bad_app:
         Batch("bad id", 1)
+    assert bad_app.value.getMessageParameters()["argument"] == "batch app_id"
     with pytest.raises(ValueError, match="version"):
         Batch("a", -1)
     with pytest.raises(ValueError, match="file_format"):

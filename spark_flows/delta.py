@@ -1,0 +1,278 @@
+"""Delta Lake facts read from a table's ``_delta_log``, and commit conflicts told in spark_flows' words.
+
+The log is small files on the table's storage: JSON commits (``00000000000000000007.json``, one action a
+line) and Parquet checkpoints. Reading it directly answers what idempotent writers and markers need without
+a Spark job and without the JVM:
+
+* :func:`latest_txn`: the last ``txnVersion`` recorded for an app id (what Delta compares a write with);
+* :func:`find_txn`: the commit that recorded a given (app id, version), with its table version and rows,
+  so a replay is reported as *skipped* only when the batch really committed;
+* :func:`table_version` and :func:`table_rows`: the table's newest version, and its row count at a version
+  (from the ``numRecords`` statistics of the live files).
+
+:func:`retry_on_conflict` retries Delta's optimistic-concurrency conflicts, matched by Delta's own exception
+classes (``delta.exceptions``) and error conditions, and raises :class:`ConcurrentWriteError` when they
+persist.
+
+Example
+-------
+>>> import tempfile, pathlib, json
+>>> from spark_flows.storage import local_storage
+>>> table = pathlib.Path(tempfile.mkdtemp()) / "t"
+>>> (table / "_delta_log").mkdir(parents=True)
+>>> actions = [{"txn": {"appId": "loader", "version": 7}},
+...            {"add": {"path": "a.parquet", "stats": json.dumps({"numRecords": 5})}},
+...            {"commitInfo": {"operationMetrics": {"numOutputRows": "5"}}}]
+>>> _ = (table / "_delta_log" / f"{0:020d}.json").write_text("\\n".join(json.dumps(a) for a in actions))
+>>> storage = local_storage()
+>>> latest_txn(storage, str(table), "loader"), find_txn(storage, str(table), "loader", 7)
+(7, TxnCommit(app_id='loader', txn_version=7, table_version=0, rows=5))
+>>> table_version(storage, str(table)), table_rows(storage, str(table))
+(0, 5)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from spark_flows.errors import ConcurrentWriteError
+from spark_flows.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+LOG_DIR = "_delta_log"
+_COMMIT = re.compile(r"^(\d{20})\.json$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.\d+\.\d+)?\.parquet$")
+
+
+@dataclass(frozen=True)
+class TxnCommit:
+    """The commit that recorded an idempotent write: (app id, txn version) at a table version."""
+
+    app_id: str
+    txn_version: int
+    table_version: int
+    rows: int | None
+
+
+def _log(path: str) -> str:
+    return f"{path.rstrip('/')}/{LOG_DIR}"
+
+
+def is_delta_table(storage: Storage, path: str) -> bool:
+    """True when ``path`` holds a Delta table (its log has at least one commit)."""
+    return bool(_commits(storage, path))
+
+
+def _commits(storage: Storage, path: str) -> list[int]:
+    return sorted(int(m.group(1)) for i in storage.list(_log(path)) if (m := _COMMIT.match(i.name)))
+
+
+def _checkpoint(storage: Storage, path: str, at_most: int | None = None) -> tuple[int, list[str]] | None:
+    parts: dict[int, list[str]] = {}
+    for info in storage.list(_log(path)):
+        if (m := _CHECKPOINT.match(info.name)) is not None:
+            parts.setdefault(int(m.group(1)), []).append(info.path)
+    usable = [v for v in parts if at_most is None or v <= at_most]
+    if not usable:
+        return None
+    version = max(usable)
+    return version, sorted(parts[version])
+
+
+def _actions(storage: Storage, path: str, version: int) -> list[dict[str, Any]]:
+    text = storage.read_text(f"{_log(path)}/{version:020d}.json")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _checkpoint_rows(storage: Storage, files: list[str], column: str) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    for file in files:
+        table = pq.read_table(io.BytesIO(storage.read_bytes(file)), columns=[column])
+        for row in table.column(column).to_pylist():
+            if row is not None:
+                yield row
+
+
+def table_version(storage: Storage, path: str) -> int | None:
+    """The newest committed version of the Delta table at ``path``; ``None`` if there is no table."""
+    commits = _commits(storage, path)
+    return commits[-1] if commits else None
+
+
+def latest_txn(storage: Storage, path: str, app_id: str) -> int | None:
+    """The last ``txnVersion`` the table at ``path`` recorded for ``app_id``; ``None`` if never."""
+    commits = _commits(storage, path)
+    checkpoint = _checkpoint(storage, path)
+    after = checkpoint[0] if checkpoint else -1
+    for version in reversed([v for v in commits if v > after]):
+        for action in _actions(storage, path, version):
+            txn = action.get("txn")
+            if txn and txn.get("appId") == app_id:
+                return int(txn["version"])
+    if checkpoint:
+        for txn in _checkpoint_rows(storage, checkpoint[1], "txn"):
+            if txn.get("appId") == app_id:
+                return int(txn["version"])
+    return None
+
+
+def _output_rows(actions: list[dict[str, Any]]) -> int | None:
+    for action in actions:
+        metrics = (action.get("commitInfo") or {}).get("operationMetrics") or {}
+        if "numOutputRows" in metrics:
+            return int(metrics["numOutputRows"])
+    return None
+
+
+def commit_rows(storage: Storage, path: str, version: int) -> int | None:
+    """Rows written by the commit ``version`` (its ``numOutputRows`` metric), ``None`` if not reported."""
+    return _output_rows(_actions(storage, path, version))
+
+
+def commit_metadata(storage: Storage, path: str, version: int) -> dict[str, Any]:
+    """The commit's ``userMetadata`` parsed as a JSON object (``{}`` when absent or not JSON)."""
+    for action in _actions(storage, path, version):
+        text = (action.get("commitInfo") or {}).get("userMetadata")
+        if text:
+            try:
+                value = json.loads(text)
+            except ValueError:
+                return {}
+            return value if isinstance(value, dict) else {}
+    return {}
+
+
+def find_txn(storage: Storage, path: str, app_id: str, txn_version: int) -> TxnCommit | None:
+    """The retained commit that recorded ``(app_id, txn_version)``, newest first; ``None`` if none did.
+
+    Only commits still in the log (``delta.logRetentionDuration``, 30 days by default) can be found.
+    """
+    for version in reversed(_commits(storage, path)):
+        actions = _actions(storage, path, version)
+        for action in actions:
+            txn = action.get("txn")
+            if txn and txn.get("appId") == app_id and int(txn["version"]) == txn_version:
+                return TxnCommit(app_id, txn_version, version, _output_rows(actions))
+    return None
+
+
+def table_rows(storage: Storage, path: str, version: int | None = None, *,
+               partition: Mapping[str, str] | None = None) -> int | None:
+    """Rows of the table at ``version`` (default: newest), from its live files' ``numRecords`` statistics.
+
+    With ``partition`` (``{"date": "20240101"}``) only the files of that partition count.
+
+    ``None`` when a live file has no statistics (``delta.dataSkippingNumIndexedCols`` < 0, or old writers).
+    """
+    commits = _commits(storage, path)
+    if not commits:
+        return None
+    target = commits[-1] if version is None else version
+    wanted = {k: str(v) for k, v in (partition or {}).items()}
+
+    def selected(add: Mapping[str, Any]) -> bool:
+        values = dict(add.get("partitionValues") or {})
+        return all(values.get(k) == v for k, v in wanted.items())
+
+    live: dict[str, int | None] = {}
+    checkpoint = _checkpoint(storage, path, at_most=target)
+    if checkpoint:
+        for add in _checkpoint_rows(storage, checkpoint[1], "add"):
+            if selected(add):
+                live[add["path"]] = _records(add.get("stats"))
+    for commit in (v for v in commits if (checkpoint is None or v > checkpoint[0]) and v <= target):
+        for action in _actions(storage, path, commit):
+            if "add" in action:
+                if selected(action["add"]):
+                    live[action["add"]["path"]] = _records(action["add"].get("stats"))
+            elif "remove" in action:
+                live.pop(action["remove"]["path"], None)
+    counts = list(live.values())
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+
+
+def _records(stats: str | None) -> int | None:
+    if not stats:
+        return None
+    value = json.loads(stats).get("numRecords")
+    return None if value is None else int(value)
+
+
+def _conflict_classes() -> tuple[type[BaseException], ...]:
+    try:
+        from delta.exceptions import (
+            ConcurrentAppendException,
+            ConcurrentDeleteDeleteException,
+            ConcurrentDeleteReadException,
+            ConcurrentTransactionException,
+            ConcurrentWriteException,
+            DeltaConcurrentModificationException,
+            MetadataChangedException,
+            ProtocolChangedException,
+        )
+    except ImportError:  # a client without delta-spark: only the error conditions below can tell
+        return ()
+    return (DeltaConcurrentModificationException, ConcurrentWriteException, MetadataChangedException,
+            ProtocolChangedException, ConcurrentAppendException, ConcurrentDeleteReadException,
+            ConcurrentDeleteDeleteException, ConcurrentTransactionException)
+
+
+_CONFLICT_CLASSES = _conflict_classes()
+_CONFLICT_CONDITIONS = ("DELTA_CONCURRENT_", "DELTA_PROTOCOL_CHANGED", "DELTA_METADATA_CHANGED")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for a Delta optimistic-concurrency conflict (by Delta's exception class or error condition)."""
+    if isinstance(exc, _CONFLICT_CLASSES):
+        return True
+    get_condition = getattr(exc, "getCondition", None)
+    condition = get_condition() if callable(get_condition) else None
+    return bool(condition) and str(condition).startswith(_CONFLICT_CONDITIONS)
+
+
+def conflict_kind(exc: BaseException) -> str:
+    """A short phrase for what the other writer did, in spark_flows' words."""
+    name = type(exc).__name__
+    get_condition = getattr(exc, "getCondition", None)
+    condition = str(get_condition() if callable(get_condition) else "")
+    if "Transaction" in name or "TRANSACTION" in condition:
+        return "another writer committed a batch of the same app id at the same time"
+    if "Protocol" in name or "PROTOCOL" in condition or "Metadata" in name or "METADATA" in condition:
+        return "another writer created or changed the table at the same time"
+    return "another writer changed the same files at the same time"
+
+
+def retry_on_conflict(action: Callable[[], T], *, path: str, attempts: int = 5, what: str = "delta write") -> T:
+    """Call ``action()``, retrying Delta's optimistic-concurrency conflicts up to ``attempts`` times.
+
+    Writers whose commits do not logically overlap (disjoint ``replaceWhere`` partitions, blind appends)
+    can still collide, above all on a table's first commit; a retry sees the committed table and succeeds.
+
+    Raises
+    ------
+    ConcurrentWriteError: the conflict persisted; names the table and what the other writer did.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            if attempt == attempts:
+                raise ConcurrentWriteError(
+                    f"{what} to {path} failed {attempts} times because {conflict_kind(exc)}; "
+                    "retry later, or give concurrent writers disjoint partitions",
+                    parameters={"path": path, "attempts": attempts, "kind": conflict_kind(exc)}) from exc
+            logger.info("%s to %s: %s (attempt %d/%d), retrying", what, path, conflict_kind(exc), attempt, attempts)
+            time.sleep(0.2 * attempt)
+    raise ConcurrentWriteError(f"{what} to {path}: no attempt made", parameters={"path": path})
