@@ -5,13 +5,17 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 # Set only when the bootstrap had to fetch Delta's jars with mvn (read at run time, after bootstrap).
 RUN := SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" $(PY)
 
-.PHONY: demo test test-fast lint bench cluster-test bootstrap dist clean
+.PHONY: demo test test-fast test-connect lint bench cluster-test bootstrap dist clean
 
 demo: bootstrap            ## run every bundled job on generated sample data, local mode
 	$(RUN) scripts/demo.py
 
-test: bootstrap lint       ## static checks, then the whole test suite (cluster test included)
+test: bootstrap lint       ## static checks, the whole suite on classic Spark, then its public-API tests on Spark Connect
 	$(RUN) -m pytest
+	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests
+
+test-connect: bootstrap    ## only the Spark Connect run (a local Connect server is started and stopped)
+	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests
 
 test-fast: bootstrap       ## the suite without the standalone-cluster test
 	$(RUN) -m pytest -m "not cluster"
@@ -20,7 +24,7 @@ cluster-test: bootstrap    ## only the standalone-cluster test
 	$(RUN) -m pytest -m cluster
 
 lint: bootstrap
-	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts
+	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts conftest.py
 	.venv/bin/mypy
 
 bench: bootstrap           ## benchmarks: figures and ratios side by side

@@ -1,6 +1,9 @@
 """Shared by the test suite and the doctests: one Delta-enabled SparkSession, local[2], UI off.
 
-Docstring examples get it as ``spark`` (as pyspark's own doctests do), so examples that need a session run.
+The backend is chosen per run: classic by default, Spark Connect with ``SPARK_FLOWS_TEST_BACKEND=connect``
+(a local Connect server with Delta is started on 127.0.0.1 and always stopped). Tests that need classic Spark
+carry the ``classic`` mark; ``make test`` runs the rest again on Connect.
+Docstring examples get the session as ``spark`` (as pyspark's own doctests do).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,12 +37,50 @@ TEST_CONF = {
 }
 
 
+BACKEND = os.environ.get("SPARK_FLOWS_TEST_BACKEND", "classic")
+if BACKEND not in ("classic", "connect"):
+    raise pytest.UsageError(f"SPARK_FLOWS_TEST_BACKEND must be classic or connect, got {BACKEND!r}")
+
+
+SETTINGS = load_settings(overrides={"master": "local[2]", "app_name": "spark_flows-tests", "spark_conf": TEST_CONF})
+#: marks of tests that need the other backend: deselected (and reported as such), never skipped quietly
+NOT_ON = {"classic": ("connect",), "connect": ("classic", "subprocess", "cluster")}
+
+
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    settings = load_settings(overrides={"master": "local[2]", "app_name": "spark_flows-tests", "spark_conf": TEST_CONF})
+def connect_url() -> Iterator[str]:
+    """The URL of the run's local Spark Connect server (Connect runs only)."""
+    from spark_flows.testing import ConnectServer
+
+    if BACKEND != "connect":
+        raise pytest.UsageError("connect_url is only available with SPARK_FLOWS_TEST_BACKEND=connect")
+    with ConnectServer(master="local[2]", settings=SETTINGS) as server:
+        assert server.url is not None
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def spark(request: pytest.FixtureRequest) -> Iterator[SparkSession]:
+    if BACKEND == "connect":
+        settings = replace(SETTINGS, remote=request.getfixturevalue("connect_url"))
+    else:
+        settings = SETTINGS
     session = get_session(settings)
     yield session
     session.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the tests that need the other backend (pytest reports them as deselected)."""
+    excluded = NOT_ON[BACKEND]
+    dropped = [i for i in items if any(i.get_closest_marker(m) for m in excluded)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [i for i in items if i not in dropped]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"spark_flows test backend: {BACKEND}"
 
 
 @pytest.fixture(autouse=True)

@@ -21,12 +21,13 @@ from types import ModuleType
 
 from pyspark.sql import SparkSession
 
-from spark_flows.backend import master
+from spark_flows.backend import connect_url, master
 from spark_flows.config import Settings
 from spark_flows.errors import InputNotFoundError, JobFailedError
 from spark_flows.job import job_parser, last_error, parse_date, run_job
 from spark_flows.runners import run_concurrently, run_processes
-from spark_flows.submit import submit_command
+from spark_flows.session import remote_url
+from spark_flows.submit import job_command
 
 NAME = "backfill"
 DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")
@@ -86,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             common += ["--spark-conf", pair]
         if args.isolation == "process":
             job_file = str(Path(__file__).resolve().parent / f"{args.job}.py")
-            commands = [(d.isoformat(), submit_command(job_file, [*common, *extra, "--execution-date", d.isoformat()],
-                                                       settings, master=master(spark))) for d in dates]
+            commands = [(d.isoformat(), job_command(job_file, [*common, *extra, "--execution-date", d.isoformat()],
+                                                    settings, master=master(spark),
+                                                    remote=remote_url(settings) or connect_url(spark)))
+                        for d in dates]
             summary = run_processes(commands, concurrency=concurrency, name=f"{NAME} {args.job}",
                                     fail_fast=args.fail_fast)
         else:

@@ -25,7 +25,7 @@ fi
 [ -n "$python_bin" ] || die "Python 3.11+ not found (set PYTHON=/path/to/python3.11)"
 
 stamp=".venv/.spark_flows-installed"
-want=$(cat pyproject.toml | sha256sum | cut -c1-16)
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [ ! -x .venv/bin/python ]; then
   echo "bootstrap: creating .venv with $python_bin"
   "$python_bin" -m venv .venv || die "could not create .venv (is the venv module installed? apt-get install python3-venv)"
@@ -33,7 +33,7 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing spark_flows and its pinned dependencies into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/python -m pip install --quiet -e ".[dev]" || die "pip install failed (see above)"
+  .venv/bin/python -m pip install --quiet -c constraints.txt -e ".[dev]" || die "pip install failed (see above)"
   echo "$want" > "$stamp"
 fi
 

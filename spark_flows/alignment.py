@@ -10,10 +10,19 @@
 
 Used by :mod:`spark_flows.fan_in`; both names are re-exported there.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    union_by_name({"a": df_a, "b": df_b})     # SchemaConflictError: column 'v': int in 'a' vs string in 'b'
-    align_join({"visits": v, "users": u}, on=["page"])   # -> page, visits_n, users_n
+Example
+-------
+>>> a = spark.createDataFrame([(1, "x")], "id int, v string")
+>>> b = spark.createDataFrame([("2", "y")], "id string, v string")
+>>> try:
+...     union_by_name({"a": a, "b": b})
+... except SchemaConflictError as exc:
+...     exc.getMessageParameters()["problems"]
+["column 'id': int in 'a' vs string in 'b'"]
+>>> visits = spark.createDataFrame([("home", 3)], "page string, n long")
+>>> users = spark.createDataFrame([("home", 2)], "page string, n long")
+>>> align_join({"visits": visits, "users": users}, on=["page"]).columns
+['page', 'visits_n', 'users_n']
 """
 
 from __future__ import annotations

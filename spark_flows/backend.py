@@ -14,6 +14,7 @@ False
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from spark_flows.errors import ClassicOnlyError
@@ -45,14 +46,41 @@ def _jvm(spark: SparkSession, needed_by: str) -> Any:
     return jvm
 
 
-def live_classic_session() -> SparkSession | None:
-    """The classic session instantiated in this process with a live SparkContext, from any thread."""
+def live_session() -> SparkSession | None:
+    """The session this process already has, from any thread: its Spark Connect default session, or the
+    classic session instantiated with a live SparkContext.
+
+    (``SparkSession.getActiveSession()`` is thread-local: a job's ``main()`` run in a backfill thread would
+    otherwise build, and then stop, a session of its own.)
+    """
+    import sys
+
+    from pyspark.util import is_remote_only
+
+    connect = sys.modules.get("pyspark.sql.connect.session")
+    if connect is not None:
+        default = connect.SparkSession._get_default_session()
+        if default is not None:
+            return default
+    if is_remote_only():  # pyspark-client: no classic session can exist
+        return None
     from pyspark.sql import SparkSession
 
     instantiated = SparkSession._instantiatedSession
     if instantiated is not None and instantiated.sparkContext._jsc is not None:
         return instantiated
     return None
+
+
+def connect_url(spark: SparkSession) -> str | None:
+    """The ``sc://host:port`` a Spark Connect session talks to (for child jobs run with ``--remote``);
+    ``None`` for classic sessions. Connection parameters (tokens) are not carried over."""
+    if not is_remote(spark):
+        return None
+    try:
+        return f"sc://{spark.client._builder.endpoint}"  # type: ignore[attr-defined]
+    except AttributeError:  # a client whose internals moved: children then need --remote or $SPARK_REMOTE
+        return None
 
 
 def submitted_conf_keys() -> set[str]:
@@ -86,8 +114,14 @@ def driver_stderr(line: str) -> bool:
     ``spark-submit`` merges the Python driver's stderr into its stdout; the JVM's ``System.err`` is the
     stderr the user sees. Returns False when there is no such JVM.
     """
+    from pyspark.util import is_remote_only
+
+    if is_remote_only():
+        return False
     from pyspark import SparkContext
 
+    if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" in os.environ:
+        SparkContext._ensure_initialized()  # connect to spark-submit's JVM (it is already running)
     gateway = SparkContext._gateway
     if gateway is None:
         return False

@@ -32,6 +32,8 @@ class Settings:
     Attributes
     ----------
     master: Spark master used when the job is not launched by ``spark-submit --master``.
+    remote: Spark Connect server (``sc://host:port``) to use instead of starting Spark; ``None``: classic
+        Spark (or ``$SPARK_REMOTE`` when set).
     app_name: Spark application name.
     spark_conf: extra Spark configuration, applied unless ``spark-submit`` already set the key.
     data_root: root under which bundled jobs read and write (any Hadoop FS URI or a local path).
@@ -42,6 +44,7 @@ class Settings:
     """
 
     master: str = "local[*]"
+    remote: str | None = None
     app_name: str = "spark_flows"
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     data_root: str = "data"
@@ -74,6 +77,7 @@ def _from_toml(raw: Mapping[str, Any], source: str) -> Settings:
         conf = {str(k): str(v) for k, v in spark.get("conf", {}).items()}
         return Settings(
             master=str(spark.get("master", Settings.master)),
+            remote=str(spark["remote"]) if spark.get("remote") else None,
             app_name=str(spark.get("app_name", Settings.app_name)),
             spark_conf=conf,
             data_root=str(paths.get("data_root", Settings.data_root)),

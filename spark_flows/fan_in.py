@@ -12,13 +12,19 @@
   every missing, empty, unreadable or conflicting parent; ``unaligned`` keeps the rest and says so.
   Presence comes from the listing (metadata), never from a second pass over the rows.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.fan_in import fan_in, hourly_parents
-    parents = hourly_parents("data/raw/visits", date(2024, 1, 1))
-    merged = fan_in(spark, parents, mode="unaligned", schema=VISITS_SCHEMA)
-    merged.completeness.ratio, merged.completeness.missing
-    # -> (0.79, ('06', '11', '16', '17', '18'))
+Example
+-------
+>>> import datetime as dt, tempfile
+>>> from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+>>> root = tempfile.mkdtemp()
+>>> _ = write_visits(spark, root, "2024-01-01", rows_per_hour=1, missing_hours=BOOK_MISSING_HOURS)
+>>> merged = fan_in(spark, hourly_parents(root, dt.date(2024, 1, 1)), mode="unaligned", schema=VISITS_SCHEMA)
+>>> merged.completeness.ratio, merged.completeness.missing
+(0.7917, ('06', '11', '16', '17', '18'))
+>>> evaluated = merged.evaluate()
+>>> evaluated.frame.count(), evaluated.completeness.describe()[:16]
+(19, '19 of 24 present')
+>>> evaluated.unpersist()
 """
 
 from __future__ import annotations

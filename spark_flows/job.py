@@ -5,13 +5,14 @@ A job file stays thin: it builds a parser with :func:`job_parser`, adds its own 
 combinations before Spark starts. Exit codes follow DESIGN.md: 0 success, 2 usage error (bad flag,
 unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise (also under ``spark-submit``).
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.job import job_parser, run_job
-    def main(argv=None):
-        parser = job_parser("my_job", "Copy devices.")
-        parser.add_argument("--input")
-        return run_job("my_job", parser, argv, lambda spark, settings, args: 0)
+Example
+-------
+>>> def main(argv=None):
+...     parser = job_parser("my_job", "Count rows.")
+...     parser.add_argument("--rows", type=int, default=3)
+...     return run_job("my_job", parser, argv, lambda spark, settings, args: spark.range(args.rows).count() - 3)
+>>> main(["--rows", "3"]), main(["--rows", "5"])
+(0, 2)
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.
     common = parser.add_argument_group("common options")
     common.add_argument("--conf-file", help="TOML configuration (default: the embedded local.toml)")
     common.add_argument("--master", help="Spark master when not given by spark-submit (overrides the conf)")
+    common.add_argument("--remote", metavar="sc://HOST:PORT",
+                        help="run against this Spark Connect server instead (default: $SPARK_REMOTE, if set); "
+                             "start the job with python, not spark-submit")
     common.add_argument("--data-root", help="root of the job's default input and output paths")
     common.add_argument(
         "--spark-conf", action="append", metavar="KEY=VALUE", help="extra Spark configuration, repeatable"
@@ -86,6 +90,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         args.conf_file,
         overrides={
             "master": args.master,
+            "remote": args.remote,
             "data_root": args.data_root,
             "spark_conf": parse_key_values(args.spark_conf) or None,
         },

@@ -8,14 +8,19 @@ moved the stale holder, creates its own, and records the take-over. Guarantees: 
 give exclusive create and atomic rename, so at most one holder; on S3 (S3A) neither is atomic without
 conditional writes, so the lock is best effort there.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    lock = RunLock(spark, "data/_locks", "trend", ttl_seconds=120, heartbeat_seconds=20)
-    lock.acquire(wait_timeout=0)      # RunLockedError naming host, pid, run id and since if held
-    try:
-        ...
-    finally:
-        lock.release()
+Example
+-------
+>>> import tempfile
+>>> root = tempfile.mkdtemp()
+>>> lock = RunLock(spark, root, "trend", ttl_seconds=120, heartbeat_seconds=20, run_id="r1")
+>>> lock.acquire(wait_timeout=0).run_id
+'r1'
+>>> try:
+...     RunLock(spark, root, "trend").acquire(wait_timeout=0)
+... except RunLockedError as exc:
+...     exc.getMessageParameters()["holder_run_id"]
+'r1'
+>>> lock.release()
 """
 
 from __future__ import annotations

@@ -14,12 +14,15 @@ be re-triggered.
 
 Markers live beside the dataset, on any Hadoop filesystem: ``<parent>/_ready/<name>/<YYYYMMDD>.json``.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.markers import publish, wait_for_marker
-    publish(df, "t/devices", DeltaWriter(), producer="devices_loader", execution_date=day)
-    marker = wait_for_marker(spark, "t/devices", day, timeout=600, poll_interval=10)
-    spark.read.format("delta").option("versionAsOf", marker.table_version).load(marker.dataset)
+Example
+-------
+>>> import datetime as dt, tempfile
+>>> from spark_flows.writers import DeltaWriter
+>>> day, dataset = dt.date(2024, 1, 1), tempfile.mkdtemp() + "/devices"
+>>> _ = publish(spark.range(3), dataset, DeltaWriter(), producer="devices_loader", execution_date=day)
+>>> df, marker = read_when_ready(spark, dataset, day, timeout=0)
+>>> marker.rows, marker.table_version, df.count()
+(3, 0, 3)
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from spark_flows import delta
+from spark_flows import backend, delta
 from spark_flows.config import Settings
 from spark_flows.datasets import date_key
 from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError, invalid_argument
+from spark_flows.session import remote_url
 from spark_flows.storage import Storage
-from spark_flows.submit import SubmitResult, run_submit, submit_command
+from spark_flows.submit import SubmitResult, job_command, run_submit
 from spark_flows.writers import Batch, Writer, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -189,7 +193,7 @@ def write_marker(
 def _check(marker: Marker, path: str, expected_schema: StructType | None, require_rows: bool) -> None:
     if require_rows and not marker.rows:
         raise MarkerMismatchError(f"marker {path} reports {marker.rows} rows; the consumer requires data",
-                                  condition="MARKER_NO_ROWS", parameters={"path": path, "rows": marker.rows})
+                                  condition="MARKER_MISMATCH.NO_ROWS", parameters={"path": path, "rows": marker.rows})
     if expected_schema is None:
         return
     published = {f.name: f.dataType for f in marker.struct.fields}
@@ -200,7 +204,7 @@ def _check(marker: Marker, path: str, expected_schema: StructType | None, requir
         raise MarkerMismatchError(
             f"schema published at {path} does not match the consumer's ({'; '.join(problems)}): expected "
             f"{expected_schema.simpleString()}, published {marker.struct.simpleString()}",
-            condition="MARKER_SCHEMA", parameters={"path": path, "problems": problems})
+            condition="MARKER_MISMATCH.SCHEMA", parameters={"path": path, "problems": problems})
 
 
 def wait_for_marker(
@@ -244,7 +248,7 @@ def wait_for_marker(
         if marker is not None:
             if run_id is not None and marker.run_id != run_id:
                 raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}",
-                                          condition="MARKER_OTHER_RUN",
+                                          condition="MARKER_MISMATCH.OTHER_RUN",
                                           parameters={"path": path, "run_id": marker.run_id, "expected": run_id})
             _check(marker, path, expected_schema, require_rows)
             logger.info("marker %s found after %.1fs (%d polls)", path, time.monotonic() - began, polls)
@@ -305,13 +309,17 @@ def trigger(
     master: str | None = None,
     timeout: float | None = None,
 ) -> SubmitResult:
-    """Start the consumer ``job`` (a path to its ``.py``) with ``spark-submit`` and record it in the marker.
+    """Start the consumer ``job`` (a path to its ``.py``) and record it in the marker.
+
+    Classic: with ``spark-submit``; Spark Connect (``settings.remote`` or ``$SPARK_REMOTE``): with this
+    Python and ``--remote``.
 
     Raises
     ------
     TriggerFailedError: the consumer exited non-zero; the message gives its exit code and last stderr line.
     """
-    command = submit_command(job, list(args), settings, master=master)
+    remote = remote_url(settings) or backend.connect_url(spark)
+    command = job_command(job, list(args), settings, master=master, remote=remote)
     began = time.monotonic()
     result = run_submit(command, timeout=timeout)
     day = dt.date.fromisoformat(marker.execution_date)

@@ -4,13 +4,17 @@
 its own) and, from the SQL status store (what the UI's SQL tab and the monitoring REST API show), how many
 rows each file scan node produced, so "read once" is checked rather than assumed.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.metrics import SparkMeter
-    with SparkMeter(spark) as meter:
-        df = spark.range(5).filter("id > 1")                         # no action
-    meter.jobs
-    # -> 0
+Example
+-------
+>>> with SparkMeter(spark) as meter:
+...     df = spark.range(5).filter("id > 1")                         # no action
+>>> meter.jobs
+0
+>>> with SparkMeter(spark) as meter:
+...     spark.range(5).collect()[-1].id
+4
+>>> meter.jobs >= 1
+True
 """
 
 from __future__ import annotations

@@ -9,12 +9,17 @@
   (backfill dates) with at most N at once inside one Spark application, each in its own job group and FAIR
   pool, and :func:`run_processes` does the same with separate ``spark-submit`` processes.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.runners import RunLedger, RunLock, run_concurrently, single_run
-    with single_run(spark, "trend", day, lock_root="data/_locks", ledger=RunLedger(spark, "data/_ledger")):
-        build_trend(day)
-    summary = run_concurrently(spark, lambda d: cube_for(d), dates, concurrency=4)
+Example
+-------
+>>> import datetime as dt, tempfile
+>>> root = tempfile.mkdtemp()
+>>> ledger = RunLedger(spark, f"{root}/ledger")
+>>> with single_run(spark, "trend", dt.date(2024, 1, 1), lock_root=f"{root}/locks", ledger=ledger):
+...     pass
+>>> ledger.statuses("trend")
+{'2024-01-01': 'succeeded'}
+>>> run_concurrently(spark, lambda day: None, ["2024-01-01", "2024-01-02"], concurrency=2).ok
+True
 """
 
 from __future__ import annotations
@@ -172,6 +177,7 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
                 ledger.record(job, execution_date, attempt, REFUSED, lock.run_id, error_summary(exc))
                 raise
         ledger.record(job, execution_date, attempt, "running", lock.run_id)
+        logger.info("%s %s: run %s started (attempt %d)", job, execution_date, lock.run_id, attempt)
         try:
             yield lock
         except BaseException as exc:

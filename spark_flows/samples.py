@@ -3,12 +3,14 @@
 Rows are computed by Spark from ``spark.range`` and hashes of the row id and a seed, so the same
 arguments always give the same data, at any size, without Python loops on the driver.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.samples import write_devices, write_visits
-    write_devices(spark, "data/raw/devices", rows=1000)
-    # -> 1000
-    write_visits(spark, "data/raw/visits", "2024-01-01", missing_hours=BOOK_MISSING_HOURS)
+Example
+-------
+>>> import tempfile
+>>> root = tempfile.mkdtemp()
+>>> write_devices(spark, f"{root}/devices", rows=20)
+20
+>>> len(write_visits(spark, f"{root}/visits", "2024-01-01", rows_per_hour=1, missing_hours=BOOK_MISSING_HOURS))
+19
 """
 
 from __future__ import annotations

@@ -7,13 +7,12 @@ its jobs can be told apart and cancelled (``SparkContext.cancelJobGroup``, which
 in classic mode; an operation tag on Spark Connect, see :mod:`spark_flows.backend`). Work outside Spark
 (a child process per partition) is cancelled through ``on_cancel``.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.scheduling import run_bounded
-    tasks = [("a", lambda: df.count()), ("b", lambda: df.count())]
-    outcomes = run_bounded(spark, tasks, concurrency=2)
-    outcomes["a"].ok, outcomes["a"].value
-    # -> (True, 300)
+Example
+-------
+>>> df = spark.range(300)
+>>> outcomes = run_bounded(spark, [("a", df.count), ("b", df.count)], concurrency=2)
+>>> outcomes["a"].ok, outcomes["a"].value
+(True, 300)
 """
 
 from __future__ import annotations

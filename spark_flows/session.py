@@ -5,23 +5,25 @@ win; in a plain ``python`` process (the demo, a notebook) spark_flows starts Spa
 master with Delta's JVM artifact resolved from Maven Central by Spark's own resolver (Ivy, cached after the
 first run); under pytest the fixture's session is reused as it is.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.session import get_session
-    spark = get_session()
-    spark.range(3).write.format("delta").save("/tmp/t")
+Example
+-------
+>>> get_session() is spark          # an active session is reused as it is
+True
+>>> spark.conf.get("spark.sql.extensions")
+'io.delta.sql.DeltaSparkSessionExtension'
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from spark_flows.backend import class_loadable, live_classic_session, submitted_conf_keys
+from spark_flows.backend import class_loadable, live_session, submitted_conf_keys
 from spark_flows.config import Settings, embedded_conf_path
 from spark_flows.errors import EnvironmentSetupError
 
@@ -86,7 +88,7 @@ def existing_session() -> SparkSession | None:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    return live_classic_session()
+    return live_session()
 
 
 def get_session(settings: Settings | None = None) -> SparkSession:
@@ -109,6 +111,9 @@ def get_session(settings: Settings | None = None) -> SparkSession:
     if active is not None:
         return active
     settings = settings or Settings()
+    remote = remote_url(settings)
+    if remote is not None:
+        return connect_session(remote, settings)
     try:
         spark = delta_builder(settings).getOrCreate()
     except Exception as exc:  # the gateway fails with a generic error when Java is absent or broken
@@ -119,6 +124,64 @@ def get_session(settings: Settings | None = None) -> SparkSession:
             parameters={"package": settings.delta_package},
         ) from exc
     require_delta(spark, settings.delta_package)
+    return spark
+
+
+def remote_url(settings: Settings) -> str | None:
+    """The Spark Connect server to use: ``settings.remote``, else ``$SPARK_REMOTE``; never under spark-submit."""
+    if launched_by_spark_submit():
+        return None
+    return settings.remote or os.environ.get("SPARK_REMOTE") or None
+
+
+def _check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the address, when nothing listens at an ``sc://host:port`` URL.
+
+    (The Connect client itself retries an unreachable server for about ten minutes.)
+    """
+    if not url.startswith("sc://"):
+        return  # e.g. "local[2]": pyspark starts a local server itself
+    address = url[len("sc://"):].split("/", 1)[0].split(";", 1)[0]
+    host, _, port = address.rpartition(":")
+    host = (host or address).strip("[]")
+    try:
+        port_number = int(port) if host != address else 15002
+    except ValueError:
+        raise EnvironmentSetupError(f"invalid Spark Connect URL {url!r}: expected sc://host:port",
+                                    condition="INVALID_REMOTE", parameters={"url": url}) from None
+    try:
+        socket.create_connection((host, port_number), timeout=timeout).close()
+    except OSError as exc:
+        raise EnvironmentSetupError(
+            f"cannot reach the Spark Connect server at {url} ({exc.strerror or exc}); start it, or check "
+            "--remote / $SPARK_REMOTE", condition="REMOTE_UNREACHABLE",
+            parameters={"url": url, "host": host, "port": port_number}) from exc
+
+
+def connect_session(url: str, settings: Settings) -> SparkSession:
+    """A Spark Connect session to ``url``; the server provides Spark and Delta Lake (``--remote``).
+
+    Settings' ``spark.sql.*`` keys are applied to the session; other keys belong to the server.
+
+    Raises
+    ------
+    EnvironmentSetupError: nothing listens at ``url`` (named in the message), or the server lacks Delta.
+    """
+    _check_reachable(url)
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    for key, value in settings.spark_conf.items():
+        if key.startswith("spark.sql."):
+            try:
+                spark.conf.set(key, value)
+            except Exception:  # a static SQL conf of the server: its own value stands
+                logger.debug("Spark Connect server keeps its own %s", key)
+    extensions = spark.conf.get("spark.sql.extensions", "") or ""
+    if DELTA_EXTENSION not in extensions:
+        raise EnvironmentSetupError(
+            f"the Spark Connect server at {url} has no Delta Lake: start it with --packages "
+            f"{settings.delta_package} --conf spark.sql.extensions={DELTA_EXTENSION} "
+            f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
+            condition="DELTA_NOT_ON_CLASSPATH", parameters={"url": url, "package": settings.delta_package})
     return spark
 
 

@@ -4,12 +4,18 @@ Two policies, chosen by the caller: ``"fail"`` (the default) raises :class:`BadR
 files and the count before anything is written; ``"quarantine"`` writes the unparseable lines, with their
 file, to a bad-records path and goes on with the good rows.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.sources import read_json
-    parsed = read_json(spark, "data/raw/devices", DEVICES_SCHEMA)
-    parsed.bad_records
-    # -> 0
+Example
+-------
+>>> import tempfile
+>>> from spark_flows.datasets import DEVICES_SCHEMA
+>>> from spark_flows.samples import write_devices
+>>> path = tempfile.mkdtemp() + "/devices"
+>>> write_devices(spark, path, rows=10)
+10
+>>> parsed = read_json(spark, path, DEVICES_SCHEMA)
+>>> parsed.rows, parsed.bad_records
+(10, 0)
+>>> parsed.release()
 """
 
 from __future__ import annotations

@@ -6,16 +6,18 @@ scheduler pool named after it, so its jobs can be identified in the UI and cance
 does not stop or corrupt the others; the caller decides what a failure means
 (:meth:`SplitResult.raise_for_failures`).
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.split import branch, split
-    from spark_flows.writers import Batch, DeltaWriter
-    batch = Batch("devices_loader", 7)
-    result = split(raw, [
-        branch("devices", lambda df: DeltaWriter().write(df, "t/devices", batch=batch)),
-        branch("enriched", lambda df: DeltaWriter().write(df.transform(enrich), "t/enriched", batch=batch)),
-    ], concurrency=2)
-    result.raise_for_failures()
+Example
+-------
+>>> import tempfile
+>>> from spark_flows.writers import Batch, DeltaWriter
+>>> out, batch = tempfile.mkdtemp(), Batch("example", 1)
+>>> raw = spark.range(6).selectExpr("id", "id % 2 AS k")
+>>> result = split(raw, [
+...     branch("even", lambda df: DeltaWriter().write(df.where("k = 0"), f"{out}/even", batch=batch)),
+...     branch("odd", lambda df: DeltaWriter().write(df.where("k = 1"), f"{out}/odd", batch=batch)),
+... ], concurrency=2)
+>>> result.ok, [b.rows for b in result.branches]
+(True, [3, 3])
 """
 
 from __future__ import annotations

@@ -86,6 +86,20 @@ def submit_command(
     return [*command, job, *args]
 
 
+def job_command(job: str, args: Sequence[str], settings: Settings, *, master: str | None = None,
+                remote: str | None = None) -> list[str]:
+    """The command that runs ``job``: ``spark-submit`` (classic), or this Python with ``--remote`` (Connect).
+
+    Example
+    -------
+    >>> job_command("jobs/x.py", ["--batch-id", "1"], Settings(), remote="sc://127.0.0.1:15002")[1:]
+    ['jobs/x.py', '--batch-id', '1', '--remote', 'sc://127.0.0.1:15002']
+    """
+    if remote:
+        return [sys.executable, job, *args, "--remote", remote]
+    return submit_command(job, args, settings, master=master)
+
+
 @dataclass(frozen=True)
 class SubmitResult:
     """Outcome of :func:`run_submit`."""

@@ -3,10 +3,12 @@
 Each is a plain ``DataFrame -> DataFrame`` function (or returns one), so it slots into a
 :class:`~spark_flows.sequence.Sequence`, a split branch or ``df.transform``.
 
-Example (needs a SparkSession ``spark``; not run as a doctest)::
-
-    from spark_flows.transforms import enrich_devices, validate_devices
-    raw.transform(validate_devices).transform(enrich_devices)
+Example
+-------
+>>> raw = spark.createDataFrame([("iphone", "iPhone", "15"), ("lg", "G6", "1")],
+...                             "type string, full_name string, version string")
+>>> [r.full_name for r in raw.transform(validate_devices).transform(enrich_devices).collect()]
+['iPhone 15']
 """
 
 from __future__ import annotations

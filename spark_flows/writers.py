@@ -291,12 +291,26 @@ class DeltaWriter(Writer):
         return result
 
     def prepare(self, storage: Storage, path: str) -> None:
-        """Refuse a non-empty target that is not a Delta table (a files output, a user's directory or file)."""
+        """Refuse a target that is not a Delta table: a plain file, a files output, a user's directory.
+
+        A directory holding only what a Delta write leaves (``_delta_log``, data files, partition
+        directories) is a table being created by a concurrent writer, not a foreign target.
+        """
         info = storage.fs.info(path)
-        if info is not None and not delta.is_delta_table(storage, path) and (
-                not info.is_dir or storage.list(path)):
-            raise _refuse(f"{path} exists and is not a Delta table; refusing to write a table over it. Choose "
-                          "another output path", "OUTPUT_NOT_OWNED", path=path)
+        if info is None or delta.is_delta_table(storage, path):
+            return
+        foreign = [] if info.is_dir else [path]
+        if info.is_dir:
+            foreign = [i.name for i in storage.list(path) if not _delta_entry(i.name)]
+        if foreign:
+            raise _refuse(f"{path} exists and is not a Delta table (it holds {foreign[:3]}); refusing to write a "
+                          "table over it. Choose another output path", "OUTPUT_NOT_OWNED", path=path)
+
+
+def _delta_entry(name: str) -> bool:
+    """True for what a Delta table's directory holds: its log, data files, partition directories."""
+    return (name in (delta.LOG_DIR, "_change_data", "_delta_index") or name.startswith(("part-", "."))
+            or name.endswith((".parquet", ".crc")) or "=" in name)
 
 
 def _concurrently(skipped: WriteResult, batch: Batch) -> WriteResult:

@@ -57,6 +57,7 @@ def test_missing_columns_fail_unless_allowed(spark) -> None:
     assert merged.where("name is null").count() == 1
 
 
+@pytest.mark.classic
 def test_union_is_lazy(spark) -> None:
     a = spark.range(3)
     with SparkMeter(spark) as meter:

@@ -71,6 +71,7 @@ def test_date_route_rejects_non_dates() -> None:
         route_by_date("2024-03-01", cutover=CUT, before="a", on_or_after="b")  # type: ignore[arg-type]
 
 
+@pytest.mark.classic
 @pytest.mark.parametrize("fmt", ["delta", "parquet", "json"])
 def test_schema_route_launches_no_spark_job(spark, tmp_path: Path, fmt: str) -> None:
     path = str(tmp_path / fmt)

@@ -75,6 +75,7 @@ def test_unaligned_with_no_usable_parent_is_a_failure(spark, tmp_path: Path) -> 
     assert refused.value.getCondition() == "NO_PARENTS"
 
 
+@pytest.mark.classic
 def test_unaligned_fan_in_reports_completeness_without_scanning(spark, tmp_path: Path) -> None:
     root = str(tmp_path / "visits")
     write_visits(spark, root, DAY, rows_per_hour=3, missing_hours=BOOK_MISSING_HOURS)
@@ -86,6 +87,7 @@ def test_unaligned_fan_in_reports_completeness_without_scanning(spark, tmp_path:
     assert merged.frame.count() == 19 * 3
 
 
+@pytest.mark.classic
 def test_corrupt_records_are_observed_during_the_one_scan(spark, tmp_path: Path) -> None:
     root = str(tmp_path / "visits")
     write_visits(spark, root, DAY, rows_per_hour=2, corrupt_hours=[7])

@@ -31,6 +31,7 @@ def test_ledger_and_depends_on_past(spark, tmp_path: Path) -> None:
     assert ledger.next_attempt("job", d2) == 2
 
 
+@pytest.mark.classic
 def test_concurrent_runner_bounds_concurrency_and_reports_failures(spark) -> None:
     active, peak = [0], [0]
     lock = threading.Lock()

@@ -5,6 +5,7 @@ import pytest
 from spark_flows.scheduling import SKIPPED, run_bounded
 
 
+@pytest.mark.classic
 def test_outcomes_by_key_with_values_and_errors(spark) -> None:
     def broken() -> int:
         raise KeyError("gone")
@@ -15,6 +16,7 @@ def test_outcomes_by_key_with_values_and_errors(spark) -> None:
     assert spark.sparkContext.statusTracker().getJobIdsForGroup(outcomes["a"].job_group)
 
 
+@pytest.mark.classic
 def test_sequential_order_skip_after_failure_and_caller_group_restored(spark) -> None:
     sc = spark.sparkContext
     sc.setJobGroup("caller", "the caller's own group")

@@ -28,6 +28,7 @@ def _raw(spark, tmp_path: Path) -> tuple[str, DataFrame]:
     return path, spark.read.schema(SCHEMA).json(path)
 
 
+@pytest.mark.classic
 def test_chaining_launches_no_spark_job(spark, tmp_path: Path) -> None:
     _, raw = _raw(spark, tmp_path)
     with SparkMeter(spark) as meter:
@@ -79,6 +80,7 @@ def test_invalid_definitions_are_rejected() -> None:
         Sequence("s", [])
 
 
+@pytest.mark.classic
 def test_rerun_after_a_later_failure_resumes_after_the_boundary(spark, tmp_path: Path) -> None:
     source, raw = _raw(spark, tmp_path)
     calls = {"validate": 0}

@@ -97,7 +97,7 @@ def test_concurrent_writers_of_one_batch_commit_it_once_and_report_the_other_as_
     def write() -> None:
         try:
             results.append(DeltaWriter().write(_df(spark, 6), path, batch=Batch("app", 1)))
-        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write) for _ in range(2)]
@@ -208,7 +208,7 @@ def test_outputs_never_nest_inside_another_table(spark, tmp_path: Path) -> None:
     table = tmp_path / "exports" / "devices_delta"
     DeltaWriter().write(_df(spark), str(table))
     for writer in (CsvWriter(), DeltaWriter()):
-        with pytest.raises(WriteRefusedError, match="inside .*devices_delta, which is a Delta table") as refused:
+        with pytest.raises(WriteRefusedError, match=r"inside .*devices_delta, which is a Delta table") as refused:
             writer.write(_df(spark), str(table / "date=20240301"))
         assert refused.value.getCondition() == "OUTPUT_NESTED"
     assert not (table / "date=20240301").exists()
@@ -221,7 +221,7 @@ def test_replace_partition_keeps_other_dates_under_concurrent_writers(spark, tmp
     def write(key: str, n: int) -> None:
         try:
             DeltaWriter(replace={"date": key}).write(_df(spark, n), path)
-        except Exception as exc:  # noqa: BLE001 (collected and asserted below)
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(f"2024010{i}", i)) for i in (1, 2, 3)]

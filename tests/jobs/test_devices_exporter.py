@@ -33,17 +33,47 @@ def test_books_spelling_is_accepted(spark, data_root: str) -> None:
     assert devices_exporter.main(["--data-root", data_root, "--output_type", "csv"]) == 0
 
 
-@pytest.mark.parametrize(("day", "branch"), [("2024-02-29", "csv"), ("2024-03-01", "delta"), ("2024-03-02", "delta")])
-def test_date_route_backfill_takes_legacy_before_cutover(spark, data_root: str, day: str, branch: str, capsys) -> None:
+def test_date_route_backfill_keeps_every_date_and_never_nests_outputs(spark, data_root: str, capsys) -> None:
     write_devices(spark, f"{data_root}/raw/devices", rows=10)
-    args = ["--data-root", data_root, "--route-by-date", "--migration-date", "2024-03-01", "--execution-date", day]
+    days = {"2024-02-28": "csv", "2024-02-29": "csv", "2024-03-01": "delta", "2024-03-02": "delta"}
+    for day, branch in days.items():
+        args = ["--data-root", data_root, "--route-by-date", "--migration-date", "2024-03-01", "--execution-date", day]
+        assert devices_exporter.main(args) == 0
+        assert f"branch {branch} (execution date {day}" in capsys.readouterr().out
+        assert devices_exporter.main(args) == 0  # replay: nothing written twice
+        assert "already" in capsys.readouterr().out
+    exports = Path(data_root, "exports")
+    for day in ("20240228", "20240229"):
+        out = exports / "devices_csv_by_date" / f"date={day}"
+        assert json.loads((out / "_ROUTE.json").read_text())["branch"] == "csv"
+        assert READERS["csv"](spark, str(out)).count() == 10
+    table = READERS["delta"](spark, str(exports / "devices_delta_by_date"))
+    assert {r.date: r["count"] for r in table.groupBy("date").count().collect()} == {"20240301": 10, "20240302": 10}
+    route = json.loads((exports / "devices_delta_by_date" / "_routes" / "date=20240302" / "_ROUTE.json").read_text())
+    assert (route["branch"], route["rows"]) == ("delta", 10)
+    assert devices_exporter.main(["--data-root", data_root, "--output-type", "delta"]) == 0
+    assert not list((exports / "devices_delta_by_date").glob("**/_delta_log/*/_delta_log")), "no table in a table"
+
+
+def test_without_a_date_changed_input_is_exported_again_and_a_replay_keeps_the_record_true(spark, data_root: str,
+                                                                                          capsys) -> None:
+    import os
+
+    raw = Path(data_root, "raw", "devices")
+    write_devices(spark, str(raw), rows=40)
+    args = ["--data-root", data_root, "--output-type", "csv"]
     assert devices_exporter.main(args) == 0
-    out = Path(data_root, "exports", f"devices_{branch}", f"date={day.replace('-', '')}")
-    assert json.loads((out / "_ROUTE.json").read_text())["branch"] == branch
-    assert READERS[branch](spark, str(out)).count() == 10
-    assert f"branch {branch} (execution date {day}" in capsys.readouterr().out
-    assert devices_exporter.main(args) == 0  # replay: same output, nothing written twice
-    assert READERS[branch](spark, str(out)).count() == 10
+    assert devices_exporter.main(args) == 0
+    assert "already published" in capsys.readouterr().out
+    out = Path(data_root, "exports", "devices_csv")
+    assert json.loads((out / "_ROUTE.json").read_text())["rows"] == 40
+    write_devices(spark, str(raw), rows=55)
+    later = max(p.stat().st_mtime for p in raw.iterdir()) + 5  # changed input: a newer modification time
+    for p in raw.iterdir():
+        os.utime(p, (later, later))
+    assert devices_exporter.main(args) == 0
+    assert READERS["csv"](spark, str(out)).count() == 55
+    assert json.loads((out / "_ROUTE.json").read_text())["rows"] == 55
 
 
 @pytest.mark.parametrize(("args", "message"), [

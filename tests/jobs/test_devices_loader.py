@@ -26,8 +26,8 @@ def test_one_run_writes_both_tables_and_the_csv(spark, data_root: str) -> None:
     devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
     assert_df_equality(devices, raw, ignore_row_order=True, ignore_column_order=True, ignore_nullable=True)
     enriched = spark.read.format("delta").load(f"{data_root}/tables/devices_enriched")
-    expected = raw.where("length(type) > 3 and full_name is not null").selectExpr(
-        "type", "concat_ws(' ', full_name, version) as full_name", "version")
+    # the book's enriched table: every raw row (50 of 50 in the book), nothing filtered out
+    expected = raw.selectExpr("type", "concat_ws(' ', full_name, version) as full_name", "version")
     assert_df_equality(enriched.drop("loading_time"), expected, ignore_row_order=True, ignore_column_order=True,
                        ignore_nullable=True)
     assert enriched.where("loading_time is null").count() == 0
@@ -79,11 +79,46 @@ def test_sigkill_mid_write_then_replay_holds_every_row_once(spark, data_root: st
         assert json.loads((csv_dir / PUBLISHED_MARKER).read_text())["rows"] == rows
     assert devices_loader.main(args) == 0
     devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
+    raw = spark.read.schema(devices.schema).json(f"{data_root}/raw/devices")
     assert devices.count() == rows
-    assert devices.distinct().count() == devices.dropDuplicates().count()
+    assert devices.exceptAll(raw).count() == 0 and raw.exceptAll(devices).count() == 0, "each input row exactly once"
     enriched = spark.read.format("delta").load(f"{data_root}/tables/devices_enriched")
-    raw = spark.read.json(f"{data_root}/raw/devices")
-    assert enriched.count() == raw.where("length(type) > 3 and full_name is not null").count()
+    assert enriched.count() == rows
     assert json.loads((csv_dir / PUBLISHED_MARKER).read_text())["rows"] == rows
     assert not Path(data_root, "exports", "devices", "_staging").exists()
     assert json.loads(Path(data_root, "tables", "_ready", "devices", "20240101.json").read_text())["rows"] == rows
+
+
+def test_an_empty_input_is_refused_and_the_batch_id_stays_usable(spark, data_root: str, capsys) -> None:
+    raw = Path(data_root, "raw", "devices")
+    raw.mkdir(parents=True)
+    (raw / "part-0.json").write_text("not json\n")  # all corrupt: quarantine leaves no row
+    args = ["--data-root", data_root, "--batch-id", "1", "--on-bad-records", "quarantine"]
+    assert devices_loader.main(args) == 1
+    assert "EMPTY_BATCH" in capsys.readouterr().err
+    write_devices(spark, str(raw), rows=30)
+    assert devices_loader.main(args) == 0
+    assert _counts(spark, data_root) == (30, 30)
+
+
+def test_a_replay_leaves_the_marker_true_for_the_consumer(spark, data_root: str) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=20)
+    args = ["--data-root", data_root, "--batch-id", "1", "--execution-date", "2024-01-01"]
+    assert devices_loader.main(args) == 0
+    assert devices_loader.main(args) == 0  # replay: every branch skipped
+    marker = json.loads(Path(data_root, "tables", "_ready", "devices", "20240101.json").read_text())
+    assert (marker["rows"], marker["batch_rows"], marker["table_version"]) == (20, 20, 0)
+    assert devices_aggregator.main(["--data-root", data_root, "--execution-date", "2024-01-01",
+                                    "--wait-timeout", "0"]) == 0
+
+
+def test_marker_describes_the_table_the_consumer_aggregates(spark, data_root: str, capsys) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=25)
+    for batch in ("1", "2"):
+        assert devices_loader.main(["--data-root", data_root, "--batch-id", batch,
+                                    "--execution-date", "2024-01-01"]) == 0
+    assert devices_aggregator.main(["--data-root", data_root, "--execution-date", "2024-01-01",
+                                    "--wait-timeout", "0"]) == 0
+    assert "aggregated 50 devices" in capsys.readouterr().out
+    per_type = spark.read.format("delta").load(f"{data_root}/tables/devices_per_type")
+    assert per_type.groupBy().sum("devices").first()[0] == 50

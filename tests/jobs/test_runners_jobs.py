@@ -77,7 +77,7 @@ def test_sigkilled_run_leaves_a_lock_taken_over_after_the_ttl(spark, data_root: 
     conf.write_text('[runner]\nlock_ttl_seconds = 6\nheartbeat_seconds = 1\n')
     args = ["--data-root", data_root, "--execution-date", "2024-01-02", "--conf-file", str(conf)]
     job = JobProcess("visits_trend_generator", args)
-    job.wait_for(r"run lock .* acquired", timeout=180)
+    job.wait_for(r"run \w+ started \(attempt 1\)", timeout=180)  # locked and recorded as running
     job.kill()
     lock = Path(data_root, "_locks", "visits_trend_generator.lock")
     assert lock.exists(), "the killed run's lock should remain"
@@ -86,6 +86,9 @@ def test_sigkilled_run_leaves_a_lock_taken_over_after_the_ttl(spark, data_root: 
     time.sleep(7)
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
     assert not lock.exists()
+    from spark_flows.runners import RunLedger
+    statuses = [r.status for r in RunLedger(spark, f"{data_root}/_ledger/runs").runs().collect()]
+    assert sorted(statuses) == ["abandoned", "refused", "succeeded"], statuses
 
 
 @pytest.mark.subprocess
@@ -106,3 +109,23 @@ def test_backfill_with_process_isolation_runs_one_spark_submit_per_date(spark, d
     assert "2 ok, 0 failed" in capsys.readouterr().out
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
     assert sorted(r.date for r in cube.select("date").distinct().collect()) == ["20240101", "20240102"]
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_error(spark, data_root: str, capsys,
+                                                                                      isolation: str) -> None:
+    from spark_flows.locks import RunLock
+
+    _visits(spark, data_root, "2024-01-01", "2024-01-02")
+    holder = RunLock(spark, f"{data_root}/_locks", "visits_trend_generator", ttl_seconds=600, heartbeat_seconds=5,
+                     run_id="other-backfill")
+    holder.acquire()
+    try:
+        code = backfill.main(["--data-root", data_root, "--job", "visits_trend_generator", "--from", "2024-01-02",
+                              "--to", "2024-01-02", "--isolation", isolation])
+    finally:
+        holder.release()
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "2024-01-02  FAILED" in out and "visits_trend_generator: error: [RUN_LOCKED]" in out, out
+    assert "locked by run other-backfill" in out

@@ -48,7 +48,7 @@ def test_unaligned_mode_publishes_partial_day_with_completeness(spark, data_root
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
     total = cube.where("page = 'ALL' and browser = 'ALL'").first()
     assert total.is_approximate and total.completeness_ratio == round(17 / 24, 4)
-    assert total.visits == 18 * 2  # 18 hours with rows; hour 09's good rows kept, its corrupt line dropped
+    assert total.visits == 17 * 2  # a failed parent contributes nothing: hour 09's good rows are left out too
     row = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_completeness").first()
     assert row.missing == ["02", "06", "09", "11", "16", "17", "18"]
     assert row.failures["09"] == "1 corrupt record(s)" and row.published_to == "public"
@@ -76,3 +76,27 @@ def test_rerun_replaces_only_its_date(spark, data_root: str) -> None:
 def test_bad_date_is_a_usage_error(data_root: str, capsys) -> None:
     assert visits_cube.main(["--data-root", data_root, "--execution-date", "2024-13-01"]) == 2
     assert "invalid date '2024-13-01': expected YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_unaligned_with_no_hour_fails_and_keeps_the_published_cube(spark, data_root: str, capsys) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=1)
+    assert _run(data_root) == 0
+    empty = Path(data_root, "empty_visits")
+    empty.mkdir()
+    assert _run(data_root, "--mode", "unaligned", "--input", str(empty)) == 1
+    assert "[NO_PARENTS] fan-in refused: 0 of 24 present" in capsys.readouterr().err
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    assert cube.where("page = 'ALL' and browser = 'ALL'").first().visits == 24
+
+
+def test_a_less_complete_result_never_replaces_a_more_complete_one_unless_asked(spark, data_root: str,
+                                                                                   capsys) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=1)
+    assert _run(data_root) == 0
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=1, missing_hours=BOOK_MISSING_HOURS)
+    assert _run(data_root, "--mode", "unaligned") == 1
+    assert "[LESS_COMPLETE]" in capsys.readouterr().err
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    assert cube.where("page = 'ALL' and browser = 'ALL'").first().completeness_ratio == 1.0
+    assert _run(data_root, "--mode", "unaligned", "--replace-more-complete") == 0
+    assert cube.where("page = 'ALL' and browser = 'ALL'").first().completeness_ratio == round(19 / 24, 4)

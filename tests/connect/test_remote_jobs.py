@@ -1,0 +1,90 @@
+"""Bundled jobs as plain Python processes against a Spark Connect server (``--remote``), also from a venv
+that has only ``pyspark-client`` (no JVM on the client side)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from spark_flows.samples import write_devices, write_visits
+from spark_flows.submit import submit_env
+from spark_flows.testing import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CLIENT_VENV = ROOT / ".cache" / "client-venv"
+
+
+def _python_job(python: str, job: str, *args: str, remote: str) -> subprocess.CompletedProcess[str]:
+    env = submit_env()
+    env.pop("SPARK_REMOTE", None)
+    return subprocess.run([python, str(ROOT / "jobs" / f"{job}.py"), *args, "--remote", remote], env=env,
+                          capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
+
+
+@pytest.mark.connect
+def test_devices_loader_with_remote_writes_once_and_replays_as_skipped(spark, connect_url: str, data_root: str) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=60)
+    args = ["--data-root", data_root, "--batch-id", "1", "--csv", "--execution-date", "2024-01-01"]
+    first = _python_job(sys.executable, "devices_loader", *args, remote=connect_url)
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = _python_job(sys.executable, "devices_loader", *args, remote=connect_url)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "branch devices: batch 1 already committed" in again.stdout
+    assert spark.read.format("delta").load(f"{data_root}/tables/devices").count() == 60
+    marker = json.loads(Path(data_root, "tables", "_ready", "devices", "20240101.json").read_text())
+    assert (marker["rows"], marker["table_version"]) == (60, 0)
+
+
+@pytest.mark.connect
+def test_visits_cube_with_remote_publishes_a_partial_day_with_completeness(spark, connect_url: str,
+                                                                           data_root: str) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=2, missing_hours=[6, 11])
+    done = _python_job(sys.executable, "visits_cube", "--data-root", data_root, "--execution-date", "2024-01-01",
+                       "--mode", "unaligned", remote=connect_url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "22 of 24 present" in done.stdout
+    total = spark.read.format("delta").load(f"{data_root}/tables/visits_cube").where(
+        "page = 'ALL' and browser = 'ALL'").first()
+    assert (total.visits, total.is_approximate) == (44, True)
+
+
+def test_an_unreachable_connect_server_is_one_line_naming_the_address(tmp_path: Path) -> None:
+    url = f"sc://127.0.0.1:{free_port()}"
+    done = _python_job(sys.executable, "devices_sequence", "--data-root", str(tmp_path), remote=url)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "[REMOTE_UNREACHABLE]" in lines[0] and url in lines[0], lines
+
+
+def _client_venv() -> Path:
+    """A venv with spark_flows[connect] (pyspark-client, no pyspark, no py4j), rebuilt when the sources change."""
+    digest = hashlib.sha256()
+    for path in sorted([ROOT / "pyproject.toml", ROOT / "constraints.txt", *(ROOT / "spark_flows").rglob("*.py")]):
+        digest.update(path.read_bytes())
+    stamp = CLIENT_VENV / ".stamp"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return CLIENT_VENV
+    venv.EnvBuilder(clear=True, with_pip=True).create(CLIENT_VENV)
+    python = str(CLIENT_VENV / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                    f"{ROOT}[connect]"], check=True, timeout=900)
+    stamp.write_text(digest.hexdigest())
+    return CLIENT_VENV
+
+
+@pytest.mark.connect
+def test_a_job_runs_from_a_venv_with_only_the_connect_client(spark, connect_url: str, data_root: str) -> None:
+    python = str(_client_venv() / "bin" / "python")
+    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('py4j') is None, "
+                                          "u.find_spec('delta') is None)"], capture_output=True, text=True, check=True)
+    assert probe.stdout.split() == ["True", "True"], "the client venv must have no py4j and no delta-spark"
+    write_devices(spark, f"{data_root}/raw/devices", rows=40)
+    done = _python_job(python, "devices_sequence", "--data-root", data_root, "--run-id", "client", remote=connect_url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert spark.read.format("delta").load(f"{data_root}/tables/devices_clean").count() > 0

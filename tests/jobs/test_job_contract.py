@@ -1,0 +1,70 @@
+"""What every bundled job promises: flags checked before Spark starts, one error line on stderr, the
+README's commands working as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import spark_flows.job
+from jobs import backfill, devices_exporter, devices_loader, visits_cube
+from spark_flows.config import Settings
+from spark_flows.samples import write_devices
+from spark_flows.submit import submit_command, submit_env
+from tests.procs import ROOT, SUBMIT_CONF
+
+
+@pytest.mark.parametrize(("main", "args", "message"), [
+    (devices_loader.main, ["--batch-id", "1", "--trigger", "devices_aggregator"], "--trigger needs --execution-date"),
+    (devices_loader.main, ["--batch-id", "1", "--concurrency", "0"], "--concurrency must be >= 1"),
+    (devices_exporter.main, ["--route-by-date", "--execution-date", "2024-03-01"], "needs --migration-date"),
+    (backfill.main, ["--job", "visits_cube", "--from", "2024-01-02", "--to", "2024-01-01"], "is before --from"),
+    (visits_cube.main, ["--execution-date", "2024-01-01", "--min-completeness", "2"], "within 0..1"),
+])
+def test_flag_combinations_are_refused_before_spark_starts(monkeypatch, capsys, main, args, message) -> None:
+    def no_session(*_: object, **__: object) -> None:
+        raise AssertionError("a session was requested before the flags were checked")
+
+    monkeypatch.setattr(spark_flows.job, "job_session", no_session)
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.subprocess
+def test_under_spark_submit_a_spark_failure_is_one_line_on_stderr_and_no_stack_trace(spark, tmp_path: Path) -> None:
+    write_devices(spark, str(tmp_path / "raw"), rows=10)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    command = submit_command(str(ROOT / "jobs" / "devices_sequence.py"),
+                             ["--input", str(tmp_path / "raw"), "--output", f"{blocker}/table",
+                              "--boundary-root", str(tmp_path / "b")],
+                             Settings(spark_conf=SUBMIT_CONF), master="local[1]")
+    done = subprocess.run(command, env=submit_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 1, done.stderr[-2000:]
+    # the JVM's own start-up notice (Spark 4.2 adds the vector incubator module) is not Spark's log
+    errors = [line for line in done.stderr.splitlines()
+              if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    assert len(errors) == 1 and errors[0].startswith("devices_sequence: error: "), errors[:20]
+    assert "a_file" in errors[0], "the line names the path"
+    assert "error:" not in done.stdout and "\tat " not in done.stdout
+
+
+@pytest.mark.subprocess
+def test_the_readme_s_job_commands_work_as_written_without_the_venv_on_path(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Running a bundled job", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
+    assert commands and all(c.startswith(".venv/bin/") for c in commands), commands
+    for name in (".venv", "jobs"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    env = {k: v for k, v in submit_env().items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
+    env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if ".venv" not in p)
+    for command in commands:
+        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300, check=False)
+        assert done.returncode == 0, f"{command}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
+    assert (tmp_path / "data" / "tables" / "devices_clean" / "_delta_log").is_dir()
