@@ -18,7 +18,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from spark_flows.errors import ClassicOnlyError
-from spark_flows.storage import FileInfo, FileSystem, LocalFileSystem, now_ms
+from spark_flows.storage import ArrowFileSystem, FileInfo, FileSystem, LocalFileSystem, RoutingFileSystem, now_ms
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -231,8 +231,9 @@ class HadoopFileSystem:
         try:
             stream = fs.create(jpath, False)
         except Exception as exc:  # FileAlreadyExistsException arrives as a Py4JJavaError
-            if fs.exists(jpath):
-                return False
+            java = getattr(exc, "java_exception", None)
+            if fs.exists(jpath) or (java is not None and "FileAlreadyExists" in str(java.getClass().getName())):
+                return False  # (the holder may have released it since: the caller looks again)
             raise exc
         try:
             stream.write(bytearray(data))
@@ -258,14 +259,17 @@ class HadoopFileSystem:
 
 
 def file_system(spark: SparkSession) -> FileSystem:
-    """The filesystem spark_flows uses beside ``spark``: Hadoop FS on classic, the local one on Connect.
+    """The filesystem spark_flows uses beside ``spark``: local paths through ``os``; other schemes through the
+    session's Hadoop FS on classic, through ``pyarrow.fs`` on Connect.
 
-    On Connect the client reaches only its own filesystem, so the data root must be a path that client
-    and server share (local mode, a mounted volume).
+    On Connect the client reaches only what it can mount or address itself, so the data root must be a
+    path that client and server share (local mode, a mounted volume, an object store both can reach).
     """
     if is_remote(spark):
-        return LocalFileSystem()
-    return HadoopFileSystem(spark)
+        return RoutingFileSystem(LocalFileSystem(), ArrowFileSystem())
+    hadoop = HadoopFileSystem(spark)
+    default = str(spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS", "file:///"))
+    return RoutingFileSystem(LocalFileSystem(), hadoop, local_default=default.startswith("file:"))
 
 
 # --- scheduling ---------------------------------------------------------------------------------------
@@ -363,9 +367,9 @@ def parquet_key_value(spark: SparkSession, file: str, key: str) -> str | None:
     if is_remote(spark):
         import pyarrow.parquet as pq
 
-        from spark_flows.storage import _local
+        from spark_flows.filesystems import local_path
 
-        metadata = pq.read_metadata(_local(file)).metadata or {}
+        metadata = pq.read_metadata(local_path(file)).metadata or {}
         value = metadata.get(key.encode("utf-8"))
         return value.decode("utf-8") if value is not None else None
     jvm = _jvm(spark, "schema_of")

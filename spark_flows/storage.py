@@ -11,10 +11,12 @@ HDFS          atomic (NameNode)               atomic (``create(overwrite=false)`
 S3A           copy + delete, not atomic       atomic only with S3 conditional writes; else racy
 ============  ==============================  ===================================================
 
-Two implementations sit behind one interface: the session's Hadoop FileSystem (any scheme its Hadoop
-configuration knows, reached through :mod:`spark_flows.backend`) and the local filesystem through Python's
-``os`` (no Spark at all: commands that only read files, doctests). Paths are strings and are never parsed as
-URLs: a ``#`` or ``?`` in a directory name is part of the name.
+Three implementations sit behind one interface, routed by the path's scheme: the local filesystem through
+Python's ``os`` (atomic ``rename(2)`` and ``O_EXCL``, no JVM round trip), the session's Hadoop FileSystem on
+classic Spark (``hdfs:``, ``s3a:`` ... as its Hadoop configuration knows them, reached through
+:mod:`spark_flows.backend`), and ``pyarrow.fs`` where there is no JVM (a Spark Connect client, commands that
+only read files): S3, GCS, Azure, HDFS through libhdfs. Paths are strings and are never parsed as URLs: a
+``#`` or ``?`` in a directory name is part of the name.
 
 Example
 -------
@@ -32,150 +34,21 @@ Example
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import uuid
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from spark_flows.errors import StorageError
+from spark_flows.filesystems import (
+    ArrowFileSystem,
+    FileInfo,
+    FileSystem,
+    LocalFileSystem,
+    RoutingFileSystem,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """One entry of a directory listing."""
-
-    path: str
-    name: str
-    is_dir: bool
-    size: int
-    modified_ms: int
-
-
-class FileSystem(Protocol):
-    """The primitive operations a storage backend provides; :class:`Storage` builds the rest on them."""
-
-    def qualify(self, path: str) -> str: ...
-    def info(self, path: str) -> FileInfo | None: ...
-    def list(self, path: str) -> list[FileInfo]: ...
-    def size(self, path: str) -> int: ...
-    def touch(self, path: str) -> None: ...
-    def mkdirs(self, path: str) -> None: ...
-    def delete(self, path: str, recursive: bool) -> bool: ...
-    def rename(self, src: str, dst: str) -> bool: ...
-    def create_exclusive(self, path: str, data: bytes) -> bool: ...
-    def read_bytes(self, path: str) -> bytes: ...
-    def write_bytes(self, path: str, data: bytes) -> None: ...
-    def replace(self, src: str, dst: str) -> bool: ...
-
-
-def _local(path: str) -> str:
-    """A ``file:`` URI or plain path as an OS path (string prefix handling only: ``#`` stays a character)."""
-    if path.startswith("file://"):
-        return "/" + path[len("file://"):].lstrip("/")
-    if path.startswith("file:"):
-        return "/" + path[len("file:"):].lstrip("/")
-    return path
-
-
-class LocalFileSystem:
-    """The local filesystem through ``os``: atomic rename and exclusive create."""
-
-    def qualify(self, path: str) -> str:
-        return "file:" + os.path.abspath(_local(path))
-
-    def info(self, path: str) -> FileInfo | None:
-        local = _local(path)
-        try:
-            st = os.stat(local)
-        except FileNotFoundError:
-            return None
-        is_dir = os.path.isdir(local)
-        return FileInfo(path, os.path.basename(local.rstrip("/")), is_dir, 0 if is_dir else st.st_size,
-                        int(st.st_mtime * 1000))
-
-    def list(self, path: str) -> list[FileInfo]:
-        local = _local(path)
-        if not os.path.isdir(local):
-            return []
-        found = []
-        for entry in os.scandir(local):
-            try:
-                st = entry.stat()
-            except FileNotFoundError:  # removed while listing
-                continue
-            found.append(FileInfo(f"{path.rstrip('/')}/{entry.name}", entry.name, entry.is_dir(),
-                                  0 if entry.is_dir() else st.st_size, int(st.st_mtime * 1000)))
-        return found
-
-    def size(self, path: str) -> int:
-        local = _local(path)
-        if os.path.isfile(local):
-            return os.path.getsize(local)
-        return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(local) for f in files)
-
-    def touch(self, path: str) -> None:
-        os.utime(_local(path))
-
-    def mkdirs(self, path: str) -> None:
-        os.makedirs(_local(path), exist_ok=True)
-
-    def delete(self, path: str, recursive: bool) -> bool:
-        local = _local(path)
-        if os.path.isdir(local) and not os.path.islink(local):
-            if recursive:
-                shutil.rmtree(local, ignore_errors=True)
-            else:
-                try:
-                    os.rmdir(local)
-                except OSError:
-                    return False
-            return True
-        try:
-            os.remove(local)
-        except FileNotFoundError:
-            return False
-        return True
-
-    def rename(self, src: str, dst: str) -> bool:
-        source, target = _local(src), _local(dst)
-        if os.path.exists(target):
-            return False
-        os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
-        try:
-            os.rename(source, target)
-        except OSError:
-            return False
-        return True
-
-    def replace(self, src: str, dst: str) -> bool:
-        os.replace(_local(src), _local(dst))
-        return True
-
-    def create_exclusive(self, path: str, data: bytes) -> bool:
-        local = _local(path)
-        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-        try:
-            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        return True
-
-    def read_bytes(self, path: str) -> bytes:
-        with open(_local(path), "rb") as handle:
-            return handle.read()
-
-    def write_bytes(self, path: str, data: bytes) -> None:
-        local = _local(path)
-        os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
-        with open(local, "wb") as handle:
-            handle.write(data)
 
 
 class Storage:
@@ -188,7 +61,7 @@ class Storage:
     def __init__(self, spark: SparkSession | None = None, *, fs: FileSystem | None = None) -> None:
         if fs is None:
             if spark is None:
-                fs = LocalFileSystem()
+                fs = RoutingFileSystem(LocalFileSystem(), ArrowFileSystem())
             else:
                 from spark_flows.backend import file_system
 

@@ -16,7 +16,8 @@ BASH_BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.S)
 IMPORTS = sorted({(m, n.strip()) for block in PYTHON_BLOCKS
                   for m, names in re.findall(r"from (spark_flows[\w.]*) import ([\w, ]+)", block)
                   for n in names.split(",")})
-COMMON_FLAGS = {"--conf-file", "--master", "--data-root", "--spark-conf", "--log-level", "--execution-date", "--help"}
+COMMON_FLAGS = {"--conf-file", "--master", "--remote", "--data-root", "--spark-conf", "--log-level", "--execution-date",
+                "--help"}
 
 
 def _job_lines() -> list[tuple[str, list[str]]]:

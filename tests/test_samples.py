@@ -4,6 +4,7 @@ import datetime as dt
 from pathlib import Path
 
 from chispa import assert_df_equality
+from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_flows.samples import (
     BOOK_MISSING_HOURS,
@@ -26,7 +27,8 @@ def test_devices_are_deterministic_and_book_shaped(spark) -> None:
 def test_write_devices_with_malformed_lines(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "devices")
     assert write_devices(spark, path, rows=50, malformed=3) == 50
-    parsed = spark.read.schema(DEVICES_SCHEMA.add("_corrupt_record", "string")).json(path).cache()
+    with_corrupt = StructType([*DEVICES_SCHEMA.fields, StructField("_corrupt_record", StringType())])
+    parsed = spark.read.schema(with_corrupt).json(path).cache()
     assert parsed.where("_corrupt_record is not null").count() == 3
     assert parsed.where("_corrupt_record is null").count() == 50
 
