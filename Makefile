@@ -12,10 +12,10 @@ demo: bootstrap            ## run every bundled job on generated sample data, lo
 
 test: bootstrap lint       ## static checks, the whole suite on classic Spark, then its public-API tests on Spark Connect
 	$(RUN) -m pytest
-	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests
+	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests --ignore=tests/jobs
 
 test-connect: bootstrap    ## only the Spark Connect run (a local Connect server is started and stopped)
-	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests
+	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests --ignore=tests/jobs
 
 test-fast: bootstrap       ## the suite without the standalone-cluster test
 	$(RUN) -m pytest -m "not cluster"

@@ -72,6 +72,7 @@ def _apply(df: DataFrame, current: Step, position: str, sequence: str) -> DataFr
     logger.info("sequence %s: step %s (%s)", sequence, current.name, position)
     try:
         result = df.transform(current.transform)
+        result.schema  # noqa: B018  (analysis now, so a bad step is named; Spark Connect analyses lazily)
     except Exception as exc:
         raise StepFailedError(
             f"step '{current.name}' ({position}) of sequence '{sequence}' failed: {error_summary(exc)}",

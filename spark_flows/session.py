@@ -23,7 +23,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from spark_flows.backend import class_loadable, live_session, submitted_conf_keys
+from spark_flows.backend import class_loadable, is_remote, live_session, submitted_conf_keys
 from spark_flows.config import Settings, embedded_conf_path
 from spark_flows.errors import EnvironmentSetupError
 
@@ -175,18 +175,20 @@ def connect_session(url: str, settings: Settings) -> SparkSession:
                 spark.conf.set(key, value)
             except Exception:  # a static SQL conf of the server: its own value stands
                 logger.debug("Spark Connect server keeps its own %s", key)
-    extensions = spark.conf.get("spark.sql.extensions", "") or ""
-    if DELTA_EXTENSION not in extensions:
-        raise EnvironmentSetupError(
-            f"the Spark Connect server at {url} has no Delta Lake: start it with --packages "
-            f"{settings.delta_package} --conf spark.sql.extensions={DELTA_EXTENSION} "
-            f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
-            condition="DELTA_NOT_ON_CLASSPATH", parameters={"url": url, "package": settings.delta_package})
+    require_delta(spark, settings.delta_package)
     return spark
 
 
 def require_delta(spark: SparkSession, package: str) -> None:
-    """Raise :class:`EnvironmentSetupError` unless Delta Lake's JVM classes are loadable."""
+    """Raise :class:`EnvironmentSetupError` unless Delta Lake is there: its JVM classes (classic), its
+    extension in the server's configuration (Spark Connect)."""
+    if is_remote(spark):
+        if DELTA_EXTENSION not in (spark.conf.get("spark.sql.extensions", "") or ""):
+            raise EnvironmentSetupError(
+                f"the Spark Connect server has no Delta Lake: start it with --packages {package} --conf "
+                f"spark.sql.extensions={DELTA_EXTENSION} --conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
+                condition="DELTA_NOT_ON_CLASSPATH", parameters={"package": package})
+        return
     if not class_loadable(spark, DELTA_EXTENSION):
         raise EnvironmentSetupError(
             "Delta Lake classes are not on Spark's classpath: run spark-submit with "

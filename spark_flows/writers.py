@@ -391,7 +391,7 @@ class FilesWriter(Writer):
         previous = self.published(storage, path) or {}
         staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{uuid.uuid4().hex[:8]}"
         observed, observation = _observed(df)
-        writer = observed.write.format(self.file_format).mode("errorifexists").options(**self.options)
+        writer = observed.write.format(self.file_format).mode("error").options(**self.options)
         if self.partition_by:
             writer = writer.partitionBy(*self.partition_by)
         writer.save(staged)

@@ -46,8 +46,19 @@ def test_unaligned_a_parent_that_cannot_be_read_is_a_failed_parent(spark, tmp_pa
     evaluated = fan_in(spark, hourly_parents(root, DAY), mode="unaligned", schema=VISITS_SCHEMA).evaluate()
     assert evaluated.completeness.missing == ("05",)
     reason = evaluated.completeness.failures["05"]
-    assert reason.startswith("unreadable: [FAILED_READ_FILE") and "ChecksumException" in reason, reason
+    assert reason.startswith("unreadable: [FAILED_READ_FILE") and broken.name in reason, reason
     assert evaluated.frame.count() == 23 * 3
+    evaluated.unpersist()
+
+
+@pytest.mark.classic
+def test_an_unreadable_parent_names_the_root_cause_where_the_jvm_is_reachable(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "visits")
+    write_visits(spark, root, DAY, rows_per_hour=1)
+    broken = next(p for p in _hour(root, 2).iterdir() if p.suffix == ".json")
+    broken.write_text(broken.read_text().upper())
+    evaluated = fan_in(spark, hourly_parents(root, DAY), mode="unaligned", schema=VISITS_SCHEMA).evaluate()
+    assert "ChecksumException" in evaluated.completeness.failures["02"]
     evaluated.unpersist()
 
 

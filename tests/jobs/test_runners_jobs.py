@@ -92,28 +92,19 @@ def test_sigkilled_run_leaves_a_lock_taken_over_after_the_ttl(spark, data_root: 
 
 
 @pytest.mark.subprocess
-def test_backfill_under_spark_submit_loads_its_sibling_jobs(spark, data_root: str) -> None:
+def test_backfill_under_spark_submit_loads_its_siblings_and_runs_one_spark_submit_per_date(spark,
+                                                                                          data_root: str) -> None:
     _visits(spark, data_root, "2024-01-01", "2024-01-02")
     job = JobProcess("backfill", ["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-01",
-                                  "--to", "2024-01-02", "--concurrency", "2"])
+                                  "--to", "2024-01-02", "--concurrency", "2", "--isolation", "process"])
     assert job.wait(300) == 0, job.tail()
     assert "2 ok, 0 failed" in "\n".join(job.lines)
-
-
-@pytest.mark.subprocess
-def test_backfill_with_process_isolation_runs_one_spark_submit_per_date(spark, data_root: str, capsys) -> None:
-    _visits(spark, data_root, "2024-01-01", "2024-01-02")
-    code = backfill.main(["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-01",
-                          "--to", "2024-01-02", "--concurrency", "2", "--isolation", "process"])
-    assert code == 0
-    assert "2 ok, 0 failed" in capsys.readouterr().out
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
     assert sorted(r.date for r in cube.select("date").distinct().collect()) == ["20240101", "20240102"]
 
 
-@pytest.mark.parametrize("isolation", ["thread", "process"])
-def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_error(spark, data_root: str, capsys,
-                                                                                      isolation: str) -> None:
+def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_error(spark, data_root: str,
+                                                                                      capsys) -> None:
     from spark_flows.locks import RunLock
 
     _visits(spark, data_root, "2024-01-01", "2024-01-02")
@@ -122,7 +113,7 @@ def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_err
     holder.acquire()
     try:
         code = backfill.main(["--data-root", data_root, "--job", "visits_trend_generator", "--from", "2024-01-02",
-                              "--to", "2024-01-02", "--isolation", isolation])
+                              "--to", "2024-01-02"])
     finally:
         holder.release()
     assert code == 1
