@@ -32,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import reduce
 from typing import Literal
 
@@ -40,19 +40,16 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
-    ArrayType,
-    BooleanType,
-    DoubleType,
-    IntegerType,
-    MapType,
-    StringType,
-    StructField,
     StructType,
-    TimestampType,
 )
 
 from spark_flows.alignment import align_join, reconcile_schemas, union_by_name, widen
 from spark_flows.backend import spark_error
+from spark_flows.completeness import (
+    Completeness,
+    completeness_frame,
+    with_completeness,
+)
 from spark_flows.datasets import hour_path
 from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary, invalid_argument, root_cause
 from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
@@ -81,45 +78,6 @@ class Parent:
 def hourly_parents(root: str, day: dt.date, hours: Sequence[int] = range(24)) -> list[Parent]:
     """The book's hourly partitions of ``day`` under ``root`` (``date=YYYYMMDD/hour=HH``) as parents."""
     return [Parent(f"{h:02d}", path=hour_path(root, day, h)) for h in hours]
-
-
-@dataclass(frozen=True)
-class Completeness:
-    """Which expected parents made it into a fan-in, and why the others did not."""
-
-    expected: tuple[str, ...]
-    failures: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def present(self) -> tuple[str, ...]:
-        """Parents merged in full."""
-        return tuple(p for p in self.expected if p not in self.failures)
-
-    @property
-    def missing(self) -> tuple[str, ...]:
-        """Parents missing, empty, unreadable or conflicting."""
-        return tuple(p for p in self.expected if p in self.failures)
-
-    @property
-    def ratio(self) -> float:
-        """Share of expected parents present, 0.0 to 1.0."""
-        return round(len(self.present) / len(self.expected), 4) if self.expected else 1.0
-
-    @property
-    def is_approximate(self) -> bool:
-        """True when any expected parent is missing."""
-        return bool(self.failures)
-
-    def with_failures(self, more: Mapping[str, str]) -> Completeness:
-        """A copy with ``more`` failures added (e.g. corrupt records found while the data was read)."""
-        return Completeness(self.expected, {**self.failures, **more})
-
-    def describe(self) -> str:
-        """``'19 of 24 present (ratio 0.7917); missing: 06 (no data), ...'``."""
-        text = f"{len(self.present)} of {len(self.expected)} present (ratio {self.ratio})"
-        if self.failures:
-            text += "; missing: " + ", ".join(f"{p} ({self.failures[p]})" for p in self.missing)
-        return text
 
 
 @dataclass(frozen=True)
@@ -414,29 +372,3 @@ def _read_together(
 def _corrupt_counters(names: Sequence[str]) -> list[Column]:
     return [F.count_if((F.col(PARENT_COLUMN) == n) & F.col(CORRUPT_COLUMN).isNotNull()).alias(f"corrupt_{n}")
             for n in names]
-
-
-def with_completeness(df: DataFrame, completeness: Completeness) -> DataFrame:
-    """Add ``is_approximate`` and ``completeness_ratio`` columns so consumers cannot miss partial data."""
-    return df.withColumn("is_approximate", F.lit(completeness.is_approximate)).withColumn(
-        "completeness_ratio", F.lit(completeness.ratio))
-
-
-COMPLETENESS_SCHEMA = StructType([
-    StructField("partition", StringType()),
-    StructField("expected", IntegerType()),
-    StructField("present", IntegerType()),
-    StructField("ratio", DoubleType()),
-    StructField("is_approximate", BooleanType()),
-    StructField("missing", ArrayType(StringType())),
-    StructField("failures", MapType(StringType(), StringType())),
-    StructField("computed_at", TimestampType()),
-])
-
-
-def completeness_frame(spark: SparkSession, partition: str, completeness: Completeness) -> DataFrame:
-    """One row describing ``completeness`` for an output ``partition`` (the companion completeness table)."""
-    row = (partition, len(completeness.expected), len(completeness.present), completeness.ratio,
-           completeness.is_approximate, list(completeness.missing), dict(completeness.failures),
-           dt.datetime.now(dt.UTC).replace(tzinfo=None))
-    return spark.createDataFrame([row], COMPLETENESS_SCHEMA)

@@ -37,111 +37,28 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
+from pyspark.sql import SparkSession
 
-from spark_flows.delta import retry_on_conflict
 from spark_flows.errors import DependsOnPastError, JobFailedError, RunLockedError, error_summary
+from spark_flows.ledger import (
+    LEDGER_SCHEMA,
+    REFUSED,
+    RunLedger,
+    check_depends_on_past,
+    next_attempt_of,
+    require_past,
+    statuses_of,
+)
 from spark_flows.locks import LockHolder, RunLock
 from spark_flows.scheduling import TaskOutcome, run_bounded
-from spark_flows.storage import Storage
 from spark_flows.submit import submit_env
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
+    "LEDGER_SCHEMA", "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
     "run_concurrently", "run_processes", "single_run",
 ]
-
-
-REFUSED = "refused"
-
-LEDGER_SCHEMA = StructType([
-    StructField("job", StringType()),
-    StructField("execution_date", StringType()),
-    StructField("attempt", IntegerType()),
-    StructField("status", StringType()),
-    StructField("at", TimestampType()),
-    StructField("run_id", StringType()),
-    StructField("error", StringType()),
-])
-
-
-class RunLedger:
-    """Append-only Delta table of run events; :meth:`runs` gives each attempt's latest status."""
-
-    def __init__(self, spark: SparkSession, path: str) -> None:
-        self.spark, self.path = spark, path
-
-    def _events(self) -> DataFrame | None:
-        if not Storage(self.spark).exists(f"{self.path}/_delta_log"):
-            return None
-        return self.spark.read.format("delta").load(self.path)
-
-    def record(self, job: str, execution_date: dt.date, attempt: int, status: str, run_id: str,
-               error: str | None = None) -> None:
-        """Append one event (a blind append: concurrent runs never conflict on it)."""
-        row = (job, execution_date.isoformat(), attempt, status, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-               run_id, error)
-        frame = self.spark.createDataFrame([row], LEDGER_SCHEMA)
-        retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(self.path), path=self.path,
-                          what="run ledger")
-
-    def runs(self, job: str | None = None) -> DataFrame:
-        """One row per run (job, execution_date, run id): its attempt, latest status, start and end (lazy).
-
-        Statuses: ``running``, ``succeeded``, ``failed``, ``abandoned`` (its holder died and another run
-        took its lock over), ``refused`` (the lock was held, or depends-on-past was not met: nothing ran).
-        """
-        events = self._events()
-        if events is None:
-            return self.spark.createDataFrame([], "job string, execution_date string, attempt int, status string, "
-                                                  "started_at timestamp, ended_at timestamp, run_id string, "
-                                                  "error string")
-        if job is not None:
-            events = events.where(F.col("job") == job)
-        latest = F.max_by(F.struct("status", "error", "run_id"), "at")
-        return events.groupBy("job", "execution_date", "run_id").agg(
-            F.max("attempt").alias("attempt"), latest.alias("last"), F.min("at").alias("started_at"),
-            F.max(F.when(F.col("status") != "running", F.col("at"))).alias("ended_at"),
-        ).select("job", "execution_date", "attempt", "last.status", "started_at", "ended_at", "run_id",
-                 "last.error").orderBy("execution_date", "started_at")
-
-    def statuses(self, job: str) -> dict[str, str]:
-        """Latest status per execution date (ISO string) of ``job``; triggers one Spark job."""
-        return _statuses(self.runs(job).collect())
-
-    def next_attempt(self, job: str, execution_date: dt.date) -> int:
-        """The attempt number a new run of ``job`` for ``execution_date`` gets; triggers one Spark job."""
-        return _next_attempt(self.runs(job).collect(), execution_date)
-
-
-def _statuses(runs: Sequence[Any]) -> dict[str, str]:
-    # runs are ordered by date then start: the last run of a date that did run wins (a refusal changed nothing)
-    return {r.execution_date: r.status for r in runs if r.status != REFUSED}
-
-
-def _next_attempt(runs: Sequence[Any], execution_date: dt.date) -> int:
-    return max((r.attempt for r in runs if r.execution_date == execution_date.isoformat() and r.status != REFUSED),
-               default=0) + 1
-
-
-def check_depends_on_past(ledger: RunLedger, job: str, execution_date: dt.date) -> None:
-    """Raise :class:`DependsOnPastError` unless D-1 succeeded or no date before D was ever run."""
-    _require_past(ledger.statuses(job), job, execution_date)
-
-
-def _require_past(statuses: dict[str, str], job: str, execution_date: dt.date) -> None:
-    previous = (execution_date - dt.timedelta(days=1)).isoformat()
-    earlier = [d for d in statuses if d < execution_date.isoformat()]
-    if earlier and statuses.get(previous) != "succeeded":
-        state = statuses.get(previous, "never run")
-        raise DependsOnPastError(f"{job} for {execution_date} depends on {previous}, which is {state}; "
-                                 f"run {previous} first (latest earlier date run: {max(earlier)})",
-                                 parameters={"job": job, "execution_date": execution_date.isoformat(),
-                                             "previous": previous, "previous_status": state})
 
 
 @contextmanager
@@ -169,10 +86,10 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
         runs = ledger.runs(job).collect()  # one read of the ledger for every check
         if lock.taken_over is not None:
             _abandon(ledger, runs, lock.taken_over, lock.run_id)
-        attempt = _next_attempt(runs, execution_date)
+        attempt = next_attempt_of(runs, execution_date)
         if depends_on_past:
             try:
-                _require_past(_statuses(runs), job, execution_date)
+                require_past(statuses_of(runs), job, execution_date)
             except DependsOnPastError as exc:
                 ledger.record(job, execution_date, attempt, REFUSED, lock.run_id, error_summary(exc))
                 raise

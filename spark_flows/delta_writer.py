@@ -1,0 +1,131 @@
+"""Delta Lake writer: append, overwrite or replace one partition, idempotently per batch (``txnAppId``).
+
+Part of :mod:`spark_flows.writers`; the facts it reports come from the table's log (:mod:`spark_flows.delta`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from spark_flows import delta
+from spark_flows.errors import invalid_argument
+from spark_flows.storage import Storage
+from spark_flows.write_contract import Batch, Writer, WriteResult, out_of_order, refuse
+
+
+class DeltaWriter(Writer):
+    """Append (default), overwrite, or replace one partition of a Delta table, idempotently per :class:`Batch`.
+
+    Parameters
+    ----------
+    mode: ``"append"`` or ``"overwrite"``.
+    replace: ``{column: value}`` of the one partition to replace (``replaceWhere``): the column is added
+        with that value, the table is partitioned by it, other partitions are untouched; implies overwrite.
+    partition_by: partition columns (``replace``'s columns come first).
+    options: extra Delta writer options.
+    retries: attempts on a commit conflict with another writer.
+    """
+
+    output_type = "delta"
+
+    def __init__(self, *, mode: str = "append", replace: Mapping[str, str] | None = None,
+                 partition_by: Sequence[str] = (), options: Mapping[str, str] | None = None, retries: int = 5,
+                 allow_empty: bool = False) -> None:
+        super().__init__(allow_empty=allow_empty)
+        if mode not in ("append", "overwrite"):
+            raise invalid_argument("DeltaWriter mode", mode, "'append' or 'overwrite'")
+        self.replace = dict(replace or {})
+        self.mode = "overwrite" if self.replace else mode
+        self.partition_by = tuple(dict.fromkeys([*self.replace, *partition_by]))
+        self.options = dict(options or {})
+        self.retries = retries
+
+    def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
+        recorded = delta.latest_txn(storage, path, batch.app_id) if delta.is_delta_table(storage, path) else None
+        if recorded is None or batch.version > recorded:
+            return None
+        found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        if found is None:
+            raise out_of_order(path, batch, recorded)
+        return WriteResult(path, self.output_type, 0, skipped=True, batch=batch, batch_rows=found.rows,
+                           table_version=found.table_version, partition=self.replace,
+                           reason=f"batch {batch.version} already committed (app {batch.app_id}, table version "
+                                  f"{found.table_version})")
+
+    def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        write_id = uuid.uuid4().hex
+        frame = df
+        for column, value in self.replace.items():
+            frame = frame.withColumn(column, F.lit(value))
+        writer = frame.write.format("delta").mode(self.mode).options(**self.options)
+        if self.replace:
+            writer = writer.option("replaceWhere", " AND ".join(f"`{c}` = '{v}'" for c, v in self.replace.items()))
+        if self.partition_by:
+            writer = writer.partitionBy(*self.partition_by)
+        if batch is not None:
+            writer = writer.option("txnAppId", batch.app_id).option("txnVersion", str(batch.version))
+        if "userMetadata" not in self.options:
+            writer = writer.option("userMetadata", json.dumps({"spark_flows_write": write_id}))
+        attempts = [0]
+
+        def attempt() -> WriteResult:
+            attempts[0] += 1
+            if batch is not None and attempts[0] > 1:  # a conflicting writer may have committed this batch
+                done = self.committed(storage, path, batch)
+                if done is not None:
+                    return _concurrently(done, batch)
+            writer.save(path)
+            return self._after_write(storage, path, batch, write_id)
+
+        return delta.retry_on_conflict(attempt, path=path, attempts=self.retries, what="delta write")
+
+    def _after_write(self, storage: Storage, path: str, batch: Batch | None, write_id: str) -> WriteResult:
+        version = delta.table_version(storage, path)
+        if batch is None:
+            rows = delta.commit_rows(storage, path, version) if version is not None else None
+            return WriteResult(path, self.output_type, rows, batch_rows=rows, table_version=version,
+                               partition=self.replace)
+        found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        if found is None:  # Delta skipped it: a newer batch of this app id committed meanwhile
+            recorded = delta.latest_txn(storage, path, batch.app_id)
+            raise out_of_order(path, batch, recorded if recorded is not None else batch.version)
+        ours = delta.commit_metadata(storage, path, found.table_version).get("spark_flows_write") == write_id
+        result = WriteResult(path, self.output_type, found.rows, batch=batch, batch_rows=found.rows,
+                             table_version=found.table_version, partition=self.replace)
+        if not ours and "userMetadata" not in self.options:
+            return _concurrently(result, batch)
+        return result
+
+    def prepare(self, storage: Storage, path: str) -> None:
+        """Refuse a target that is not a Delta table: a plain file, a files output, a user's directory.
+
+        A directory holding only what a Delta write leaves (``_delta_log``, data files, partition
+        directories) is a table being created by a concurrent writer, not a foreign target.
+        """
+        info = storage.fs.info(path)
+        if info is None or delta.is_delta_table(storage, path):
+            return
+        foreign = [] if info.is_dir else [path]
+        if info.is_dir:
+            foreign = [i.name for i in storage.list(path) if not _delta_entry(i.name)]
+        if foreign:
+            raise refuse(f"{path} exists and is not a Delta table (it holds {foreign[:3]}); refusing to write a "
+                          "table over it. Choose another output path", "OUTPUT_NOT_OWNED", path=path)
+
+
+def _delta_entry(name: str) -> bool:
+    """True for what a Delta table's directory holds: its log, data files, partition directories."""
+    return (name in (delta.LOG_DIR, "_change_data", "_delta_index") or name.startswith(("part-", "."))
+            or name.endswith((".parquet", ".crc")) or "=" in name)
+
+
+def _concurrently(skipped: WriteResult, batch: Batch) -> WriteResult:
+    return WriteResult(skipped.path, skipped.output_type, 0, skipped=True, batch=batch, batch_rows=skipped.batch_rows,
+                       table_version=skipped.table_version, partition=skipped.partition,
+                       reason=f"batch {batch.version} committed concurrently by another writer (app {batch.app_id}, "
+                              f"table version {skipped.table_version})")

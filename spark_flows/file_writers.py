@@ -1,0 +1,154 @@
+"""File writers (CSV, Parquet, JSON): staged, then published with one atomic rename, once per batch.
+
+Part of :mod:`spark_flows.writers`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pyspark.sql import DataFrame, Observation
+from pyspark.sql import functions as F
+
+from spark_flows.errors import StorageError, invalid_argument
+from spark_flows.storage import Storage
+from spark_flows.write_contract import PUBLISHED_MARKER, STAGING_DIR, Batch, Writer, WriteResult, out_of_order, refuse
+
+logger = logging.getLogger(__name__)
+
+_RETIRED = "retired-"
+
+
+def _observed(df: DataFrame) -> tuple[DataFrame, Observation]:
+    observation = Observation()
+    return df.observe(observation, F.count(F.lit(1)).alias("rows")), observation
+
+
+class FilesWriter(Writer):
+    """CSV, Parquet or JSON files written to staging and published with one atomic rename.
+
+    Parameters
+    ----------
+    file_format: ``"csv"``, ``"parquet"`` or ``"json"``.
+    replace_foreign: replace a target that spark_flows did not publish (no ``_PUBLISHED.json``).
+    """
+
+    output_type = "files"
+    FORMATS: ClassVar[tuple[str, ...]] = ("csv", "parquet", "json")
+
+    def __init__(self, file_format: str, *, options: Mapping[str, str] | None = None,
+                 partition_by: Sequence[str] = (), replace_foreign: bool = False, allow_empty: bool = False) -> None:
+        super().__init__(allow_empty=allow_empty)
+        if file_format not in self.FORMATS:
+            raise invalid_argument("file_format", file_format, f"one of {list(self.FORMATS)}")
+        self.file_format = file_format
+        self.options = dict(options or {})
+        self.partition_by = tuple(partition_by)
+        self.replace_foreign = replace_foreign
+
+    @staticmethod
+    def staging_root(path: str) -> str:
+        """Where staged attempts for ``path`` live: ``<parent>/_staging/<name>``."""
+        parent, _, name = path.rstrip("/").rpartition("/")
+        return f"{parent or '.'}/{STAGING_DIR}/{name}"
+
+    @staticmethod
+    def published(storage: Storage, path: str) -> dict[str, Any] | None:
+        """The ``_PUBLISHED.json`` of the output at ``path``, or ``None``."""
+        marker = f"{path.rstrip('/')}/{PUBLISHED_MARKER}"
+        return storage.read_json(marker) if storage.exists(marker) else None
+
+    def prepare(self, storage: Storage, path: str) -> None:
+        """Refuse a foreign target; roll back a publish that crashed after moving the old output aside."""
+        staging = self.staging_root(path)
+        retired = [i.path for i in storage.list(staging) if i.name.startswith(_RETIRED)]
+        if retired and not storage.exists(path):
+            storage.rename(retired[0], path)  # the old output comes back: the crashed publish never happened
+            logger.warning("%s: restored the previous output moved aside by a crashed publish", path)
+        info = storage.fs.info(path)
+        if info is not None and not self.replace_foreign and (
+                not info.is_dir or self.published(storage, path) is None):
+            raise refuse(f"{path} exists and was not published by spark_flows (no {PUBLISHED_MARKER}); refusing to "
+                          "replace it. Choose another output path, or pass replace_foreign=True",
+                          "OUTPUT_NOT_OWNED", path=path)
+        storage.delete(staging)  # debris of crashed attempts: never visible, safe to drop
+        storage.delete_if_empty(staging.rpartition("/")[0])
+
+    def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
+        published = self.published(storage, path) or {}
+        history = {int(v): rows for v, rows in (published.get("batches") or {}).get(batch.app_id, {}).items()}
+        if not history or batch.version > max(history):
+            return None
+        recorded = max(history)
+        if batch.version not in history:
+            raise out_of_order(path, batch, recorded)
+        when = "already published" if batch.version == recorded else f"published before batch {recorded} replaced it"
+        return WriteResult(path, self.file_format, 0, skipped=True, batch=batch, batch_rows=history[batch.version],
+                           reason=f"batch {batch.version} {when} (app {batch.app_id})")
+
+    def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        previous = self.published(storage, path) or {}
+        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{uuid.uuid4().hex[:8]}"
+        observed, observation = _observed(df)
+        writer = observed.write.format(self.file_format).mode("error").options(**self.options)
+        if self.partition_by:
+            writer = writer.partitionBy(*self.partition_by)
+        writer.save(staged)
+        rows = int(observation.get["rows"])  # the save above was the observed action
+        batches: dict[str, dict[str, int]] = dict(previous.get("batches") or {})
+        if batch is not None:
+            batches[batch.app_id] = {**batches.get(batch.app_id, {}), str(batch.version): rows}
+        storage.write_json(f"{staged}/{PUBLISHED_MARKER}", {
+            "app_id": batch.app_id if batch else None, "version": batch.version if batch else None,
+            "rows": rows, "format": self.file_format, "schema": df.schema.json(), "batches": batches,
+            "published_at": dt.datetime.now(dt.UTC).isoformat(),
+        })
+        self._publish(storage, staged, path)
+        storage.delete(self.staging_root(path))
+        storage.delete_if_empty(self.staging_root(path).rpartition("/")[0])
+        return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
+
+    def _publish(self, storage: Storage, staged: str, path: str) -> None:
+        retired = None
+        if storage.exists(path):
+            retired = f"{self.staging_root(path)}/{_RETIRED}{uuid.uuid4().hex[:8]}"
+            if not storage.rename(path, retired):
+                raise StorageError(f"could not move the previous output {path} aside to {retired}; nothing changed",
+                                   parameters={"path": path, "to": retired})
+        if not storage.rename(staged, path):
+            if retired is not None:
+                storage.rename(retired, path)
+            raise StorageError(f"could not publish {staged} to {path}; the previous output is still in place",
+                               parameters={"path": path, "staged": staged})
+        if retired is not None:
+            storage.delete(retired)  # only now: the new output is in place
+
+
+class CsvWriter(FilesWriter):
+    """CSV in the book's legacy format (``;``-separated, header row), staged and published atomically."""
+
+    output_type = "csv"
+    DEFAULT_OPTIONS: ClassVar[dict[str, str]] = {"sep": ";", "header": "true"}
+
+    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+                 replace_foreign: bool = False, allow_empty: bool = False) -> None:
+        super().__init__("csv", options={**self.DEFAULT_OPTIONS, **(options or {})}, partition_by=partition_by,
+                         replace_foreign=replace_foreign, allow_empty=allow_empty)
+
+
+class ParquetWriter(FilesWriter):
+    """Parquet files, staged and published atomically, with timestamps other engines read (micros)."""
+
+    output_type = "parquet"
+
+    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+                 replace_foreign: bool = False, allow_empty: bool = False) -> None:
+        super().__init__("parquet", options=options, partition_by=partition_by, replace_foreign=replace_foreign,
+                         allow_empty=allow_empty)
+
+    def session_conf(self) -> Mapping[str, str]:
+        return {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}

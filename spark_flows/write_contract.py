@@ -1,0 +1,186 @@
+"""The write contract every spark_flows writer keeps (see :mod:`spark_flows.writers`).
+
+:class:`Batch` (app id + int version), :class:`WriteResult`, the :class:`Writer` base that applies the one
+skip rule, refuses empty batches and nested outputs, and the helpers the writers share.
+
+Example
+-------
+>>> Batch("devices_loader", 7).tag
+'devices_loader-7'
+>>> refuse("no", "EMPTY_BATCH", path="/t").getMessageParameters()
+{'path': '/t'}
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pyspark.sql import DataFrame
+
+from spark_flows import delta
+from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, invalid_argument
+from spark_flows.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED_MARKER = "_PUBLISHED.json"
+STAGING_DIR = "_staging"
+
+_APP_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Identity of one write for idempotency: an application id and a monotonically growing version."""
+
+    app_id: str
+    version: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.app_id, str) or not _APP_ID.match(self.app_id):
+            raise invalid_argument("batch app_id", self.app_id, f"a string matching {_APP_ID.pattern}")
+        if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
+            raise invalid_argument("batch version", self.version, "a non-negative int")
+
+    @property
+    def tag(self) -> str:
+        """``<app_id>-<version>``, used in staging names."""
+        return f"{self.app_id}-{self.version}"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a writer did to one output.
+
+    Attributes
+    ----------
+    rows: rows this call wrote (0 when it skipped; ``None`` when Spark did not report them).
+    skipped: the batch was already committed; ``reason`` says when and where.
+    batch: the batch written or skipped.
+    batch_rows: rows of the batch as committed, by this call or an earlier one.
+    table_version: the Delta table version that holds the batch (``None`` for files).
+    partition: the one partition the write replaced (``DeltaWriter(replace=...)``), else empty.
+    """
+
+    path: str
+    output_type: str
+    rows: int | None
+    skipped: bool = False
+    reason: str = ""
+    batch: Batch | None = None
+    batch_rows: int | None = None
+    table_version: int | None = None
+    partition: Mapping[str, str] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """``'1000 rows'`` or the skip reason."""
+        return self.reason if self.skipped else f"{self.rows if self.rows is not None else '?'} rows"
+
+
+def refuse(message: str, condition: str, **parameters: Any) -> WriteRefusedError:
+    return WriteRefusedError(message, condition=condition, parameters=parameters)
+
+
+def out_of_order(path: str, batch: Batch, recorded: int) -> WriteRefusedError:
+    return refuse(
+        f"batch {batch.version} of app {batch.app_id} is older than batch {recorded} already committed to {path} "
+        f"and was never committed itself; a write with a version <= {recorded} would be skipped for ever. "
+        f"Write it as a version above {recorded}, or under another app id",
+        "BATCH_OUT_OF_ORDER", path=path, app_id=batch.app_id, version=batch.version, recorded=recorded)
+
+
+def _ancestors(qualified: str) -> list[str]:
+    scheme, sep, rest = qualified.partition(":")
+    if not sep:
+        scheme, rest = "", qualified
+    parts = rest.rstrip("/").split("/")
+    prefix = f"{scheme}:" if sep else ""
+    return [prefix + "/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if "/".join(parts[:i]).strip("/")]
+
+
+def check_not_nested(storage: Storage, path: str) -> None:
+    """Raise ``OUTPUT_NESTED`` if an ancestor of ``path`` is a Delta table or a published files output.
+
+    ``VACUUM`` of the outer table would delete the inner output's files, and readers of the outer one would
+    list them.
+    """
+    for ancestor in _ancestors(storage.qualify(path)):
+        for inner, what in ((delta.LOG_DIR, "a Delta table"), (PUBLISHED_MARKER, "a published output")):
+            if storage.exists(f"{ancestor}/{inner}"):
+                raise refuse(f"cannot write {path}: it is inside {ancestor}, which is {what}; choose an output "
+                              "path outside any other table", "OUTPUT_NESTED", path=path, outer=ancestor)
+
+
+class Writer(ABC):
+    """Base of every output writer: ``write(df, path, batch=...) -> WriteResult`` under one contract.
+
+    Parameters
+    ----------
+    allow_empty: write a batch with no rows (by default refused with ``EMPTY_BATCH``).
+    """
+
+    output_type: ClassVar[str] = ""
+
+    def __init__(self, *, allow_empty: bool = False) -> None:
+        self.allow_empty = allow_empty
+
+    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
+        """Write ``df`` to ``path``; with ``batch``, a replay of an already committed batch writes nothing.
+
+        Triggers the write's Spark job(s), plus one small job to check that a batch is not empty; none
+        when the batch is skipped.
+
+        Raises
+        ------
+        WriteRefusedError: ``EMPTY_BATCH``, ``BATCH_OUT_OF_ORDER``, ``OUTPUT_NESTED`` or ``OUTPUT_NOT_OWNED``;
+            nothing was written.
+        ConcurrentWriteError: other writers kept conflicting with this one (Delta).
+        """
+        if batch is not None and not isinstance(batch, Batch):
+            raise SparkFlowsTypeError(f"batch must be a Batch, got {type(batch).__name__}",
+                                      parameters={"argument": "batch", "type": type(batch).__name__})
+        storage = Storage(df.sparkSession)
+        check_not_nested(storage, path)
+        self.prepare(storage, path)
+        if batch is not None:
+            committed = self.committed(storage, path, batch)
+            if committed is not None:
+                logger.info("%s %s: skipped: %s", self.output_type, path, committed.reason)
+                return committed
+            if not self.allow_empty and df.isEmpty():
+                raise refuse(f"batch {batch.version} of app {batch.app_id} for {path} has no rows; writing it would "
+                              "use up the version and skip the real data later. Check the input, or allow empty "
+                              "batches (allow_empty=True)", "EMPTY_BATCH", path=path, app_id=batch.app_id,
+                              version=batch.version)
+        return self._write(storage, df, path, batch)
+
+    def prepare(self, storage: Storage, path: str) -> None:  # noqa: B027 (optional hook)
+        """Checks and recovery before anything else (e.g. roll back a crashed publish); none by default."""
+
+    @abstractmethod
+    def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
+        """The skip rule: a skipped :class:`WriteResult` if ``batch`` is committed, ``None`` if it is to be
+        written; raises ``BATCH_OUT_OF_ORDER`` for an older batch that never committed. Reads metadata only."""
+
+    @abstractmethod
+    def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        """Write ``df`` (the checks are done)."""
+
+    def session_conf(self) -> Mapping[str, str]:
+        """Session configuration this writer needs (the factory applies it); none by default."""
+        return {}
+
+
+def timed_write(writer: Writer, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
+    """``writer.write`` with an INFO line giving rows and seconds (used by split branches)."""
+    began = time.monotonic()
+    result = writer.write(df, path, batch=batch)
+    logger.info("%s %s: %s in %.1fs", result.output_type, path, result.describe(), time.monotonic() - began)
+    return result
