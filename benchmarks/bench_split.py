@@ -11,21 +11,19 @@ from pyspark.sql import DataFrame, SparkSession
 from benchmarks.common import WORK, data_files, fresh, stopwatch, table
 from spark_flows.metrics import SparkMeter
 from spark_flows.samples import DEVICES_SCHEMA, write_devices
-from spark_flows.split import branch, split
-from spark_flows.transforms import enrich_devices, validate_devices, with_loading_time
-from spark_flows.writers import Batch, DeltaWriter, FilesWriter
+from spark_flows.split import split, write_branch
+from spark_flows.transforms import enrich_devices, with_loading_time
+from spark_flows.writers import Batch, CsvWriter, DeltaWriter
 
 ROWS = int(os.environ.get("SPARK_FLOWS_BENCH_DEVICES", "3000000"))
 
 
 def _branches(out: str, batch: Batch) -> list:
     return [
-        branch("devices", lambda df: DeltaWriter().write(df, f"{out}/devices", batch=batch)),
-        branch("enriched", lambda df: DeltaWriter().write(
-            df.transform(validate_devices).transform(enrich_devices).transform(with_loading_time),
-            f"{out}/enriched", batch=batch)),
-        branch("csv", lambda df: FilesWriter("csv", options={"sep": ";", "header": "true"}).write(
-            df, f"{out}/csv", batch=batch)),
+        write_branch("devices", DeltaWriter(), f"{out}/devices", batch=batch),
+        write_branch("enriched", DeltaWriter(), f"{out}/enriched", batch=batch,
+                     transform=lambda df: df.transform(enrich_devices).transform(with_loading_time)),
+        write_branch("csv", CsvWriter(), f"{out}/csv", batch=batch),
     ]
 
 
@@ -57,7 +55,7 @@ def run(spark: SparkSession) -> list[str]:
     out = results[-1][3]
     before = data_files(out)
     with SparkMeter(spark, all_threads=True) as meter, stopwatch() as elapsed:
-        replay = split(read(), _branches(out, Batch("bench", 1)), concurrency=3)
+        replay = split(read, _branches(out, Batch("bench", 1)), concurrency=3)
     assert all(b.skipped for b in replay.branches), replay
     replay_secs = elapsed()
     rows.append(("c replay of batch 1", f"{replay_secs:.1f}", f"{replay_secs / results[-1][1]:.2f}x of c",

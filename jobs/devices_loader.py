@@ -3,8 +3,8 @@
     spark-submit jobs/devices_loader.py --batch-id 7 [--csv] [--concurrency 3]
 
 Replaying the same --app-id/--batch-id writes nothing twice: Delta tables skip a committed batch
-(txnAppId/txnVersion) and the CSV export is published once per batch, atomically. An empty input is refused
-(it would use up the batch id).
+(txnAppId/txnVersion) and the CSV export is published once per batch, atomically; when every output already
+holds the batch, the input is not even read. An empty input is refused (it would use up the batch id).
 
 With --execution-date it is the producer of an Isolated Sequencer: the devices table's readiness marker for
 that date is written last; --trigger NAME then starts jobs/NAME.py for the same date (task-based).
@@ -16,15 +16,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from spark_flows.backend import master
 from spark_flows.config import Settings
 from spark_flows.datasets import DEVICES_SCHEMA
 from spark_flows.job import job_parser, parse_date, run_job
 from spark_flows.markers import retract_marker, trigger, write_marker
-from spark_flows.sources import read_json
-from spark_flows.split import branch, split
+from spark_flows.sources import ParsedInput, read_json
+from spark_flows.split import split, write_branch
 from spark_flows.transforms import enrich_devices, with_loading_time
 from spark_flows.writers import Batch, CsvWriter, DeltaWriter
 
@@ -60,24 +60,29 @@ def main(argv: list[str] | None = None) -> int:
         enriched_table = args.enriched_table or settings.path("tables", "devices_enriched")
         if args.execution_date:
             retract_marker(spark, devices_table, args.execution_date)
-        parsed = read_json(
-            spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA,
-            on_bad_records=args.on_bad_records, quarantine_path=f"{devices_table}_bad_records",
-        )
+        loaded: list[ParsedInput] = []
+
+        def load() -> DataFrame:  # read (and check) the input only if some branch has to write
+            loaded.append(read_json(spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA,
+                                    on_bad_records=args.on_bad_records,
+                                    quarantine_path=f"{devices_table}_bad_records"))
+            return loaded[0].frame
+
         branches = [
-            branch("devices", lambda df: DeltaWriter().write(df, devices_table, batch=batch)),
+            write_branch("devices", DeltaWriter(), devices_table, batch=batch),
             # the book's enriched table: every raw row, plus the loading time and the versioned full name
-            branch("enriched", lambda df: DeltaWriter().write(
-                df.transform(enrich_devices).transform(with_loading_time), enriched_table, batch=batch)),
+            write_branch("enriched", DeltaWriter(), enriched_table, batch=batch,
+                         transform=lambda df: df.transform(enrich_devices).transform(with_loading_time)),
         ]
         if args.csv or args.csv_output:
             csv_path = args.csv_output or settings.path("exports", "devices", f"batch={args.batch_id}")
-            branches.append(branch("csv", lambda df: CsvWriter().write(df, csv_path, batch=batch)))
+            branches.append(write_branch("csv", CsvWriter(), csv_path, batch=batch))
         try:
-            # read_json already persisted (and filled) the parsed rows: the split reads them from there, once
-            result = split(parsed.frame, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
+            # read_json persists (and fills) the parsed rows: the split reads them from there, once
+            result = split(load, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
         finally:
-            parsed.release()
+            for parsed in loaded:
+                parsed.release()
         for outcome in result.branches:
             text = f"failed: {outcome.error}" if not outcome.ok else (
                 outcome.output.describe() if outcome.output else f"{outcome.rows} rows")
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         devices = result["devices"].output
         if args.execution_date and devices is not None:
             marker = write_marker(spark, devices_table, args.execution_date, devices, producer=NAME,
-                                  schema=parsed.frame.schema, run_id=args.run_id)
+                                  schema=DEVICES_SCHEMA, run_id=args.run_id)
             if args.trigger:
                 consumer = str(Path(__file__).resolve().parent / f"{args.trigger}.py")
                 submitted = trigger(spark, marker, consumer, [

@@ -64,6 +64,7 @@ __all__ = [
 
 Mode = Literal["aligned", "unaligned"]
 PARENT_COLUMN = "_parent"
+SEEN = "_parents_seen"
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,9 @@ class _Plan:
                 frames[name] = extra
         frame = union_by_name(frames, allow_missing_columns=self.allow_missing_columns)
         observation = Observation()
-        counters = [F.count_if(F.col(PARENT_COLUMN) == n).alias(f"rows_{n}") for n in names]
+        # cheap per row: one set of the parents seen, and per-parent counts whose rare condition comes first
+        # (a short-circuited AND compares the parent name only on a corrupt or lacking row)
+        counters = [F.collect_set(PARENT_COLUMN).alias(SEEN)]
         if self.corrupt and paths:
             counters += _corrupt_counters([n for n in names if n in paths])
             # Spark refuses scans whose only referenced column is the corrupt-record one (a bare count()
@@ -199,7 +202,7 @@ class _Plan:
             lacking = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in self.required])
             if self.corrupt and paths:
                 lacking = lacking & F.col(CORRUPT_COLUMN).isNull()
-            counters += [F.count_if((F.col(PARENT_COLUMN) == n) & lacking).alias(f"lacking_{n}") for n in names]
+            counters += [F.count_if(lacking & (F.col(PARENT_COLUMN) == n)).alias(f"lacking_{n}") for n in names]
         frame = frame.observe(observation, *counters)
         if self.corrupt and paths:
             frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
@@ -250,12 +253,12 @@ class _Plan:
         for name in names:
             corrupt = int(counts.get(f"corrupt_{name}", 0) or 0)  # type: ignore[call-overload]
             lacking = int(counts.get(f"lacking_{name}", 0) or 0)  # type: ignore[call-overload]
-            rows = int(counts.get(f"rows_{name}", 0) or 0)  # type: ignore[call-overload]
+            seen = name in set(counts.get(SEEN) or ())  # type: ignore[call-overload]
             if corrupt:
                 found[name] = f"{corrupt} corrupt record(s)"
             elif lacking:
                 found[name] = f"{lacking} row(s) lack a required column {list(self.required)} (schema drift?)"
-            elif rows == 0:
+            elif not seen:
                 found[name] = "empty (0 rows)"
         return found
 
@@ -370,5 +373,5 @@ def _read_together(
 
 
 def _corrupt_counters(names: Sequence[str]) -> list[Column]:
-    return [F.count_if((F.col(PARENT_COLUMN) == n) & F.col(CORRUPT_COLUMN).isNotNull()).alias(f"corrupt_{n}")
+    return [F.count_if(F.col(CORRUPT_COLUMN).isNotNull() & (F.col(PARENT_COLUMN) == n)).alias(f"corrupt_{n}")
             for n in names]

@@ -71,7 +71,7 @@ class LocalFileSystem:
         local = local_path(path)
         try:
             st = os.stat(local)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # absent, or "under" a plain file
             return None
         is_dir = os.path.isdir(local)
         return FileInfo(path, os.path.basename(local.rstrip("/")), is_dir, 0 if is_dir else st.st_size,

@@ -27,35 +27,52 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from spark_flows.errors import BranchFailedError, invalid_argument, not_callable
 from spark_flows.scheduling import TaskOutcome, run_bounded
-from spark_flows.writers import WriteResult
+from spark_flows.writers import Batch, Writer, WriteResult
 
 logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 BranchFn = Callable[[DataFrame], "WriteResult | None"]
+CommittedFn = Callable[[SparkSession], "WriteResult | None"]
 
 
 @dataclass(frozen=True)
 class Branch:
-    """A named consumer of the split's input; returns the :class:`WriteResult` of its output, if any."""
+    """A named consumer of the split's input; returns the :class:`WriteResult` of its output, if any.
+
+    ``committed`` (optional) tells from metadata alone whether the branch's output already holds its batch
+    (the skipped :class:`WriteResult`, else ``None``): when every branch's output does, the split reads
+    nothing at all.
+    """
 
     name: str
     run: BranchFn
+    committed: CommittedFn | None = None
 
 
-def branch(name: str, run: BranchFn) -> Branch:
+def branch(name: str, run: BranchFn, *, committed: CommittedFn | None = None) -> Branch:
     """Build a :class:`Branch`, validating its name (it names a job group and a scheduler pool)."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise invalid_argument("branch name", name, f"a string matching {_NAME.pattern}")
     if not callable(run):
         raise not_callable(f"branch {name!r}: run", run)
-    return Branch(name, run)
+    return Branch(name, run, committed)
+
+
+def write_branch(name: str, writer: Writer, path: str, *, batch: Batch,
+                 transform: Callable[[DataFrame], DataFrame] | None = None) -> Branch:
+    """A branch that writes ``transform(input)`` with ``writer`` as ``batch``; a replay of a committed batch
+    is known before anything is read (the writer's skip rule, from metadata)."""
+    shape = transform or (lambda df: df)
+    return branch(name, lambda df: writer.write(shape(df), path, batch=batch),
+                  committed=lambda spark: writer.already_committed(spark, path, batch))
 
 
 @dataclass(frozen=True)
@@ -125,7 +142,7 @@ def _result(branch_name: str, outcome: TaskOutcome) -> BranchResult:
 
 
 def split(
-    df: DataFrame,
+    df: DataFrame | Callable[[], DataFrame],
     branches: Sequence[Branch],
     *,
     name: str = "split",
@@ -137,6 +154,8 @@ def split(
 
     Parameters
     ----------
+    df: the input, or a function that loads it: it is then called only if a branch has to run (a replay
+        whose every output already holds its batch reads nothing).
     storage_level: how the input is persisted; ``None`` when the caller already persisted (and filled) it.
         The persisted input is filled by one Spark job (the one scan of the source) before any branch starts.
     concurrency: branches running at once (1: one after another, in declaration order).
@@ -153,24 +172,57 @@ def split(
         raise invalid_argument("branch names", names, "unique")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise invalid_argument("concurrency", concurrency, "an int >= 1")
-    source = df.persist(storage_level) if storage_level is not None else df
-
-    def task(current: Branch) -> Callable[[], WriteResult | None]:
-        def run() -> WriteResult | None:
-            logger.info("branch %s: started", current.name)
-            return current.run(source)
-        return run
-
     began = time.monotonic()
-    try:
-        if storage_level is not None:
-            # Fill the cache before branches start: concurrent branches would otherwise race to fill it and
-            # each scan part of the source. This count is the one scan of the source.
-            rows = source.count()
-            logger.info("split %s: input persisted (%d rows)", name, rows)
-        outcomes = run_bounded(df.sparkSession, [(b.name, task(b)) for b in branches], concurrency=concurrency,
-                               name=name, cancel_on_failure=cancel_on_failure)
-    finally:
-        if storage_level is not None:
-            source.unpersist(blocking=True)
+    is_frame = hasattr(df, "sparkSession")  # a classic or a Spark Connect DataFrame, not a loader
+    spark = cast(DataFrame, df).sparkSession if is_frame else None
+    done = _already_committed(branches, spark)
+    pending = [b for b in branches if b.name not in done]
+    outcomes = {n: TaskOutcome(n, True, 0.0, value=result) for n, result in done.items()}
+    if pending:
+        frame = cast(DataFrame, df) if is_frame else cast(Callable[[], DataFrame], df)()
+        source = frame.persist(storage_level) if storage_level is not None else frame
+
+        def task(current: Branch) -> Callable[[], WriteResult | None]:
+            def run() -> WriteResult | None:
+                logger.info("branch %s: started", current.name)
+                return current.run(source)
+            return run
+
+        try:
+            if storage_level is not None:
+                # Fill the cache before branches start: concurrent branches would otherwise race to fill it
+                # and each scan part of the source. This count is the one scan of the source.
+                logger.info("split %s: input persisted (%d rows)", name, source.count())
+            outcomes.update(run_bounded(source.sparkSession, [(b.name, task(b)) for b in pending],
+                                        concurrency=concurrency, name=name, cancel_on_failure=cancel_on_failure))
+        finally:
+            if storage_level is not None:
+                source.unpersist(blocking=True)
+    else:
+        logger.info("split %s: every branch's output already holds its batch: nothing read", name)
     return SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)
+
+
+def _already_committed(branches: Sequence[Branch], spark: SparkSession | None) -> dict[str, WriteResult]:
+    """The branches whose output already holds their batch, by name, when every branch can tell from metadata.
+
+    With a loader instead of a DataFrame the session is the process's live one.
+    """
+    if not branches or any(b.committed is None for b in branches):
+        return {}
+    if spark is None:
+        from spark_flows.session import existing_session
+
+        spark = existing_session()
+        if spark is None:
+            return {}
+    found: dict[str, WriteResult] = {}
+    for current in branches:
+        try:
+            result = current.committed(spark) if current.committed is not None else None
+        except Exception as exc:  # the branch will run, and fail, in isolation like any other
+            logger.debug("branch %s: cannot tell whether it is committed: %s", current.name, exc)
+            result = None
+        if result is not None:
+            found[current.name] = result
+    return found

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, SparkSession
 
 from spark_flows import delta
 from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, invalid_argument
@@ -160,6 +160,13 @@ class Writer(ABC):
                               "batches (allow_empty=True)", "EMPTY_BATCH", path=path, app_id=batch.app_id,
                               version=batch.version)
         return self._write(storage, df, path, batch)
+
+    def already_committed(self, spark: SparkSession, path: str, batch: Batch) -> WriteResult | None:
+        """The skipped :class:`WriteResult` if ``path`` already holds ``batch``, else ``None``; reads metadata only
+        (no Spark job), so a replay can be recognised before its input is read."""
+        storage = Storage(spark)
+        self.prepare(storage, path)
+        return self.committed(storage, path, batch)
 
     def prepare(self, storage: Storage, path: str) -> None:  # noqa: B027 (optional hook)
         """Checks and recovery before anything else (e.g. roll back a crashed publish); none by default."""

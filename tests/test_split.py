@@ -115,3 +115,28 @@ def test_structure_and_bad_definitions() -> None:
         split(None, [branch("a", lambda df: None), branch("a", lambda df: None)])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="branch name"):
         branch("a b", lambda df: None)
+
+
+def test_a_replay_whose_outputs_hold_the_batch_reads_nothing(spark, tmp_path: Path, source: str) -> None:
+    from spark_flows.split import write_branch
+    from spark_flows.writers import CsvWriter
+
+    loads: list[int] = []
+
+    def load():
+        loads.append(1)
+        return spark.read.schema("id long, k long").json(source)
+
+    def branches(batch: Batch):
+        return [write_branch("delta", DeltaWriter(), str(tmp_path / "t"), batch=batch,
+                             transform=lambda df: df.where("k = 0")),
+                write_branch("csv", CsvWriter(), str(tmp_path / "csv"), batch=batch)]
+
+    first = split(load, branches(Batch("t", 1)), concurrency=2)
+    assert first.ok and [b.rows for b in first.branches] == [100, 300] and loads == [1]
+    replay = split(load, branches(Batch("t", 1)), concurrency=2)
+    assert loads == [1], "the input was read again"
+    assert [(b.skipped, b.output.batch_rows if b.output else None) for b in replay.branches] == [(True, 100),
+                                                                                              (True, 300)]
+    nxt = split(load, branches(Batch("t", 2)), concurrency=2)
+    assert nxt.ok and not any(b.skipped for b in nxt.branches) and loads == [1, 1]

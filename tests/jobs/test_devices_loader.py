@@ -122,3 +122,14 @@ def test_marker_describes_the_table_the_consumer_aggregates(spark, data_root: st
     assert "aggregated 50 devices" in capsys.readouterr().out
     per_type = spark.read.format("delta").load(f"{data_root}/tables/devices_per_type")
     assert per_type.groupBy().sum("devices").first()[0] == 50
+
+
+def test_a_replay_does_not_even_read_the_input(spark, data_root: str, capsys) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=15)
+    args = ["--data-root", data_root, "--batch-id", "1", "--csv"]
+    assert devices_loader.main(args) == 0
+    Path(data_root, "raw", "devices", "part-late.json").write_text("not json\n")  # would fail any read
+    assert devices_loader.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("already committed") == 2 and "already published" in out
+    assert _counts(spark, data_root) == (15, 15)
