@@ -71,6 +71,15 @@ def test_date_route_rejects_non_dates() -> None:
         route_by_date("2024-03-01", cutover=CUT, before="a", on_or_after="b")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("fmt", ["delta", "parquet", "json"])
+def test_schema_of_reads_the_schema_from_metadata(spark, tmp_path: Path, fmt: str) -> None:
+    path = str(tmp_path / fmt)
+    spark.createDataFrame([("galaxy", "G", "v1")], DEVICES_SCHEMA).write.format(fmt).save(path)
+    schema = schema_of(spark, path, fmt, declared=DEVICES_SCHEMA if fmt == "json" else None)
+    assert [(f.name, f.dataType) for f in schema.fields] == [(f.name, f.dataType) for f in DEVICES_SCHEMA.fields]
+    assert route_by_schema(schema, RULES).branch == "versioned"
+
+
 @pytest.mark.classic
 @pytest.mark.parametrize("fmt", ["delta", "parquet", "json"])
 def test_schema_route_launches_no_spark_job(spark, tmp_path: Path, fmt: str) -> None:

@@ -80,7 +80,6 @@ def test_invalid_definitions_are_rejected() -> None:
         Sequence("s", [])
 
 
-@pytest.mark.classic
 def test_rerun_after_a_later_failure_resumes_after_the_boundary(spark, tmp_path: Path) -> None:
     source, raw = _raw(spark, tmp_path)
     calls = {"validate": 0}
@@ -102,14 +101,25 @@ def test_rerun_after_a_later_failure_resumes_after_the_boundary(spark, tmp_path:
     assert (tmp_path / "boundaries" / "devices" / "r1" / "01_validate" / "_delta_log").is_dir()
 
     calls["fail"] = False
-    with SparkMeter(spark) as meter:
-        run = seq.run(spark.read.schema(SCHEMA).json(source), run_id="r1", boundary_root=root)
-        rows = run.frame.count()
+    run = seq.run(spark.read.schema(SCHEMA).json(source), run_id="r1", boundary_root=root)
     assert calls["validate"] == 1, "the boundary step was recomputed"
     assert run.resumed_from == "validate"
     assert run.steps_skipped == ("validate",) and run.steps_run == ("publish",)
+    assert run.frame.count() == 3
+
+
+@pytest.mark.classic
+def test_a_resumed_run_does_not_scan_the_source_again(spark, tmp_path: Path) -> None:
+    source, raw = _raw(spark, tmp_path)
+    seq = Sequence("devices", [step("validate", lambda df: df.where(F.length("type") > 3), boundary=True),
+                               step("enrich", lambda df: df.withColumn("ok", F.lit(True)))])
+    root = str(tmp_path / "boundaries")
+    seq.run(raw, run_id="r1", boundary_root=root)
+    with SparkMeter(spark) as meter:
+        run = seq.run(spark.read.schema(SCHEMA).json(source), run_id="r1", boundary_root=root)
+        rows = run.frame.count()
+    assert run.resumed_from == "validate" and rows == 3
     assert meter.scan.of(source) == [], "the raw source was scanned again"
-    assert rows == 3
 
 
 def test_new_run_id_recomputes_from_the_start(spark, tmp_path: Path) -> None:

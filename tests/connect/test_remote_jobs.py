@@ -42,6 +42,19 @@ def test_devices_loader_with_remote_writes_once_and_replays_as_skipped(spark, co
 
 
 @pytest.mark.connect
+def test_a_producer_on_connect_triggers_its_consumer_with_remote(spark, connect_url: str, data_root: str) -> None:
+    write_devices(spark, f"{data_root}/raw/devices", rows=30)
+    done = _python_job(sys.executable, "devices_loader", "--data-root", data_root, "--batch-id", "1",
+                       "--execution-date", "2024-01-02", "--trigger", "devices_aggregator", remote=connect_url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "triggered devices_aggregator: exit 0" in done.stdout
+    marker = json.loads(Path(data_root, "tables", "_ready", "devices", "20240102.json").read_text())
+    assert marker["triggered"]["exit_code"] == 0
+    per_type = spark.read.format("delta").load(f"{data_root}/tables/devices_per_type")
+    assert per_type.groupBy().sum("devices").first()[0] == 30
+
+
+@pytest.mark.connect
 def test_visits_cube_with_remote_publishes_a_partial_day_with_completeness(spark, connect_url: str,
                                                                            data_root: str) -> None:
     write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=2, missing_hours=[6, 11])
