@@ -39,7 +39,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from spark_flows.errors import ConcurrentWriteError
@@ -61,6 +61,7 @@ class TxnCommit:
     txn_version: int
     table_version: int
     rows: int | None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # its userMetadata
 
 
 def _log(path: str) -> str:
@@ -141,7 +142,11 @@ def commit_rows(storage: Storage, path: str, version: int) -> int | None:
 
 def commit_metadata(storage: Storage, path: str, version: int) -> dict[str, Any]:
     """The commit's ``userMetadata`` parsed as a JSON object (``{}`` when absent or not JSON)."""
-    for action in _actions(storage, path, version):
+    return _user_metadata(_actions(storage, path, version))
+
+
+def _user_metadata(actions: list[dict[str, Any]]) -> dict[str, Any]:
+    for action in actions:
         text = (action.get("commitInfo") or {}).get("userMetadata")
         if text:
             try:
@@ -162,7 +167,7 @@ def find_txn(storage: Storage, path: str, app_id: str, txn_version: int) -> TxnC
         for action in actions:
             txn = action.get("txn")
             if txn and txn.get("appId") == app_id and int(txn["version"]) == txn_version:
-                return TxnCommit(app_id, txn_version, version, _output_rows(actions))
+                return TxnCommit(app_id, txn_version, version, _output_rows(actions), _user_metadata(actions))
     return None
 
 

@@ -94,7 +94,7 @@ class DeltaWriter(Writer):
         if found is None:  # Delta skipped it: a newer batch of this app id committed meanwhile
             recorded = delta.latest_txn(storage, path, batch.app_id)
             raise out_of_order(path, batch, recorded if recorded is not None else batch.version)
-        ours = delta.commit_metadata(storage, path, found.table_version).get("spark_flows_write") == write_id
+        ours = found.metadata.get("spark_flows_write") == write_id  # read with the commit: no second read
         result = WriteResult(path, self.output_type, found.rows, batch=batch, batch_rows=found.rows,
                              table_version=found.table_version, partition=self.replace)
         if not ours and "userMetadata" not in self.options:
