@@ -1,6 +1,9 @@
-"""Fan-In job: merge a day's 24 hourly visits partitions into a CUBE(page, browser), with completeness.
+"""Fan-In job: merge a day's 24 hourly visits partitions into a CUBE (of page, browser by default), with completeness.
 
     spark-submit jobs/visits_cube.py --execution-date 2024-01-01 [--mode aligned|unaligned] [--min-completeness 0.9]
+    spark-submit jobs/visits_cube.py --execution-date 2024-01-01 --dimensions user_id,page   # the book's cube
+
+Rolled-up dimensions are NULL with a grouping_id column (a bit per dimension), as SQL's GROUP BY CUBE gives.
 
 aligned (default): every hour must be present, non-empty and readable, else nothing is written and every
 failed hour is named. unaligned: publish what is there with is_approximate/completeness_ratio columns and a
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
@@ -25,7 +29,7 @@ from spark_flows.fan_in import completeness_frame, fan_in, hourly_parents, with_
 from spark_flows.job import job_parser, run_job
 from spark_flows.sources import require_input
 from spark_flows.storage import Storage
-from spark_flows.transforms import visits_cube
+from spark_flows.transforms import CUBE_DIMENSIONS, VISIT_FIELDS, visits_cube
 from spark_flows.writers import DeltaWriter
 
 NAME = "visits_cube"
@@ -41,6 +45,15 @@ def _ratio(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"--min-completeness must be within 0..1, got {text}")
     return value
+
+
+def _dimensions(text: str) -> tuple[str, ...]:
+    names = tuple(d.strip() for d in text.split(",") if d.strip())
+    unknown = [d for d in names if d not in VISIT_FIELDS]
+    if not names or unknown or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"--dimensions must be distinct fields among {', '.join(VISIT_FIELDS)}, "
+                                         f"got {text!r}")
+    return names
 
 
 def published_ratio(spark: SparkSession, table: str, key: str, published_to: str) -> float | None:
@@ -59,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="unaligned: below this ratio the cube is written to --private-output")
     parser.add_argument("--replace-more-complete", action="store_true",
                         help="replace a published cube of the date even if it was more complete than this one")
+    parser.add_argument("--dimensions", type=_dimensions, default=CUBE_DIMENSIONS,
+                        help=f"comma-separated cube dimensions (default: {','.join(CUBE_DIMENSIONS)}; the book's: "
+                             "user_id,page); a table keeps the dimensions it was created with")
     parser.add_argument("--input", help="visits root with date=YYYYMMDD/hour=HH (default: <data-root>/raw/visits)")
     parser.add_argument("--output", help="public cube Delta table (default: <data-root>/tables/visits_cube)")
     parser.add_argument("--private-output", help="default: <data-root>/tables/visits_cube_private")
@@ -72,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         require_input(spark, source, hint="generate it with `spark-flows generate visits --date ...`")
         merged = fan_in(spark, hourly_parents(source, day), mode=args.mode, schema=VISITS_SCHEMA,
                         required=REQUIRED_COLUMNS)
-        cube = merged.evaluate(visits_cube)  # the one scan of the day; refuses per the mode's trigger rule
+        cube = merged.evaluate(partial(visits_cube, dimensions=args.dimensions))  # the one scan of the day; refuses per the mode's trigger rule
         completeness = cube.completeness
         try:
             public = completeness.ratio >= args.min_completeness

@@ -78,7 +78,7 @@ def completeness_summary(date_key: str) -> Summary:
         row = spark.read.format("delta").load(f"{DATA}/tables/visits_cube_completeness") \
             .where(f"date = '{date_key}'").first()
         cube = spark.read.format("delta").load(f"{DATA}/tables/visits_cube").where(f"date = '{date_key}'")
-        total = cube.where("page = 'ALL' and browser = 'ALL'").first()
+        total = cube.where("grouping_id = 3").first()
         return (f"{cube.count()} cube rows, {total.visits if total else 0} visits, ratio {row.ratio}, "
                 f"is_approximate={row.is_approximate}, missing {row.missing}")
     return summary

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from spark_flows.errors import invalid_argument
 from spark_flows.sequence import Sequence as StepSequence
 from spark_flows.sequence import step
 
@@ -46,6 +47,8 @@ def devices_sequence() -> StepSequence:
 
 
 CUBE_DIMENSIONS = ("page", "browser")
+#: the fields :func:`flatten_visits` projects: the dimensions a visits cube can take
+VISIT_FIELDS = ("visit_id", "user_id", "page", "browser", "event_time")
 
 
 def flatten_visits(df: DataFrame) -> DataFrame:
@@ -58,15 +61,43 @@ def flatten_visits(df: DataFrame) -> DataFrame:
 def visits_cube(df: DataFrame, *, dimensions: Sequence[str] = CUBE_DIMENSIONS) -> DataFrame:
     """``GROUP BY CUBE(dimensions)`` of visits: ``visits`` and ``unique_users`` per combination.
 
-    Rolled-up dimensions are ``'ALL'`` rather than null, so the cube can be filtered and merged.
+    As SQL's ``CUBE`` gives them, rolled-up dimensions are NULL and ``grouping_id`` says which ones are (a
+    bit per dimension, the first dimension the highest bit): a NULL page, or a page named ``'ALL'``, stays
+    distinct from the roll-up. Select a level with :func:`cube_level`.
+
+    >>> visits = spark.createDataFrame([(1, "u1", None, "firefox"), (2, "u1", "ALL", "firefox")],
+    ...     "visit_id int, user_id string, page string, browser string").selectExpr(
+    ...     "*", "named_struct('technical', named_struct('browser', browser)) as context", "now() as event_time")
+    >>> cube = visits_cube(visits)
+    >>> [(r.page, r.visits) for r in cube.where(cube_level("browser")).orderBy("page").collect()]
+    [(None, 1), ('ALL', 1)]
+    >>> cube.where(cube_level("page", "browser")).first().visits
+    2
     """
+    unknown = [d for d in dimensions if d not in VISIT_FIELDS]
+    if not dimensions or unknown:
+        raise invalid_argument("cube dimensions", list(dimensions), f"one or more of {list(VISIT_FIELDS)}")
     flat = df.transform(flatten_visits)
-    cube = flat.cube(*dimensions).agg(
-        F.count("visit_id").alias("visits"), F.countDistinct("user_id").alias("unique_users")
-    )
-    return cube.select(
-        *[F.coalesce(F.col(d), F.lit("ALL")).alias(d) for d in dimensions], "visits", "unique_users"
-    )
+    return flat.cube(*dimensions).agg(
+        F.grouping_id().alias("grouping_id"),
+        F.count("visit_id").alias("visits"), F.countDistinct("user_id").alias("unique_users"),
+    ).select(*dimensions, "grouping_id", "visits", "unique_users")
+
+
+def cube_level(*rolled_up: str, dimensions: Sequence[str] = CUBE_DIMENSIONS) -> Column:
+    """The condition selecting the cube rows where exactly ``rolled_up`` dimensions are rolled up.
+
+    ``cube_level()`` is the finest level, ``cube_level(*dimensions)`` the grand total.
+
+    >>> levels = spark.createDataFrame([(0,), (1,), (3,)], "grouping_id long")
+    >>> [r.grouping_id for r in levels.where(cube_level("page", "browser")).collect()]
+    [3]
+    """
+    unknown = [d for d in rolled_up if d not in dimensions]
+    if unknown:
+        raise invalid_argument("rolled-up dimensions", unknown, f"among the cube's {list(dimensions)}")
+    mask = sum(1 << (len(dimensions) - 1 - i) for i, d in enumerate(dimensions) if d in rolled_up)
+    return F.col("grouping_id") == mask
 
 
 def visits_per_page(df: DataFrame) -> DataFrame:

@@ -18,10 +18,10 @@ def test_aligned_cube_of_a_complete_day(spark, data_root: str) -> None:
     assert _run(data_root) == 0
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
     raw = spark.read.schema(VISITS_SCHEMA).json(f"{data_root}/raw/visits/date=20240101/hour=*")
-    total = cube.where("page = 'ALL' and browser = 'ALL'").first()
+    total = cube.where("grouping_id = 3").first()
     assert (total.visits, total.is_approximate, total.completeness_ratio, total.date) == (96, False, 1.0, "20240101")
     per_page = raw.groupBy("page").agg(F.count("*").alias("visits"))
-    assert_df_equality(cube.where("browser = 'ALL' and page != 'ALL'").select("page", "visits"), per_page,
+    assert_df_equality(cube.where("grouping_id = 1").select("page", "visits"), per_page,
                        ignore_row_order=True, ignore_nullable=True)
 
 
@@ -46,7 +46,7 @@ def test_unaligned_mode_publishes_partial_day_with_completeness(spark, data_root
                  empty_hours=[2], corrupt_hours=[9])
     assert _run(data_root, "--mode", "unaligned") == 0
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
-    total = cube.where("page = 'ALL' and browser = 'ALL'").first()
+    total = cube.where("grouping_id = 3").first()
     assert total.is_approximate and total.completeness_ratio == round(17 / 24, 4)
     assert total.visits == 17 * 2  # a failed parent contributes nothing: hour 09's good rows are left out too
     row = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_completeness").first()
@@ -86,7 +86,7 @@ def test_unaligned_with_no_hour_fails_and_keeps_the_published_cube(spark, data_r
     assert _run(data_root, "--mode", "unaligned", "--input", str(empty)) == 1
     assert "[NO_PARENTS] fan-in refused: 0 of 24 present" in capsys.readouterr().err
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
-    assert cube.where("page = 'ALL' and browser = 'ALL'").first().visits == 24
+    assert cube.where("grouping_id = 3").first().visits == 24
 
 
 def test_a_less_complete_result_never_replaces_a_more_complete_one_unless_asked(spark, data_root: str,
@@ -97,6 +97,26 @@ def test_a_less_complete_result_never_replaces_a_more_complete_one_unless_asked(
     assert _run(data_root, "--mode", "unaligned") == 1
     assert "[LESS_COMPLETE]" in capsys.readouterr().err
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
-    assert cube.where("page = 'ALL' and browser = 'ALL'").first().completeness_ratio == 1.0
+    assert cube.where("grouping_id = 3").first().completeness_ratio == 1.0
     assert _run(data_root, "--mode", "unaligned", "--replace-more-complete") == 0
-    assert cube.where("page = 'ALL' and browser = 'ALL'").first().completeness_ratio == round(19 / 24, 4)
+    assert cube.where("grouping_id = 3").first().completeness_ratio == round(19 / 24, 4)
+
+
+def test_the_book_s_cube_dimensions_keep_roll_ups_apart_from_null_and_all_pages(spark, data_root: str) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=3)
+    hour = f"{data_root}/raw/visits/date=20240101/hour=05"  # a page named 'ALL' and a visit with no page
+    spark.read.schema(VISITS_SCHEMA).json(hour).limit(2).withColumn(
+        "page", F.when(F.col("visit_id").isNotNull(), F.lit("ALL"))).union(
+        spark.read.schema(VISITS_SCHEMA).json(hour).limit(1).withColumn("page", F.lit(None).cast("string"))
+    ).coalesce(1).write.mode("append").json(hour)
+    assert _run(data_root, "--dimensions", "user_id,page") == 0
+    cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
+    raw = spark.read.schema(VISITS_SCHEMA).json(f"{data_root}/raw/visits/date=20240101/hour=*")
+    raw.createOrReplaceTempView("book_visits")
+    book = spark.sql("SELECT user_id, page, grouping_id() AS grouping_id, COUNT(visit_id) AS visits "
+                     "FROM book_visits GROUP BY CUBE(user_id, page)")  # the book's query over the same input
+    assert_df_equality(cube.select("user_id", "page", "grouping_id", "visits"), book, ignore_row_order=True,
+                       ignore_nullable=True, ignore_column_order=True)
+    per_page = {r.page: r.visits for r in cube.where("grouping_id = 2").collect()}  # user_id rolled up
+    assert per_page["ALL"] == 2 and per_page[None] == 1
+    assert cube.where("grouping_id = 3").first().visits == 24 * 3 + 3
