@@ -4,6 +4,7 @@
 
 At most one run at a time (a run lock on the data root's filesystem; a dead run's lock is taken over after
 its TTL), and depends-on-past: the run for D starts only if D-1 succeeded (or no earlier date ever ran).
+The first run of the job, with no history, may lack D-1's input: its trend compares with zero visits.
 Every run, and every refusal, is recorded in the run ledger (`spark-flows runs visits_trend_generator`).
 Malformed input lines fail the run naming the files (or are set aside with --on-bad-records quarantine).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 
 from pyspark.sql import SparkSession
@@ -21,8 +23,11 @@ from spark_flows.datasets import VISITS_SCHEMA, date_key, day_path
 from spark_flows.job import job_parser, run_job
 from spark_flows.runners import RunLedger, single_run
 from spark_flows.sources import read_json
+from spark_flows.storage import Storage
 from spark_flows.transforms import visits_per_page, visits_trend
 from spark_flows.writers import DeltaWriter
+
+logger = logging.getLogger(__name__)
 
 NAME = "visits_trend_generator"
 SINGLE_RUNNER = True  # the backfill job runs it in date order, never concurrently
@@ -46,12 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         ledger = RunLedger(spark, args.ledger or settings.path("_ledger", "runs"))
         with single_run(spark, NAME, day, lock_root=args.lock_root or settings.path("_locks"), ledger=ledger,
                         depends_on_past=not args.no_depends_on_past, ttl_seconds=settings.lock_ttl_seconds,
-                        heartbeat_seconds=settings.heartbeat_seconds, wait_timeout=args.wait_for_lock):
+                        heartbeat_seconds=settings.heartbeat_seconds, wait_timeout=args.wait_for_lock) as run:
+            before = day - dt.timedelta(days=1)
+            no_history = run.first_run and not Storage(spark).exists(day_path(root, before))
+            if no_history:
+                logger.info("%s %s: first run and no input for %s: the trend starts from zero", NAME, day, before)
             days = [read_json(spark, day_path(root, d), VISITS_SCHEMA, on_bad_records=args.on_bad_records,
                               quarantine_path=f"{output}_bad_records/date={date_key(d)}")
-                    for d in (day, day - dt.timedelta(days=1))]
+                    for d in ((day,) if no_history else (day, before))]
             try:
-                trend = visits_trend(*(parsed.frame.transform(visits_per_page) for parsed in days))
+                per_page = [parsed.frame.transform(visits_per_page) for parsed in days]
+                if no_history:
+                    per_page.append(spark.createDataFrame([], per_page[0].schema))
+                trend = visits_trend(*per_page)
                 DeltaWriter(replace={"date": date_key(day)}).write(trend, output)
             finally:
                 for parsed in days:

@@ -73,6 +73,8 @@ class RunLock:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.holder: LockHolder | None = None
         self.taken_over: LockHolder | None = None  # the dead holder this run took the lock from
+        #: set by :func:`~spark_flows.runners.single_run`: no date before this run's ever ran (no history)
+        self.first_run = False
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
 

@@ -67,6 +67,7 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
                wait_timeout: float = 0.0) -> Iterator[RunLock]:
     """Run a block as the only active run of ``job``, recorded in the ledger, after D-1 when required.
 
+    The yielded lock's ``first_run`` tells the block that no earlier date ever ran (a job with no history).
     Every attempt is in the ledger: a run refused because the lock is held or D-1 did not succeed is
     recorded as ``refused`` with the reason; a dead run whose lock this run took over is closed as
     ``abandoned``.
@@ -87,6 +88,7 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
         if lock.taken_over is not None:
             _abandon(ledger, runs, lock.taken_over, lock.run_id)
         attempt = next_attempt_of(runs, execution_date)
+        lock.first_run = not any(d < execution_date.isoformat() for d in statuses_of(runs))
         if depends_on_past:
             try:
                 require_past(statuses_of(runs), job, execution_date)

@@ -20,13 +20,17 @@ def _trend(data_root: str, day: str, *extra: str) -> int:
 
 
 def test_trend_compares_with_the_previous_day_and_depends_on_past(spark, data_root: str, capsys) -> None:
-    _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04")
-    assert _trend(data_root, "2024-01-02") == 0
+    _visits(spark, data_root, "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-06")
+    assert _trend(data_root, "2024-01-02") == 0  # the first run: no history, no input for 2024-01-01
     trend = spark.read.format("delta").load(f"{data_root}/tables/visits_trend")
-    assert trend.count() > 0 and trend.where("visits != previous_visits + change").count() == 0
+    first = trend.groupBy().agg({"visits": "sum", "previous_visits": "sum", "change": "sum"}).first()
+    assert (first["sum(visits)"], first["sum(previous_visits)"], first["sum(change)"]) == (48, 0, 48)  # all +
     assert _trend(data_root, "2024-01-04") == 1
     assert "DEPENDS_ON_PAST" in capsys.readouterr().err
     assert _trend(data_root, "2024-01-03") == 0 and _trend(data_root, "2024-01-04") == 0
+    assert trend.count() > 0 and trend.where("visits != previous_visits + change").count() == 0
+    assert _trend(data_root, "2024-01-06", "--no-depends-on-past") == 1  # with history, a missing D-1 is an error
+    assert "INPUT_NOT_FOUND" in capsys.readouterr().err
     from spark_flows.cli import main as cli
     capsys.readouterr()
     assert cli(["runs", "visits_trend_generator", "--data-root", data_root]) == 0
