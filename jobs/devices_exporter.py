@@ -4,7 +4,8 @@
     spark-submit jobs/devices_exporter.py --route-by-date --migration-date 2024-03-01 --execution-date 2024-02-28
 
 --route-by-date backfills dates before the cut-over with the legacy CSV branch and the cut-over day and later
-with the Delta branch, one output per branch keeping every date (<output-root>/devices_<branch>_by_date).
+with the Delta branch, one output per branch keeping every date (<output-root>/devices_<branch>_by_date,
+the factory's replace_partition write mode: each date replaces its date=D partition, others stay).
 The decision is logged, printed, and recorded as _ROUTE.json next to the output.
 
 Each export is a batch: its version is --batch-id, or else the newest modification time of the input (in
@@ -18,12 +19,12 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from spark_flows.choice import OutputFactory, OutputType, Route, record_route, route_by_date
+from spark_flows.choice import OutputFactory, OutputType, Route, WriteMode, record_route, route_by_date
 from spark_flows.config import Settings
 from spark_flows.datasets import DEVICES_SCHEMA, date_key
 from spark_flows.job import job_parser, parse_date, run_job
 from spark_flows.sources import input_version, read_json
-from spark_flows.writers import Batch, DeltaWriter, Writer
+from spark_flows.writers import Batch
 
 NAME = "devices_exporter"
 LEGACY, NEW = OutputType.CSV.value, OutputType.DELTA.value
@@ -56,18 +57,15 @@ def main(argv: list[str] | None = None) -> int:
                           tuple(factory.known))
         source = args.input or settings.path("raw", "devices")
         root = args.output_root or settings.path("exports")
-        writer: Writer = factory.prepare(spark, route.branch)
         app_id = NAME
         if args.execution_date:  # one output per branch keeping every date; each date is its own batch line
             key = date_key(args.execution_date)
             app_id = f"{NAME}.{key}"
-            if isinstance(writer, DeltaWriter):
-                output = f"{root}/devices_{route.branch}_by_date"
-                writer = DeltaWriter(replace={"date": key})
-                record_at = f"{output}/_routes/date={key}"
-            else:
-                output = record_at = f"{root}/devices_{route.branch}_by_date/date={key}"
+            writer = factory.prepare(spark, route.branch, mode=WriteMode.REPLACE_PARTITION, partition={"date": key})
+            output = f"{root}/devices_{route.branch}_by_date"
+            record_at = f"{output}/_routes/date={key}"
         else:
+            writer = factory.prepare(spark, route.branch, mode=WriteMode.OVERWRITE)
             output = record_at = f"{root}/devices_{route.branch}"
         version = args.batch_id if args.batch_id is not None else input_version(spark, source)
         parsed = read_json(spark, source, DEVICES_SCHEMA)

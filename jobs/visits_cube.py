@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         require_input(spark, source, hint="generate it with `spark-flows generate visits --date ...`")
         merged = fan_in(spark, hourly_parents(source, day), mode=args.mode, schema=VISITS_SCHEMA,
                         required=REQUIRED_COLUMNS)
-        cube = merged.evaluate(partial(visits_cube, dimensions=args.dimensions))  # the one scan of the day; refuses per the mode's trigger rule
+        # the one scan of the day; refuses per the mode's trigger rule
+        cube = merged.evaluate(partial(visits_cube, dimensions=args.dimensions))
         completeness = cube.completeness
         try:
             public = completeness.ratio >= args.min_completeness

@@ -138,7 +138,7 @@ def demo_jobs() -> list[DemoJob]:
             "Exclusive Choice by date: 2024-02-29, before the 2024-03-01 cut-over -> legacy CSV",
             "jobs/devices_exporter.py",
             [*common, "--route-by-date", "--migration-date", "2024-03-01", "--execution-date", "2024-02-29"],
-            route_summary(f"{DATA}/exports/devices_csv_by_date/date=20240229"),
+            route_summary(f"{DATA}/exports/devices_csv_by_date/_routes/date=20240229"),
         ),
         DemoJob(
             "Exclusive Choice by date: 2024-03-01, the cut-over day -> Delta (one table, a partition per date)",

@@ -32,7 +32,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
 from spark_flows import backend
-from spark_flows.errors import RouteError, UnknownOutputTypeError
+from spark_flows.errors import RouteError, UnknownOutputTypeError, invalid_argument
 from spark_flows.storage import Storage
 from spark_flows.writers import CsvWriter, DeltaWriter, ParquetWriter, Writer
 
@@ -49,22 +49,38 @@ class OutputType(StrEnum):
     PARQUET = "parquet"
 
 
+class WriteMode(StrEnum):
+    """How a factory-made writer treats what its output already holds."""
+
+    APPEND = "append"  #: add the batch; every earlier batch stays (the book's migration example)
+    OVERWRITE = "overwrite"  #: the batch becomes the whole output
+    REPLACE_PARTITION = "replace_partition"  #: the batch replaces one partition (``partition=``), others stay
+
+
 class OutputFactory:
-    """Registry of writer classes per output type (the book's ``OutputGenerationFactory``, without if-else)."""
+    """Registry of writer classes per output type (the book's ``OutputGenerationFactory``, without if-else).
+
+    A registered writer is a class or builder called as ``writer(mode="append"|"overwrite", replace=...)``
+    (``replace``: the ``{column: value}`` partition to replace, or ``None``), as the bundled writers are.
+
+    >>> writer = OutputFactory.default().create("csv", mode="replace_partition", partition={"date": "20240301"})
+    >>> type(writer).__name__, writer.mode, writer.replace
+    ('CsvWriter', 'overwrite', {'date': '20240301'})
+    """
 
     def __init__(self) -> None:
-        self._writers: dict[str, Callable[[], Writer]] = {}
+        self._writers: dict[str, Callable[..., Writer]] = {}
 
     @classmethod
     def default(cls) -> OutputFactory:
         """A factory with Delta, CSV and Parquet registered."""
         factory = cls()
-        factory.register(OutputType.DELTA, lambda: DeltaWriter(mode="overwrite"))
+        factory.register(OutputType.DELTA, DeltaWriter)
         factory.register(OutputType.CSV, CsvWriter)
         factory.register(OutputType.PARQUET, ParquetWriter)
         return factory
 
-    def register(self, output_type: str | Enum, writer: Callable[[], Writer]) -> None:
+    def register(self, output_type: str | Enum, writer: Callable[..., Writer]) -> None:
         """Register (or replace) the writer class or builder for ``output_type``."""
         self._writers[self._key(output_type)] = writer
 
@@ -77,22 +93,34 @@ class OutputFactory:
         """Registered output types, sorted."""
         return sorted(self._writers)
 
-    def create(self, output_type: str | Enum) -> Writer:
-        """A new writer for ``output_type``.
+    def create(self, output_type: str | Enum, *, mode: str = WriteMode.OVERWRITE,
+               partition: Mapping[str, str] | None = None) -> Writer:
+        """A new writer for ``output_type`` in write ``mode`` (a :class:`WriteMode`).
 
         Raises
         ------
         UnknownOutputTypeError: ``output_type`` is not registered; the message lists the known ones.
+        SparkFlowsValueError: an unknown ``mode``, or ``partition`` missing for (or given without)
+            ``replace_partition``.
         """
         key = self._key(output_type)
         if key not in self._writers:
             raise UnknownOutputTypeError(f"unknown output type {output_type!r}; known: {', '.join(self.known)}",
                                          parameters={"output_type": str(output_type), "known": self.known})
-        return self._writers[key]()
+        modes = [m.value for m in WriteMode]
+        if mode not in modes:
+            raise invalid_argument("write mode", mode, f"one of {modes}")
+        if (mode == WriteMode.REPLACE_PARTITION) != bool(partition):
+            raise invalid_argument("partition", partition, "a {column: value} mapping exactly when mode is "
+                                                           "'replace_partition'")
+        if mode == WriteMode.REPLACE_PARTITION:
+            return self._writers[key](mode=WriteMode.OVERWRITE.value, replace=dict(partition or {}))
+        return self._writers[key](mode=str(mode), replace=None)
 
-    def prepare(self, spark: SparkSession, output_type: str | Enum) -> Writer:
+    def prepare(self, spark: SparkSession, output_type: str | Enum, *, mode: str = WriteMode.OVERWRITE,
+                partition: Mapping[str, str] | None = None) -> Writer:
         """:meth:`create` the writer and apply the session configuration it needs."""
-        writer = self.create(output_type)
+        writer = self.create(output_type, mode=mode, partition=partition)
         for key, value in writer.session_conf().items():
             spark.conf.set(key, value)
         return writer

@@ -5,14 +5,16 @@ Part of :mod:`spark_flows.writers`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import ArrayType, MapType, StructType
 
 from spark_flows.errors import StorageError, invalid_argument
 from spark_flows.storage import Storage
@@ -34,21 +36,48 @@ class FilesWriter(Writer):
     Parameters
     ----------
     file_format: ``"csv"``, ``"parquet"`` or ``"json"``.
+    mode: ``"overwrite"`` (default) publishes the batch as the whole output, atomically. ``"append"`` adds
+        the batch's files to the output (named after the batch, recorded in ``_PUBLISHED.json`` last; a
+        reader may see a batch's files arrive one by one, a retry never duplicates them: files of a batch
+        that was never recorded are removed first).
+    replace: ``{column: value}`` of the one partition to replace: the batch is published, atomically, as
+        ``<path>/column=value`` (the column dropped from the files, as Spark's partition discovery reads it
+        back), other partitions untouched; implies overwrite of that partition only.
     replace_foreign: replace a target that spark_flows did not publish (no ``_PUBLISHED.json``).
     """
 
     output_type = "files"
     FORMATS: ClassVar[tuple[str, ...]] = ("csv", "parquet", "json")
 
-    def __init__(self, file_format: str, *, options: Mapping[str, str] | None = None,
-                 partition_by: Sequence[str] = (), replace_foreign: bool = False, allow_empty: bool = False) -> None:
+    def __init__(self, file_format: str, *, mode: str = "overwrite", replace: Mapping[str, str] | None = None,
+                 options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+                 replace_foreign: bool = False, allow_empty: bool = False) -> None:
         super().__init__(allow_empty=allow_empty)
         if file_format not in self.FORMATS:
             raise invalid_argument("file_format", file_format, f"one of {list(self.FORMATS)}")
+        if mode not in ("overwrite", "append"):
+            raise invalid_argument(f"{type(self).__name__} mode", mode, "'overwrite' or 'append'")
+        if replace and mode == "append":
+            raise invalid_argument(f"{type(self).__name__} replace", dict(replace), "used with mode='overwrite'")
         self.file_format = file_format
+        self.mode = mode
+        self.replace = dict(replace or {})
         self.options = dict(options or {})
         self.partition_by = tuple(partition_by)
         self.replace_foreign = replace_foreign
+
+    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
+        if not self.replace:
+            return super().write(df, path, batch=batch)
+        partition = "/".join(f"{c}={v}" for c, v in self.replace.items())
+        result = super().write(df.drop(*self.replace), f"{path.rstrip('/')}/{partition}", batch=batch)
+        return dataclasses.replace(result, partition=self.replace)
+
+    def already_committed(self, spark: SparkSession, path: str, batch: Batch) -> WriteResult | None:
+        if not self.replace:
+            return super().already_committed(spark, path, batch)
+        partition = "/".join(f"{c}={v}" for c, v in self.replace.items())
+        return super().already_committed(spark, f"{path.rstrip('/')}/{partition}", batch)
 
     @staticmethod
     def staging_root(path: str) -> str:
@@ -75,6 +104,10 @@ class FilesWriter(Writer):
             raise refuse(f"{path} exists and was not published by spark_flows (no {PUBLISHED_MARKER}); refusing to "
                           "replace it. Choose another output path, or pass replace_foreign=True",
                           "OUTPUT_NOT_OWNED", path=path)
+        if self.mode == "append" and info is not None:
+            recorded = set((self.published(storage, path) or {}).get("appends") or [])
+            for debris in [f for f in _files(storage, path) if _append_id(f) not in recorded | {None}]:
+                storage.delete(debris)  # a crashed append's files: its batch was never recorded
         storage.delete(staging)  # debris of crashed attempts: never visible, safe to drop
         storage.delete_if_empty(staging.rpartition("/")[0])
 
@@ -86,7 +119,8 @@ class FilesWriter(Writer):
         recorded = max(history)
         if batch.version not in history:
             raise out_of_order(path, batch, recorded)
-        when = "already published" if batch.version == recorded else f"published before batch {recorded} replaced it"
+        when = ("already published" if batch.version == recorded or self.mode == "append"
+                else f"published before batch {recorded} replaced it")
         return WriteResult(path, self.file_format, 0, skipped=True, batch=batch, batch_rows=history[batch.version],
                            reason=f"batch {batch.version} {when} (app {batch.app_id})")
 
@@ -102,15 +136,32 @@ class FilesWriter(Writer):
         batches: dict[str, dict[str, int]] = dict(previous.get("batches") or {})
         if batch is not None:
             batches[batch.app_id] = {**batches.get(batch.app_id, {}), str(batch.version): rows}
-        storage.write_json(f"{staged}/{PUBLISHED_MARKER}", {
+        record: dict[str, Any] = {
             "app_id": batch.app_id if batch else None, "version": batch.version if batch else None,
             "rows": rows, "format": self.file_format, "schema": df.schema.json(), "batches": batches,
             "published_at": dt.datetime.now(dt.UTC).isoformat(),
-        })
-        self._publish(storage, staged, path)
+        }
+        if self.mode == "append":
+            append_id = uuid.uuid4().hex[:12]
+            self._append(storage, staged, path, append_id)
+            record.update(rows=(previous.get("rows") or 0) + rows, appends=[*previous.get("appends", []), append_id])
+            storage.write_json(f"{path.rstrip('/')}/{PUBLISHED_MARKER}", record)  # the batch is recorded last
+        else:
+            storage.write_json(f"{staged}/{PUBLISHED_MARKER}", record)
+            self._publish(storage, staged, path)
         storage.delete(self.staging_root(path))
         storage.delete_if_empty(self.staging_root(path).rpartition("/")[0])
         return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
+
+    def _append(self, storage: Storage, staged: str, path: str, append_id: str) -> None:
+        root = staged.rstrip("/")
+        for file in _files(storage, staged):
+            folder, _, name = file[len(root):].lstrip("/").rpartition("/")
+            target_dir = f"{path.rstrip('/')}/{folder}".rstrip("/")
+            storage.mkdirs(target_dir)
+            if not storage.rename(file, f"{target_dir}/{_APPENDED}{append_id}-{name}"):
+                raise StorageError(f"could not move {file} into {path}; the batch is not recorded and its files "
+                                   "are removed by the next write", parameters={"path": path, "file": file})
 
     def _publish(self, storage: Storage, staged: str, path: str) -> None:
         retired = None
@@ -128,27 +179,78 @@ class FilesWriter(Writer):
             storage.delete(retired)  # only now: the new output is in place
 
 
+_APPENDED = "appended-"
+
+
+def _files(storage: Storage, path: str) -> list[str]:
+    """Data files under ``path``, through partition directories (hidden ``_``/``.`` entries left out)."""
+    found: list[str] = []
+    for info in storage.list(path):
+        if info.name.startswith(("_", ".")):
+            continue
+        found.extend(_files(storage, info.path) if info.is_dir else [info.path])
+    return found
+
+
+def _append_id(file: str) -> str | None:
+    name = file.rpartition("/")[2]
+    return name[len(_APPENDED):].partition("-")[0] if name.startswith(_APPENDED) else None
+
+
 class CsvWriter(FilesWriter):
-    """CSV in the book's legacy format (``;``-separated, header row), staged and published atomically."""
+    """CSV in the book's legacy format (``;``-separated, header row), staged and published atomically.
+
+    CSV holds no nested values: with ``nested="json"`` (default) struct, array and map columns are written
+    as their JSON text (``to_json``, as the book does), with ``nested="error"`` they are refused by name.
+    ``mode`` and ``replace`` are :class:`FilesWriter`'s.
+    """
 
     output_type = "csv"
     DEFAULT_OPTIONS: ClassVar[dict[str, str]] = {"sep": ";", "header": "true"}
 
-    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+    def __init__(self, *, mode: str = "overwrite", replace: Mapping[str, str] | None = None,
+                 options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (), nested: str = "json",
                  replace_foreign: bool = False, allow_empty: bool = False) -> None:
-        super().__init__("csv", options={**self.DEFAULT_OPTIONS, **(options or {})}, partition_by=partition_by,
-                         replace_foreign=replace_foreign, allow_empty=allow_empty)
+        super().__init__("csv", mode=mode, replace=replace, options={**self.DEFAULT_OPTIONS, **(options or {})},
+                         partition_by=partition_by, replace_foreign=replace_foreign, allow_empty=allow_empty)
+        if nested not in ("json", "error"):
+            raise invalid_argument("CsvWriter nested", nested, "'json' or 'error'")
+        self.nested = nested
+
+    def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
+        return super().write(flatten_nested(df, how=self.nested, target=path), path, batch=batch)
+
+
+def flatten_nested(df: DataFrame, *, how: str = "json", target: str = "a flat format") -> DataFrame:
+    """``df`` with its struct, array and map columns as JSON text (``how="json"``), or an error naming them.
+
+    >>> flat = flatten_nested(spark.createDataFrame([(1, (2, "x"))], "id int, ctx struct<n:int,s:string>"))
+    >>> flat.first().ctx
+    '{"n":2,"s":"x"}'
+    """
+    nested = [f.name for f in df.schema.fields if isinstance(f.dataType, StructType | ArrayType | MapType)]
+    if not nested:
+        return df
+    if how != "json":
+        raise refuse(f"{target}: columns {nested} are nested and CSV cannot hold them; convert them (to_json, "
+                     "or select their fields) or use nested='json'", "NESTED_COLUMNS", path=target, columns=nested)
+    logger.info("%s: nested columns %s written as JSON text", target, nested)
+    return df.withColumns({name: F.to_json(name) for name in nested})
 
 
 class ParquetWriter(FilesWriter):
-    """Parquet files, staged and published atomically, with timestamps other engines read (micros)."""
+    """Parquet files, staged and published atomically, with timestamps other engines read (micros).
+
+    ``mode`` and ``replace`` are :class:`FilesWriter`'s.
+    """
 
     output_type = "parquet"
 
-    def __init__(self, *, options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
+    def __init__(self, *, mode: str = "overwrite", replace: Mapping[str, str] | None = None,
+                 options: Mapping[str, str] | None = None, partition_by: Sequence[str] = (),
                  replace_foreign: bool = False, allow_empty: bool = False) -> None:
-        super().__init__("parquet", options=options, partition_by=partition_by, replace_foreign=replace_foreign,
-                         allow_empty=allow_empty)
+        super().__init__("parquet", mode=mode, replace=replace, options=options, partition_by=partition_by,
+                         replace_foreign=replace_foreign, allow_empty=allow_empty)
 
     def session_conf(self) -> Mapping[str, str]:
         return {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}

@@ -12,6 +12,7 @@ from spark_flows.choice import (
     OutputType,
     Router,
     SchemaRule,
+    WriteMode,
     record_route,
     route_by_date,
     route_by_schema,
@@ -43,14 +44,29 @@ def test_adding_a_type_is_one_class_and_one_registration(spark, tmp_path: Path) 
     class JsonWriter(FilesWriter):
         output_type = "json"
 
-        def __init__(self) -> None:
-            super().__init__("json")
+        def __init__(self, *, mode: str = "overwrite", replace: dict[str, str] | None = None) -> None:
+            super().__init__("json", mode=mode, replace=replace)
 
     factory = OutputFactory.default()
     factory.register("json", JsonWriter)
     writer: Writer = factory.create("json")
     writer.write(spark.range(3), str(tmp_path / "j"))
     assert spark.read.json(str(tmp_path / "j")).count() == 3
+
+
+def test_factory_write_modes_are_explicit_and_checked() -> None:
+    factory = OutputFactory.default()
+    for output_type in factory.known:
+        appender = factory.create(output_type, mode=WriteMode.APPEND)
+        replacer = factory.create(output_type, mode="replace_partition", partition={"date": "20240301"})
+        assert (appender.mode, replacer.mode, replacer.replace) == ("append", "overwrite", {"date": "20240301"})
+        assert factory.create(output_type).mode == "overwrite"  # the default, as the book's factory
+    with pytest.raises(ValueError, match="write mode must be one of"):
+        factory.create("csv", mode="merge")
+    with pytest.raises(ValueError, match="exactly when mode is 'replace_partition'"):
+        factory.create("delta", mode="replace_partition")
+    with pytest.raises(ValueError, match="exactly when mode is 'replace_partition'"):
+        factory.create("delta", mode="append", partition={"date": "x"})
 
 
 def test_prepare_applies_the_writers_session_conf(spark) -> None:

@@ -267,3 +267,41 @@ def test_invalid_arguments_are_named() -> None:
         FilesWriter("xml")
     with pytest.raises(ValueError, match="mode"):
         DeltaWriter(mode="merge")
+
+
+def test_files_append_keeps_every_batch_and_a_crashed_append_never_duplicates(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "legacy")
+    writer = CsvWriter(mode="append")
+    writer.write(_df(spark, 5), path, batch=Batch("app", 1))
+    writer.write(_df(spark, 3, start=5), path, batch=Batch("app", 2))
+    replay = writer.write(_df(spark, 3, start=5), path, batch=Batch("app", 2))
+    assert replay.skipped and replay.batch_rows == 3
+    crashed = next(tmp_path.glob("legacy/appended-*.csv"))  # a batch 3 whose files moved in, never recorded
+    (tmp_path / "legacy" / f"appended-0123456789ab-{crashed.name.split('-', 2)[2]}").write_bytes(crashed.read_bytes())
+    writer.write(_df(spark, 2, start=8), path, batch=Batch("app", 3))
+    assert sorted(r.id for r in _csv(spark, path).collect()) == list(range(10))
+    published = Storage(spark).read_json(f"{path}/{PUBLISHED_MARKER}")
+    assert (published["rows"], len(published["appends"])) == (10, 3)
+    assert sorted(published["batches"]["app"]) == ["1", "2", "3"]
+
+
+def test_files_replace_one_partition_and_keep_the_others(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "by_date")
+    for day, start in (("20240301", 0), ("20240302", 10), ("20240301", 20)):
+        result = ParquetWriter(replace={"date": day}).write(_df(spark, 3, start=start), path)
+        assert result.partition == {"date": day} and result.path.endswith(f"date={day}")
+    back = spark.read.parquet(path)
+    assert {(str(r.date), r.id) for r in back.collect()} == {("20240301", i) for i in range(20, 23)} | {
+        ("20240302", i) for i in range(10, 13)}
+    with pytest.raises(ValueError, match="used with mode='overwrite'"):
+        CsvWriter(mode="append", replace={"date": "x"})
+
+
+def test_csv_writes_nested_columns_as_json_text_or_names_them(spark, tmp_path: Path) -> None:
+    nested = spark.createDataFrame([(1, (2, "x"), [1, 2])], "id int, ctx struct<n:int,s:string>, tags array<int>")
+    CsvWriter().write(nested, str(tmp_path / "flat"))  # the book's to_json conversion
+    row = spark.read.options(sep=";", header="true").csv(str(tmp_path / "flat")).first()
+    assert (row.ctx, row.tags) == ('{"n":2,"s":"x"}', "[1,2]")
+    with pytest.raises(WriteRefusedError, match=r"columns \['ctx', 'tags'\] are nested") as refused:
+        CsvWriter(nested="error").write(nested, str(tmp_path / "refused"))
+    assert refused.value.getCondition() == "NESTED_COLUMNS" and not (tmp_path / "refused").exists()

@@ -44,9 +44,11 @@ def test_date_route_backfill_keeps_every_date_and_never_nests_outputs(spark, dat
         assert "already" in capsys.readouterr().out
     exports = Path(data_root, "exports")
     for day in ("20240228", "20240229"):
-        out = exports / "devices_csv_by_date" / f"date={day}"
+        out = exports / "devices_csv_by_date" / "_routes" / f"date={day}"
         assert json.loads((out / "_ROUTE.json").read_text())["branch"] == "csv"
-        assert READERS["csv"](spark, str(out)).count() == 10
+    legacy = READERS["csv"](spark, str(exports / "devices_csv_by_date"))  # every date kept, as the book's appends
+    assert {str(r.date): r["count"] for r in legacy.groupBy("date").count().collect()} == {"20240228": 10,
+                                                                                          "20240229": 10}
     table = READERS["delta"](spark, str(exports / "devices_delta_by_date"))
     assert {r.date: r["count"] for r in table.groupBy("date").count().collect()} == {"20240301": 10, "20240302": 10}
     route = json.loads((exports / "devices_delta_by_date" / "_routes" / "date=20240302" / "_ROUTE.json").read_text())
