@@ -227,15 +227,19 @@ class Router:
 SPARK_ROW_METADATA = "org.apache.spark.sql.parquet.row.metadata"
 
 
-def schema_of(spark: SparkSession, path: str, file_format: str, *, declared: StructType | None = None) -> StructType:
-    """The schema of the dataset at ``path`` from metadata only, launching no Spark job.
+def schema_of(spark: SparkSession, path: str, file_format: str, *, declared: StructType | None = None,
+              infer: bool = False, sampling_ratio: float = 1.0, sample_files: int | None = None) -> StructType:
+    """The schema of the dataset at ``path`` from metadata only, launching no Spark job (by default).
 
     Delta: the table's log. Parquet: the Spark schema in one file footer. JSON/CSV: ``declared`` (their
-    schema cannot be known without reading rows).
+    schema cannot be known without reading rows), or with ``infer=True`` inferred as the book does, at a
+    cost: one Spark job reading the input, bounded by ``sampling_ratio`` (of the rows) and ``sample_files``
+    (the first files by name). A field only the unread rows hold is then missed: declare the schema when
+    the route must be exact.
 
     Raises
     ------
-    RouteError: the path does not exist, or a JSON/CSV input has no declared schema.
+    RouteError: the path does not exist, or a JSON/CSV input has no declared schema and ``infer`` is off.
     """
     storage = Storage(spark)
     if not storage.exists(path):
@@ -249,11 +253,21 @@ def schema_of(spark: SparkSession, path: str, file_format: str, *, declared: Str
         if text:
             return StructType.fromJson(json.loads(text))
         return spark.read.parquet(path).schema  # not written by Spark: Spark reads the footers (one job)
-    if declared is None:
+    if declared is not None:
+        return declared
+    if not infer:
         raise RouteError(f"cannot route {file_format} input {path} on its schema without reading it: "
-                         "declare the schema", condition="SCHEMA_NOT_DECLARED",
-                         parameters={"path": path, "format": file_format})
-    return declared
+                         "declare the schema, or infer it (infer=True: one Spark job over a sample)",
+                         condition="SCHEMA_NOT_DECLARED", parameters={"path": path, "format": file_format})
+    if not 0.0 < sampling_ratio <= 1.0 or (sample_files is not None and sample_files < 1):
+        raise invalid_argument("schema inference sample", (sampling_ratio, sample_files),
+                               "sampling_ratio within (0, 1] and sample_files >= 1 or None")
+    files = [path] if sample_files is None else [
+        i.path for i in storage.list(path) if not i.name.startswith(("_", "."))][:sample_files]
+    schema = spark.read.format(file_format).option("samplingRatio", str(sampling_ratio)).load(files).schema
+    logger.info("schema of %s inferred from %s (samplingRatio %s): one Spark job", path,
+                "every file" if sample_files is None else f"{len(files)} file(s)", sampling_ratio)
+    return schema
 
 
 def record_route(spark: SparkSession, output: str, route: Route, extra: Mapping[str, Any] | None = None) -> str:

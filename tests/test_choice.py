@@ -110,6 +110,18 @@ def test_schema_route_launches_no_spark_job(spark, tmp_path: Path, fmt: str) -> 
     assert route.branch == "versioned" and "has ['version']" in route.reason
 
 
+@pytest.mark.classic
+def test_json_schema_is_inferred_only_when_asked_at_the_cost_of_one_job(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "json")
+    spark.createDataFrame([("galaxy", "G", "v1")] * 4, DEVICES_SCHEMA).repartition(2).write.json(path)
+    with SparkMeter(spark) as meter:
+        schema = schema_of(spark, path, "json", infer=True, sample_files=1)
+    assert meter.jobs == 1 and sorted(schema.fieldNames()) == ["full_name", "type", "version"]
+    assert route_by_schema(schema, RULES).branch == "versioned"  # the book's route, decided on inference
+    with pytest.raises(ValueError, match="sampling_ratio within"):
+        schema_of(spark, path, "json", infer=True, sampling_ratio=0)
+
+
 def test_schema_route_default_and_no_match() -> None:
     old = StructType([StructField("type", StringType())])
     assert route_by_schema(old, RULES[:1], default="legacy").branch == "legacy"
@@ -119,8 +131,9 @@ def test_schema_route_default_and_no_match() -> None:
 
 def test_json_without_declared_schema_is_refused(spark, tmp_path: Path) -> None:
     spark.range(1).write.json(str(tmp_path / "j"))
-    with pytest.raises(RouteError, match="declare the schema"):
+    with pytest.raises(RouteError, match=r"declare the schema, or infer it \(infer=True") as refused:
         schema_of(spark, str(tmp_path / "j"), "json")
+    assert refused.value.getCondition() == "SCHEMA_NOT_DECLARED"
 
 
 def test_router_is_inspectable_and_first_match_wins() -> None:
