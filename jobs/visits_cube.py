@@ -30,6 +30,7 @@ from spark_flows.job import job_parser, run_job
 from spark_flows.sources import require_input
 from spark_flows.storage import Storage
 from spark_flows.transforms import CUBE_DIMENSIONS, VISIT_FIELDS, visits_cube
+from spark_flows.waiting import Wait
 from spark_flows.writers import DeltaWriter
 
 NAME = "visits_cube"
@@ -75,10 +76,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dimensions", type=_dimensions, default=CUBE_DIMENSIONS,
                         help=f"comma-separated cube dimensions (default: {','.join(CUBE_DIMENSIONS)}; the book's: "
                              "user_id,page); a table keeps the dimensions it was created with")
+    parser.add_argument("--wait-for-hours", type=float, default=0.0, metavar="SECONDS",
+                        help="wait up to SECONDS for absent or empty hours before the trigger rule decides")
+    parser.add_argument("--poll-interval", type=float, default=10.0, metavar="SECONDS",
+                        help="with --wait-for-hours: seconds between listings of the hours")
     parser.add_argument("--input", help="visits root with date=YYYYMMDD/hour=HH (default: <data-root>/raw/visits)")
     parser.add_argument("--output", help="public cube Delta table (default: <data-root>/tables/visits_cube)")
     parser.add_argument("--private-output", help="default: <data-root>/tables/visits_cube_private")
     parser.add_argument("--completeness-table", help="default: <data-root>/tables/visits_cube_completeness")
+
+    def validate(args: argparse.Namespace) -> None:
+        if args.wait_for_hours < 0 or args.poll_interval <= 0:
+            parser.error(f"--wait-for-hours must be >= 0 and --poll-interval > 0, got {args.wait_for_hours} and "
+                         f"{args.poll_interval}")
 
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         day = args.execution_date
@@ -86,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         source = args.input or settings.path("raw", "visits")
         completeness_table = args.completeness_table or settings.path("tables", "visits_cube_completeness")
         require_input(spark, source, hint="generate it with `spark-flows generate visits --date ...`")
+        wait = Wait(args.wait_for_hours, args.poll_interval) if args.wait_for_hours else None
         merged = fan_in(spark, hourly_parents(source, day), mode=args.mode, schema=VISITS_SCHEMA,
-                        required=REQUIRED_COLUMNS)
+                        required=REQUIRED_COLUMNS, wait=wait)
         # the one scan of the day; refuses per the mode's trigger rule
         cube = merged.evaluate(partial(visits_cube, dimensions=args.dimensions))
         completeness = cube.completeness
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: {key}: {completeness.describe()} -> {published_to} {target}")
         return 0
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, validate=validate)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from spark_flows.datasets import hour_path
 from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary, invalid_argument, root_cause
 from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
 from spark_flows.storage import Storage
+from spark_flows.waiting import Wait
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +275,14 @@ class _Plan:
         return None
 
 
+def _await_parents(storage: Storage, parents: Sequence[Parent], wait: Wait) -> float:
+    """Poll the listing until every path parent has data or ``wait`` runs out; the seconds waited."""
+    paths = [p for p in parents if p.path is not None]
+    waited = wait.until(lambda: True if all(_data_files(storage, str(p.path)) for p in paths) else None,
+                        f"{len(paths)} fan-in parents")
+    return waited.seconds
+
+
 def _data_files(storage: Storage, path: str) -> list[str]:
     return [i.name for i in storage.list(path)
             if not i.is_dir and not i.name.startswith(("_", ".")) and i.size > 0]
@@ -289,8 +298,14 @@ def fan_in(
     allow_missing_columns: bool = False,
     track_corrupt_records: bool = True,
     required: Sequence[str] = (),
+    wait: Wait | None = None,
 ) -> FanIn:
     """Load every parent, check them on the listing, and merge the usable ones by name (lazily).
+
+    With ``wait`` (a :class:`~spark_flows.waiting.Wait`: timeout, poll interval), path parents that are
+    absent or empty are first waited for, as the book's DAG waits on a sensor per parent: the listing is
+    polled until every one has data or the timeout passes, then the trigger rule decides as usual (a parent
+    still absent is ``"no data after waiting N.Ns"``).
 
     Path parents are checked on the listing only: absent directory -> ``"no data"``, no non-empty data file
     -> ``"empty"``. JSON/CSV parents are read with ``schema`` (required for them: inferring it would scan);
@@ -315,6 +330,7 @@ def fan_in(
         if (parent.path is None) == (parent.load is None):
             raise invalid_argument(f"parent {parent.name!r}", parent, "a path or a loader (exactly one)")
     storage = Storage(spark)
+    waited = _await_parents(storage, parents, wait) if wait is not None else None
     failures: dict[str, str] = {}
     loaded: dict[str, DataFrame] = {}
     readable: dict[str, str] = {}  # parent name -> qualified path, for path parents that passed the listing
@@ -324,7 +340,7 @@ def fan_in(
             if parent.load is not None:
                 loaded[parent.name] = parent.load()
             elif not storage.exists(str(parent.path)):
-                failures[parent.name] = "no data"
+                failures[parent.name] = "no data" + (f" after waiting {waited:.1f}s" if waited else "")
             elif not _data_files(storage, str(parent.path)):
                 failures[parent.name] = "empty"
             elif schema is not None:

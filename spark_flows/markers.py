@@ -43,10 +43,11 @@ from pyspark.sql.types import StructType
 from spark_flows import backend, delta
 from spark_flows.config import Settings
 from spark_flows.datasets import date_key
-from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError, invalid_argument
+from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError
 from spark_flows.session import remote_url
 from spark_flows.storage import Storage
 from spark_flows.submit import SubmitResult, job_command, run_submit
+from spark_flows.waiting import Wait
 from spark_flows.writers import Batch, Writer, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -235,33 +236,21 @@ def wait_for_marker(
     MarkerTimeoutError: no marker within ``timeout``; names the path and how long it waited.
     MarkerMismatchError: the marker's schema, rows or run id are not what the consumer expects.
     """
-    for name, value, ok, expected in (("timeout", timeout, timeout >= 0, ">= 0"),
-                                      ("poll_interval", poll_interval, poll_interval > 0, "> 0"),
-                                      ("backoff", backoff, backoff >= 1.0, ">= 1")):
-        if not ok:
-            raise invalid_argument(name, value, f"a number {expected}")
     path = marker_path(dataset, execution_date)
-    began, polls, interval = time.monotonic(), 0, poll_interval
-    while True:
-        polls += 1
-        marker = read_marker(spark, dataset, execution_date)
-        if marker is not None:
-            if run_id is not None and marker.run_id != run_id:
-                raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}",
-                                          condition="MARKER_MISMATCH.OTHER_RUN",
-                                          parameters={"path": path, "run_id": marker.run_id, "expected": run_id})
-            _check(marker, path, expected_schema, require_rows)
-            logger.info("marker %s found after %.1fs (%d polls)", path, time.monotonic() - began, polls)
-            return marker
-        waited = time.monotonic() - began
-        if waited >= timeout:
-            raise MarkerTimeoutError(parameters={"path": path, "waited_seconds": round(waited, 1), "polls": polls},
-                                     message=f"no readiness marker at {path} after waiting {waited:.1f}s "
-                                     f"(timeout {timeout:g}s, {polls} polls); is the producer of {dataset} done?")
-        if polls == 1:
-            logger.info("waiting for marker %s (timeout %gs, every %gs)", path, timeout, poll_interval)
-        time.sleep(min(interval, max(timeout - waited, 0.0)))
-        interval = min(interval * backoff, max_interval)
+    waited = Wait(timeout, poll_interval, backoff, max_interval).until(
+        lambda: read_marker(spark, dataset, execution_date), f"marker {path}")
+    marker = waited.value
+    if marker is None:
+        raise MarkerTimeoutError(parameters={"path": path, "waited_seconds": round(waited.seconds, 1),
+                                             "polls": waited.polls},
+                                 message=f"no readiness marker at {path} after waiting {waited.seconds:.1f}s "
+                                 f"(timeout {timeout:g}s, {waited.polls} polls); is the producer of {dataset} done?")
+    if run_id is not None and marker.run_id != run_id:
+        raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}",
+                                  condition="MARKER_MISMATCH.OTHER_RUN",
+                                  parameters={"path": path, "run_id": marker.run_id, "expected": run_id})
+    _check(marker, path, expected_schema, require_rows)
+    return marker
 
 
 def read_when_ready(spark: SparkSession, dataset: str, execution_date: dt.date, *, file_format: str = "delta",

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from spark_flows.fan_in import (
 )
 from spark_flows.metrics import SparkMeter
 from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+from spark_flows.waiting import Wait
 
 DAY = dt.date(2024, 1, 1)
 
@@ -133,3 +137,52 @@ def test_completeness_columns_and_table_row(spark) -> None:
     assert {(r.is_approximate, r.completeness_ratio) for r in df.collect()} == {(True, 0.75)}
     row = completeness_frame(spark, "20240101", c).first()
     assert (row.expected, row.present, row.ratio, row.missing, row.failures) == (4, 3, 0.75, ["02"], {"02": "no data"})
+
+
+class _Announced(logging.Handler):
+    """Sets ``event`` when a wait logs that it started waiting (after its first poll found a parent missing)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.event = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("waiting for"):
+            self.event.set()
+
+
+def test_aligned_fan_in_waits_for_a_late_parent_then_merges_every_hour(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "visits")
+    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[6])
+    announced, waiting = _Announced(), logging.getLogger("spark_flows.waiting")
+    waiting.addHandler(announced)
+    waiting.setLevel(logging.INFO)
+
+    def late_producer() -> None:  # the sensor's case: the hour lands while the fan-in waits for it
+        assert announced.event.wait(120)
+        staged = _hour(root, 6).with_name(".hour=06.tmp")
+        shutil.copytree(_hour(root, 5), staged)
+        staged.rename(_hour(root, 6))
+
+    producer = threading.Thread(target=late_producer)
+    producer.start()
+    try:
+        merged = fan_in(spark, hourly_parents(root, DAY), schema=VISITS_SCHEMA,
+                        wait=Wait(timeout=120, poll_interval=0.2))
+    finally:
+        producer.join()
+        waiting.removeHandler(announced)
+    evaluated = merged.evaluate()
+    assert announced.event.is_set() and evaluated.completeness.describe().startswith("24 of 24 present")
+    assert evaluated.frame.count() == 48
+    evaluated.unpersist()
+
+
+def test_a_parent_still_missing_when_the_wait_ends_is_named_with_the_wait(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "visits")
+    write_visits(spark, root, DAY, rows_per_hour=1, missing_hours=[17])
+    merged = fan_in(spark, hourly_parents(root, DAY), schema=VISITS_SCHEMA, wait=Wait(timeout=0.3, poll_interval=0.1))
+    with pytest.raises(MissingParentsError, match=r"17 \(no data after waiting \d+\.\ds\)"):
+        merged.evaluate()
+    with pytest.raises(ValueError, match="poll_interval must be a number > 0"):
+        Wait(timeout=1, poll_interval=0)

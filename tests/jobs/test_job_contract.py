@@ -24,6 +24,8 @@ from tests.procs import ROOT, SUBMIT_CONF
     (devices_exporter.main, ["--route-by-date", "--execution-date", "2024-03-01"], "needs --migration-date"),
     (backfill.main, ["--job", "visits_cube", "--from", "2024-01-02", "--to", "2024-01-01"], "is before --from"),
     (visits_cube.main, ["--execution-date", "2024-01-01", "--min-completeness", "2"], "within 0..1"),
+    (visits_cube.main, ["--execution-date", "2024-01-01", "--wait-for-hours", "-1"], "--wait-for-hours must be >= 0"),
+    (visits_cube.main, ["--execution-date", "2024-01-01", "--dimensions", "page,nope"], "--dimensions must be"),
 ])
 def test_flag_combinations_are_refused_before_spark_starts(monkeypatch, capsys, main, args, message) -> None:
     def no_session(*_: object, **__: object) -> None:
