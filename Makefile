@@ -5,14 +5,18 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 # Set only when the bootstrap had to fetch Delta's jars with mvn (read at run time, after bootstrap).
 RUN := SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" $(PY)
 
-.PHONY: demo test test-fast test-connect lint bench cluster-test bootstrap dist clean
+.PHONY: demo test test-fast test-connect test-versions lint bench cluster-test bootstrap dist clean
 
 demo: bootstrap            ## run every bundled job on generated sample data, local mode
 	$(RUN) scripts/demo.py
 
-test: bootstrap lint       ## static checks, the whole suite on classic Spark, then its public-API tests on Spark Connect
+test: bootstrap lint       ## static checks, the suite on classic Spark, on Spark Connect, then on Python 3.10 and 3.13
 	$(RUN) -m pytest
 	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests --ignore=tests/jobs
+	bash scripts/test_versions.sh
+
+test-versions: bootstrap   ## only the wheel on Python 3.10 + pyspark 4.2 and Python 3.13 + pyspark 4.1
+	bash scripts/test_versions.sh
 
 test-connect: bootstrap    ## only the Spark Connect run (a local Connect server is started and stopped)
 	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests --ignore=tests/jobs
@@ -24,7 +28,7 @@ cluster-test: bootstrap    ## only the standalone-cluster test
 	$(RUN) -m pytest -m cluster
 
 lint: bootstrap
-	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts conftest.py
+	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts examples conftest.py
 	.venv/bin/mypy
 
 bench: bootstrap           ## benchmarks: figures and ratios side by side

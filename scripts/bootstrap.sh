@@ -22,7 +22,7 @@ if [ -z "$python_bin" ]; then
     fi
   done
 fi
-[ -n "$python_bin" ] || die "Python 3.11+ not found (set PYTHON=/path/to/python3.11)"
+[ -n "$python_bin" ] || die "Python 3.11+ not found for the dev environment (set PYTHON=/path/to/python3.11); the library itself supports 3.10+, and make test checks 3.10 and 3.13 in venvs of their own"
 
 stamp=".venv/.spark_flows-installed"
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)

@@ -319,6 +319,32 @@ def group_job_ids(spark: SparkSession, group: str) -> list[int]:
     return sorted(context(spark, needed_by="group_job_ids").statusTracker().getJobIdsForGroup(group))
 
 
+def quiet_spark(spark: SparkSession, *, debug: bool = False) -> None:
+    """Spark's own log lines at WARN (INFO with ``debug``) for the rest of a classic application, however it
+    was launched; on Connect the server's logging is the server's."""
+    if not is_remote(spark):
+        spark.sparkContext.setLogLevel("INFO" if debug else "WARN")
+
+
+def running_jobs(spark: SparkSession) -> list[str] | None:
+    """One line per running Spark job (the call that started it, tasks done of total); ``None`` on Connect,
+    whose client has no status tracker."""
+    if is_remote(spark):
+        return None
+    tracker = spark.sparkContext.statusTracker()
+    lines = []
+    for job_id in tracker.getActiveJobsIds():
+        job = tracker.getJobInfo(job_id)
+        if job is None:
+            continue
+        stages = [s for s in (tracker.getStageInfo(i) for i in job.stageIds) if s is not None]
+        done = sum(s.numCompletedTasks for s in stages)
+        total = sum(s.numTasks for s in stages)
+        called = f" ({stages[-1].name})" if stages else ""
+        lines.append(f"job {job_id}{called}: {done}/{total} tasks")
+    return lines
+
+
 # --- metrics ------------------------------------------------------------------------------------------
 
 def _scala_seq(seq: Any) -> list[Any]:

@@ -25,13 +25,14 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from enum import Enum, StrEnum
+from enum import Enum
 from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql.types import StructType
 
 from spark_flows import backend
+from spark_flows._compat import StrEnum
 from spark_flows.errors import RouteError, UnknownOutputTypeError, invalid_argument
 from spark_flows.storage import Storage
 from spark_flows.writers import CsvWriter, DeltaWriter, ParquetWriter, Writer
@@ -139,7 +140,7 @@ class Route:
     def as_record(self) -> dict[str, Any]:
         """The route as JSON-ready data, with the time of the decision."""
         return {**asdict(self), "candidates": list(self.candidates),
-                "decided_at": dt.datetime.now(dt.UTC).isoformat()}
+                "decided_at": dt.datetime.now(dt.timezone.utc).isoformat()}
 
 
 def _taken(route: Route) -> Route:

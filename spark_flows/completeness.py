@@ -94,5 +94,5 @@ def completeness_frame(spark: SparkSession, partition: str, completeness: Comple
     """One row describing ``completeness`` for an output ``partition`` (the companion completeness table)."""
     row = (partition, len(completeness.expected), len(completeness.present), completeness.ratio,
            completeness.is_approximate, list(completeness.missing), dict(completeness.failures),
-           dt.datetime.now(dt.UTC).replace(tzinfo=None))
+           dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
     return spark.createDataFrame([row], COMPLETENESS_SCHEMA)

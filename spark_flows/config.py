@@ -13,13 +13,13 @@ Example
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from spark_flows._compat import tomllib
 from spark_flows.errors import ConfigError
 
 DEFAULT_CONF_NAME = "local.toml"
@@ -37,7 +37,8 @@ class Settings:
     app_name: Spark application name.
     spark_conf: extra Spark configuration, applied unless ``spark-submit`` already set the key.
     data_root: root under which bundled jobs read and write (any Hadoop FS URI or a local path).
-    delta_package: Maven coordinates of Delta Lake's JVM artifact.
+    delta_package: Maven coordinates of Delta Lake's JVM artifact; by default the one built for the installed
+        pyspark's Spark line (:func:`default_delta_package`).
     lock_ttl_seconds: a run lock whose heartbeat is older than this may be taken over.
     heartbeat_seconds: how often a live run refreshes its lock.
     source: where the settings came from (file path, or ``embedded``).
@@ -48,7 +49,7 @@ class Settings:
     app_name: str = "spark_flows"
     spark_conf: Mapping[str, str] = field(default_factory=dict)
     data_root: str = "data"
-    delta_package: str = "io.delta:delta-spark_4.2_2.13:4.4.0"
+    delta_package: str = field(default_factory=lambda: default_delta_package())
     lock_ttl_seconds: int = 120
     heartbeat_seconds: int = 20
     source: str = "embedded"
@@ -56,6 +57,24 @@ class Settings:
     def path(self, *parts: str) -> str:
         """Join ``parts`` under :attr:`data_root` (``'data'``, ``'raw'`` -> ``'data/raw'``)."""
         return "/".join([self.data_root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+#: Delta Lake's JVM release; it is published for Spark 4.0, 4.1 and 4.2 (``delta-spark_<spark>_2.13``)
+DELTA_JVM_VERSION = "4.4.0"
+
+
+def default_delta_package(spark_version: str | None = None) -> str:
+    """The Delta artifact built for ``spark_version`` (default: the installed pyspark's), e.g.
+
+    >>> default_delta_package("4.1.4")
+    'io.delta:delta-spark_4.1_2.13:4.4.0'
+    """
+    if spark_version is None:
+        from pyspark import __version__ as installed
+
+        spark_version = str(installed)
+    line = ".".join(spark_version.split(".")[:2])
+    return f"io.delta:delta-spark_{line}_2.13:{DELTA_JVM_VERSION}"
 
 
 def embedded_conf_text(name: str = DEFAULT_CONF_NAME) -> str:
@@ -81,7 +100,7 @@ def _from_toml(raw: Mapping[str, Any], source: str) -> Settings:
             app_name=str(spark.get("app_name", Settings.app_name)),
             spark_conf=conf,
             data_root=str(paths.get("data_root", Settings.data_root)),
-            delta_package=str(delta.get("package", Settings.delta_package)),
+            delta_package=str(delta.get("package") or default_delta_package()),
             lock_ttl_seconds=int(runner.get("lock_ttl_seconds", Settings.lock_ttl_seconds)),
             heartbeat_seconds=int(runner.get("heartbeat_seconds", Settings.heartbeat_seconds)),
             source=source,

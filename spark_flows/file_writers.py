@@ -139,7 +139,7 @@ class FilesWriter(Writer):
         record: dict[str, Any] = {
             "app_id": batch.app_id if batch else None, "version": batch.version if batch else None,
             "rows": rows, "format": self.file_format, "schema": df.schema.json(), "batches": batches,
-            "published_at": dt.datetime.now(dt.UTC).isoformat(),
+            "published_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }
         if self.mode == "append":
             append_id = uuid.uuid4().hex[:12]

@@ -26,9 +26,11 @@ from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
+from spark_flows import backend
 from spark_flows.backend import driver_stderr
 from spark_flows.config import Settings, load_settings, parse_key_values
 from spark_flows.errors import ConfigError, error_summary
+from spark_flows.progress import configure_logging, enable_progress
 from spark_flows.session import job_session, launched_by_spark_submit
 
 logger = logging.getLogger(__name__)
@@ -63,25 +65,15 @@ def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.
     common.add_argument(
         "--spark-conf", action="append", metavar="KEY=VALUE", help="extra Spark configuration, repeatable"
     )
-    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="spark_flows' log level (Spark's own lines stay at WARN unless DEBUG)")
+    common.add_argument("--progress", type=float, nargs="?", const=30.0, default=None, metavar="SECONDS",
+                        help="a line every SECONDS (default 30) naming the Spark jobs still running")
     if dated:
         common.add_argument(
             "--execution-date", type=parse_date, required=True, help="logical date of the run, YYYY-MM-DD"
         )
     return parser
-
-
-def configure_logging(level: str) -> None:
-    """Send spark_flows' log lines to stderr at ``level`` (Spark's own JVM logs are set by log4j2)."""
-    root = logging.getLogger("spark_flows")
-    if not any(getattr(h, "_spark_flows", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-        handler._spark_flows = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
-    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -138,7 +130,13 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
         return EXIT_USAGE
     try:
         with job_session(settings) as spark:
-            result = body(spark, settings, args)
+            backend.quiet_spark(spark, debug=args.log_level == "DEBUG")
+            stop = enable_progress(args.log_level, spark=spark, every=args.progress) if args.progress else None
+            try:
+                result = body(spark, settings, args)
+            finally:
+                if stop is not None:
+                    stop()
     except Exception as exc:
         logger.debug("%s failed", name, exc_info=True)
         report_error(f"{name}: error: {error_summary(exc)}")

@@ -51,7 +51,7 @@ class RunLedger:
     def record(self, job: str, execution_date: dt.date, attempt: int, status: str, run_id: str,
                error: str | None = None) -> None:
         """Append one event (a blind append: concurrent runs never conflict on it)."""
-        row = (job, execution_date.isoformat(), attempt, status, dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        row = (job, execution_date.isoformat(), attempt, status, dt.datetime.now(dt.timezone.utc).replace(tzinfo=None),
                run_id, error)
         frame = self.spark.createDataFrame([row], LEDGER_SCHEMA)
         retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(self.path), path=self.path,

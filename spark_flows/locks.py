@@ -100,7 +100,7 @@ class RunLock:
             raw = json.loads(text)
             return LockHolder(**{k: v for k, v in raw.items() if k in known})
         except (ValueError, TypeError, AttributeError):
-            since = dt.datetime.fromtimestamp(modified_ms / 1000, dt.UTC).isoformat()
+            since = dt.datetime.fromtimestamp(modified_ms / 1000, dt.timezone.utc).isoformat()
             return LockHolder(self.job, UNREADABLE, "unknown host", -1, since, self.ttl)
 
     def _describe(self, holder: LockHolder, age: float) -> str:
@@ -118,7 +118,7 @@ class RunLock:
         took_over: str | None = None
         while True:
             mine = LockHolder(self.job, self.run_id, socket.gethostname(), os.getpid(),
-                              dt.datetime.now(dt.UTC).isoformat(), self.ttl, took_over)
+                              dt.datetime.now(dt.timezone.utc).isoformat(), self.ttl, took_over)
             if self.storage.create_exclusive(self.path, json.dumps(asdict(mine))):
                 self.holder = mine
                 self._start_heartbeat()

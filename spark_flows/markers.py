@@ -83,7 +83,7 @@ class Marker:
     @property
     def age_seconds(self) -> float:
         """Seconds since the marker was written."""
-        return (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
+        return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
 
 
 def markers_dir(dataset: str) -> str:
@@ -177,7 +177,8 @@ def write_marker(
         rows = result.batch_rows
     marker = Marker(
         dataset=dataset, execution_date=execution_date.isoformat(), producer=producer, run_id=run, rows=rows,
-        schema=schema.json(), written_at=dt.datetime.now(dt.UTC).isoformat(), table_version=result.table_version,
+        schema=schema.json(), written_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        table_version=result.table_version,
         stale_consumers=tuple(stale_consumers(spark, dataset, execution_date, run)), batch_rows=result.batch_rows,
         partition=partition,
     )
@@ -273,7 +274,7 @@ def record_consumption(spark: SparkSession, marker: Marker, consumer: str) -> No
     day = dt.date.fromisoformat(marker.execution_date)
     Storage(spark).write_json(f"{_consumers_dir(marker.dataset, day)}/{consumer}.json",
                               {"consumer": consumer, "run_id": marker.run_id,
-                               "consumed_at": dt.datetime.now(dt.UTC).isoformat()})
+                               "consumed_at": dt.datetime.now(dt.timezone.utc).isoformat()})
 
 
 def stale_consumers(spark: SparkSession, dataset: str, execution_date: dt.date, run_id: str) -> list[str]:
@@ -314,7 +315,7 @@ def trigger(
     day = dt.date.fromisoformat(marker.execution_date)
     updated = replace(marker, triggered={"job": job, "args": list(args), "exit_code": result.returncode,
                                          "seconds": round(time.monotonic() - began, 1),
-                                         "at": dt.datetime.now(dt.UTC).isoformat()})
+                                         "at": dt.datetime.now(dt.timezone.utc).isoformat()})
     Storage(spark).write_json(marker_path(marker.dataset, day), asdict(updated))
     if not result.ok:
         last = (result.output_tail.splitlines() or [""])[-1]

@@ -108,7 +108,7 @@ def visits_frame(spark: SparkSession, day: dt.date, *, rows_per_hour: int = 100,
     start = dt.datetime.combine(day, dt.time())
     hour = (F.col("id") % HOURS_PER_DAY).cast("int")
     seconds = hour * 3600 + _bucket(seed, 3600)
-    event_time = F.timestamp_seconds(F.lit(int(start.replace(tzinfo=dt.UTC).timestamp())) + seconds)
+    event_time = F.timestamp_seconds(F.lit(int(start.replace(tzinfo=dt.timezone.utc).timestamp())) + seconds)
     return spark.range(rows_per_hour * HOURS_PER_DAY).select(
         F.concat(F.lit(f"v-{date_key(day)}-"), F.col("id").cast("string")).alias("visit_id"),
         event_time.alias("event_time"),

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
 from spark_flows.backend import class_loadable, is_remote, live_session, submitted_conf_keys
-from spark_flows.config import Settings, embedded_conf_path
+from spark_flows.config import Settings, embedded_conf_path, load_settings
 from spark_flows.errors import EnvironmentSetupError
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,11 @@ def delta_builder(settings: Settings) -> SparkSession.Builder:
                 builder = builder.config(key, value)
         return builder
     builder = builder.master(settings.master)
+    if not os.environ.get("PYSPARK_PYTHON"):
+        # Python workers run this interpreter (pyspark reads the variable when the context starts), not
+        # whichever `python3` is first on PATH: a driver on 3.13 beside a system 3.11 would otherwise fail
+        # with PYTHON_VERSION_MISMATCH on the first job that runs Python on the executors
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     jars = cached_jars()
     if jars:
         builder = builder.config("spark.jars", jars)
@@ -96,7 +102,8 @@ def get_session(settings: Settings | None = None) -> SparkSession:
 
     Parameters
     ----------
-    settings: the configuration used when a new session must be built (default: embedded local conf).
+    settings: the configuration used when a new session must be built (default: the embedded
+        ``local.toml``, as :func:`~spark_flows.config.load_settings` gives it).
 
     Returns
     -------
@@ -110,7 +117,7 @@ def get_session(settings: Settings | None = None) -> SparkSession:
     active = existing_session()
     if active is not None:
         return active
-    settings = settings or Settings()
+    settings = settings or load_settings()
     remote = remote_url(settings)
     if remote is not None:
         return connect_session(remote, settings)

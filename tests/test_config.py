@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyspark
 import pytest
 
 from spark_flows.config import apply_overrides, load_settings, parse_key_values
@@ -12,7 +13,8 @@ def test_embedded_default_is_local_with_data_under_the_checkout() -> None:
     settings = load_settings()
     assert settings.master == "local[*]"
     assert settings.data_root == "data"
-    assert settings.delta_package.startswith("io.delta:delta-spark_4.2_2.13:")
+    line = ".".join(pyspark.__version__.split(".")[:2])
+    assert settings.delta_package.startswith(f"io.delta:delta-spark_{line}_2.13:")
     assert settings.path("raw", "devices") == "data/raw/devices"
 
 
