@@ -1,28 +1,33 @@
-"""``spark-flows``: generate sample data and inspect what the patterns leave on storage.
-
-    spark-flows generate devices --rows 1000 [--malformed 3] [--output data/raw/devices]
-    spark-flows generate visits --date 2024-01-01 [--missing-hours 6,11] [--output data/raw/visits]
-    spark-flows markers data/tables/devices        what is ready: date, rows, producer, age
-    spark-flows runs visits_trend_generator        the run ledger: date, attempt, status, times, error
-    spark-flows submit jobs/devices_loader.py [--master URL] [--ship] [--dry-run] -- --batch-id 1
-"""
+"""The ``spark-flows`` command: generate sample data and inspect what the patterns leave on storage (see HELP)."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from spark_flows.config import Settings, load_settings
-from spark_flows.errors import SparkFlowsError
-from spark_flows.job import EXIT_USAGE, job_parser, parse_date, run_job
+from spark_flows.errors import SparkFlowsError, error_summary
+from spark_flows.job import EXIT_FAILED, EXIT_USAGE, job_parser, parse_date, run_job
+from spark_flows.ledger import read_runs
 from spark_flows.markers import list_markers, markers_dir
-from spark_flows.runners import RunLedger
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.session import SparkSession
 from spark_flows.submit import package_zip, run_submit, submit_command
+
+HELP = """\
+spark-flows: generate sample data and inspect what the data flow patterns leave on storage.
+
+usage:
+  spark-flows generate devices --rows 1000 [--malformed 3] [--output data/raw/devices]
+  spark-flows generate visits --date 2024-01-01 [--missing-hours 6,11] [--output data/raw/visits]
+  spark-flows markers data/tables/devices       what is ready: date, rows, producer, age (no Spark)
+  spark-flows runs visits_trend_generator       the run ledger: date, attempt, status, times, error (no Spark)
+  spark-flows submit jobs/devices_loader.py [--master URL] [--ship] [--dry-run] -- --batch-id 1
+
+Each command takes --help."""
 
 
 def _hours(text: str) -> list[int]:
@@ -69,12 +74,32 @@ def _generate(argv: Sequence[str]) -> int:
     return run_job("spark-flows generate", parser, argv, body)
 
 
+def _file_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A parser for commands that only read files: no Spark flags, no session."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--conf-file", help="TOML configuration (default: the embedded local.toml)")
+    parser.add_argument("--data-root", help="root of the default paths (default: the conf's)")
+    return parser
+
+
+def _read_files(name: str, parser: argparse.ArgumentParser, argv: Sequence[str],
+                body: Callable[[Settings, argparse.Namespace], int]) -> int:
+    try:
+        args = parser.parse_args(list(argv))
+        return body(load_settings(args.conf_file, overrides={"data_root": args.data_root}), args)
+    except SystemExit as exc:
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    except Exception as exc:
+        print(f"{name}: error: {error_summary(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def _markers(argv: Sequence[str]) -> int:
-    parser = job_parser("spark-flows markers", "List the readiness markers of a dataset.")
+    parser = _file_parser("spark-flows markers", "List the readiness markers of a dataset (reads files only).")
     parser.add_argument("dataset", help="the dataset path the producer publishes (e.g. data/tables/devices)")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        markers = list_markers(spark, args.dataset)
+    def body(settings: Settings, args: argparse.Namespace) -> int:
+        markers = list_markers(None, args.dataset)
         if not markers:
             print(f"no readiness markers for {args.dataset} (looked in {markers_dir(args.dataset)})")
             return 0
@@ -90,7 +115,7 @@ def _markers(argv: Sequence[str]) -> int:
                   f"{m.run_id:<14}{version:>8}  {_age(m.age_seconds):>8}  {'; '.join(notes)}")
         return 0
 
-    return run_job("spark-flows markers", parser, argv, body)
+    return _read_files("spark-flows markers", parser, argv, body)
 
 
 def _age(seconds: float) -> str:
@@ -101,12 +126,12 @@ def _age(seconds: float) -> str:
 
 
 def _runs(argv: Sequence[str]) -> int:
-    parser = job_parser("spark-flows runs", "List a job's runs from the run ledger.")
+    parser = _file_parser("spark-flows runs", "List a job's runs from the run ledger (reads files only).")
     parser.add_argument("job", help="job name, e.g. visits_trend_generator")
     parser.add_argument("--ledger", help="run ledger Delta table (default: <data-root>/_ledger/runs)")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        rows = RunLedger(spark, args.ledger or settings.path("_ledger", "runs")).runs(args.job).collect()
+    def body(settings: Settings, args: argparse.Namespace) -> int:
+        rows = read_runs(args.ledger or settings.path("_ledger", "runs"), args.job)
         if not rows:
             print(f"no runs of {args.job} in the ledger")
             return 0
@@ -117,7 +142,7 @@ def _runs(argv: Sequence[str]) -> int:
             print(f"{r.execution_date:<12}{r.attempt:>8}  {r.status:<10}{started:<21}{ended:<21}{r.error or ''}")
         return 0
 
-    return run_job("spark-flows runs", parser, argv, body)
+    return _read_files("spark-flows runs", parser, argv, body)
 
 
 def _submit(argv: Sequence[str]) -> int:
@@ -163,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``spark-flows`` console script."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help") or args[0] not in COMMANDS:
-        print(__doc__.strip() + "\n\ncommands: " + ", ".join(COMMANDS), file=sys.stderr if args else sys.stdout)
+        print(HELP, file=sys.stdout if not args or args[0] in ("-h", "--help") else sys.stderr)
         return 0 if not args or args[0] in ("-h", "--help") else EXIT_USAGE
     return COMMANDS[args[0]](args[1:])
 

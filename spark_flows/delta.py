@@ -41,6 +41,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from spark_flows.errors import ConcurrentWriteError
 from spark_flows.storage import Storage
@@ -179,31 +180,50 @@ def table_rows(storage: Storage, path: str, version: int | None = None, *,
 
     ``None`` when a live file has no statistics (``delta.dataSkippingNumIndexedCols`` < 0, or old writers).
     """
+    wanted = {k: str(v) for k, v in (partition or {}).items()}
+    live = _live_adds(storage, path, version, lambda add: all(
+        dict(add.get("partitionValues") or {}).get(k) == v for k, v in wanted.items()))
+    if live is None:
+        return None
+    counts = [_records(add.get("stats")) for add in live.values()]
+    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+
+
+def _live_adds(storage: Storage, path: str, version: int | None,
+               selected: Callable[[Mapping[str, Any]], bool]) -> dict[str, Mapping[str, Any]] | None:
+    """The ``add`` actions of the files live at ``version`` (default: newest) that ``selected`` keeps."""
     commits = _commits(storage, path)
     if not commits:
         return None
     target = commits[-1] if version is None else version
-    wanted = {k: str(v) for k, v in (partition or {}).items()}
-
-    def selected(add: Mapping[str, Any]) -> bool:
-        values = dict(add.get("partitionValues") or {})
-        return all(values.get(k) == v for k, v in wanted.items())
-
-    live: dict[str, int | None] = {}
+    live: dict[str, Mapping[str, Any]] = {}
     checkpoint = _checkpoint(storage, path, at_most=target)
     if checkpoint:
         for add in _checkpoint_rows(storage, checkpoint[1], "add"):
             if selected(add):
-                live[add["path"]] = _records(add.get("stats"))
+                live[add["path"]] = add
     for commit in (v for v in commits if (checkpoint is None or v > checkpoint[0]) and v <= target):
         for action in _actions(storage, path, commit):
             if "add" in action:
                 if selected(action["add"]):
-                    live[action["add"]["path"]] = _records(action["add"].get("stats"))
+                    live[action["add"]["path"]] = action["add"]
             elif "remove" in action:
                 live.pop(action["remove"]["path"], None)
-    counts = list(live.values())
-    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+    return live
+
+
+def read_rows(storage: Storage, path: str) -> list[dict[str, Any]]:
+    """Every row of the small, unpartitioned Delta table at ``path``, read without Spark (its live Parquet
+    files through pyarrow); ``[]`` when there is no table. For metadata-sized tables (a run ledger), not data.
+    """
+    import pyarrow.parquet as pq
+
+    live = _live_adds(storage, path, None, lambda add: True) or {}
+    rows: list[dict[str, Any]] = []
+    for file in live:
+        location = f"{path.rstrip('/')}/{unquote(file)}" if "://" not in file else file
+        rows.extend(pq.read_table(io.BytesIO(storage.read_bytes(location))).to_pylist())
+    return rows
 
 
 def _records(stats: str | None) -> int | None:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
+from spark_flows import delta
 from spark_flows.delta import retry_on_conflict
 from spark_flows.errors import DependsOnPastError
 from spark_flows.storage import Storage
@@ -84,6 +86,40 @@ class RunLedger:
     def next_attempt(self, job: str, execution_date: dt.date) -> int:
         """The attempt number a new run of ``job`` for ``execution_date`` gets; triggers one Spark job."""
         return next_attempt_of(self.runs(job).collect(), execution_date)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a job as :meth:`RunLedger.runs` gives it, read without Spark by :func:`read_runs`."""
+
+    job: str
+    execution_date: str
+    attempt: int
+    status: str
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    run_id: str
+    error: str | None
+
+
+def read_runs(path: str, job: str | None = None, *, storage: Storage | None = None) -> list[Run]:
+    """The runs in the ledger at ``path`` (of ``job``), ordered as :meth:`RunLedger.runs`, read from the
+    table's log and files without Spark (``storage``: default, local files and pyarrow's filesystems).
+
+    >>> read_runs("/nonexistent/ledger")
+    []
+    """
+    events = [e for e in delta.read_rows(storage or Storage(), path) if job is None or e["job"] == job]
+    by_run: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for event in events:
+        by_run.setdefault((event["job"], event["execution_date"], event["run_id"]), []).append(event)
+    runs = []
+    for (name, day, run_id), group in by_run.items():
+        last = max(group, key=lambda e: e["at"])
+        ended = [e["at"] for e in group if e["status"] != "running"]
+        runs.append(Run(name, day, max(e["attempt"] for e in group), last["status"], min(e["at"] for e in group),
+                        max(ended) if ended else None, run_id, last["error"]))
+    return sorted(runs, key=lambda r: (r.execution_date, r.started_at or dt.datetime.min))
 
 
 def statuses_of(runs: Sequence[Any]) -> dict[str, str]:

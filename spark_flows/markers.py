@@ -101,8 +101,9 @@ def _consumers_dir(dataset: str, execution_date: dt.date) -> str:
     return f"{markers_dir(dataset)}/{date_key(execution_date)}.consumers"
 
 
-def read_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> Marker | None:
-    """The marker of ``dataset`` for ``execution_date``, or ``None`` if the data is not ready."""
+def read_marker(spark: SparkSession | None, dataset: str, execution_date: dt.date) -> Marker | None:
+    """The marker of ``dataset`` for ``execution_date``, or ``None`` if the data is not ready (``spark``:
+    ``None`` reads local files and pyarrow's filesystems without Spark)."""
     storage, path = Storage(spark), marker_path(dataset, execution_date)
     if not storage.exists(path):
         return None
@@ -112,8 +113,8 @@ def read_marker(spark: SparkSession, dataset: str, execution_date: dt.date) -> M
     return Marker(**{k: v for k, v in raw.items() if k in known})  # fields of a newer version are ignored
 
 
-def list_markers(spark: SparkSession, dataset: str) -> list[Marker]:
-    """Every marker of ``dataset``, oldest execution date first."""
+def list_markers(spark: SparkSession | None, dataset: str) -> list[Marker]:
+    """Every marker of ``dataset``, oldest execution date first (``spark=None``: without Spark)."""
     storage = Storage(spark)
     found = []
     for info in storage.list(markers_dir(dataset)):

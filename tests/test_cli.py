@@ -39,9 +39,42 @@ def test_submit_refuses_a_missing_job_file(capsys) -> None:
     assert "job file jobs/nope.py does not exist" in capsys.readouterr().err
 
 
-def test_unknown_command_is_a_usage_error(capsys) -> None:
+def test_unknown_command_is_a_usage_error_and_help_is_plain_text(capsys) -> None:
     assert cli(["frobnicate"]) == 2
-    assert "commands: generate, markers, runs, submit" in capsys.readouterr().err
+    assert "spark-flows runs visits_trend_generator" in capsys.readouterr().err
+    assert cli(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("spark-flows: ") and "``" not in text and ":func:" not in text
+
+
+def test_markers_and_runs_read_files_without_spark(spark, tmp_path: Path, monkeypatch, capsys) -> None:
+    import datetime as dt
+
+    from spark_flows.markers import publish
+    from spark_flows.runners import RunLedger
+    from spark_flows.writers import DeltaWriter
+
+    dataset, ledger = str(tmp_path / "devices"), RunLedger(spark, str(tmp_path / "ledger"))
+    publish(spark.range(3), dataset, DeltaWriter(), producer="loader", execution_date=dt.date(2024, 1, 1))
+    ledger.record("trend", dt.date(2024, 1, 1), 1, "running", "r1")
+    ledger.record("trend", dt.date(2024, 1, 1), 1, "failed", "r1", "boom")
+    ledger.record("trend", dt.date(2024, 1, 1), 2, "running", "r2")
+    ledger.record("trend", dt.date(2024, 1, 1), 2, "succeeded", "r2")
+    ledger.record("other", dt.date(2024, 1, 1), 1, "running", "r3")
+    expected = [(r.attempt, r.status, r.error) for r in ledger.runs("trend").collect()]
+
+    def no_spark(*_: object, **__: object) -> None:
+        raise AssertionError("a command that only reads files asked for Spark")
+
+    monkeypatch.setattr("spark_flows.session.get_session", no_spark)
+    monkeypatch.setattr("spark_flows.job.job_session", no_spark)
+    assert cli(["markers", dataset]) == 0
+    listing = capsys.readouterr().out.splitlines()[1]
+    assert listing.split()[:3] == ["2024-01-01", "3", "loader"]
+    assert cli(["runs", "trend", "--ledger", str(tmp_path / "ledger")]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert [(int(line.split()[1]), line.split()[2]) for line in lines] == [(a, s) for a, s, _ in expected]
+    assert expected == [(1, "failed", "boom"), (2, "succeeded", None)] and lines[0].endswith("boom")
 
 
 def test_bootstrap_refuses_an_old_java(tmp_path: Path) -> None:
