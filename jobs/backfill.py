@@ -1,7 +1,14 @@
-"""Concurrent Runner job: run a bundled date-partitioned job over a date range, at most N at once.
+"""Concurrent Runner job: run a date-partitioned job over a date range, at most N dates at once.
 
     spark-submit jobs/backfill.py --job visits_cube --from 2024-01-01 --to 2024-01-08 --concurrency 4 \
         -- --mode unaligned
+    spark-submit jobs/backfill.py --job my_pkg.jobs.daily --from 2024-01-01 --to 2024-01-08   # one's own job
+    spark-submit jobs/backfill.py --job path/to/daily.py --from 2024-01-01 --to 2024-01-08
+
+--job is a bundled job's name, a module path or a .py file. Any job with `main(argv) -> int` taking
+`--execution-date YYYY-MM-DD` can be backfilled: it gets that flag and the arguments after `--` (bundled jobs
+also get this run's --data-root, --conf-file and --spark-conf); it is a Single Runner if it sets
+`SINGLE_RUNNER = True`.
 
 Thread isolation (default) runs the dates inside this Spark application (one job group and FAIR pool per
 date); --isolation process runs each date as its own spark-submit. A Single-Runner job (depends-on-past) is
@@ -34,16 +41,39 @@ DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")
 logger = logging.getLogger(NAME)
 
 
-def load_job(name: str) -> ModuleType:
-    """Import the bundled job ``jobs/<name>.py`` beside this file (spark-submit puts no package on the path)."""
-    cached = sys.modules.get(f"jobs.{name}")
-    if cached is not None:
-        return cached
-    spec = importlib.util.spec_from_file_location(f"spark_flows_job_{name}", Path(__file__).resolve().parent /
-                                                  f"{name}.py")
+def resolve_job(spec: str) -> tuple[ModuleType, str, bool]:
+    """The job module named by ``spec`` (a bundled job's name, a module path or a ``.py`` file), its file, and
+    whether it is bundled.
+
+    Raises
+    ------
+    InputNotFoundError: nothing by that name, or it has no ``main(argv)``.
+    """
+    bundled = Path(__file__).resolve().parent / f"{spec}.py"
+    if spec in DATED_JOBS:
+        module = sys.modules.get(f"jobs.{spec}") or _from_file(spec, bundled)
+    elif spec.endswith(".py") or "/" in spec:
+        if not Path(spec).is_file():
+            raise InputNotFoundError(f"job file {spec} does not exist", parameters={"job": spec})
+        module = _from_file(Path(spec).stem, Path(spec).resolve())
+    else:
+        try:
+            module = importlib.import_module(spec)
+        except ImportError as exc:
+            raise InputNotFoundError(f"cannot import job module {spec} ({exc}); give a bundled job "
+                                     f"({', '.join(DATED_JOBS)}), a module path or a .py file",
+                                     parameters={"job": spec}) from exc
+    if not callable(getattr(module, "main", None)) or module.__file__ is None:
+        raise InputNotFoundError(f"job {spec} has no main(argv) -> int to call with --execution-date",
+                                 parameters={"job": spec})
+    return module, module.__file__, spec in DATED_JOBS
+
+
+def _from_file(name: str, path: Path) -> ModuleType:
+    """Import a job file (spark-submit puts no package on the path)."""
+    spec = importlib.util.spec_from_file_location(f"spark_flows_job_{name}", path)
     if spec is None or spec.loader is None:
-        raise InputNotFoundError(f"cannot load job {name} from {Path(__file__).resolve().parent}",
-                                 parameters={"job": name})
+        raise InputNotFoundError(f"cannot load job {name} from {path}", parameters={"job": name})
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,7 +89,8 @@ def run_in_thread(module: ModuleType, argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser(NAME, __doc__.splitlines()[0])
-    parser.add_argument("--job", required=True, choices=DATED_JOBS, help="the date-partitioned job to run")
+    parser.add_argument("--job", required=True, help=f"the date-partitioned job: {', '.join(DATED_JOBS)}, a module "
+                                                     "path or a .py file")
     parser.add_argument("--from", dest="start", type=parse_date, required=True, help="first date, YYYY-MM-DD")
     parser.add_argument("--to", dest="end", type=parse_date, required=True, help="last date (inclusive)")
     parser.add_argument("--concurrency", type=int, default=2, help="dates at once (default: %(default)s)")
@@ -72,21 +103,26 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--to {args.end} is before --from {args.start}")
         if args.concurrency < 1:
             parser.error("--concurrency must be >= 1")
+        try:
+            args.resolved = resolve_job(args.job)
+        except InputNotFoundError as exc:
+            parser.error(str(exc))
 
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         dates = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-        module = load_job(args.job)
+        module, job_file, bundled = args.resolved
         concurrency = args.concurrency
         if getattr(module, "SINGLE_RUNNER", False) and concurrency > 1:
             logger.warning("%s is a Single Runner with depends-on-past: running its %d dates in order, not %d "
                            "at once", args.job, len(dates), concurrency)
             concurrency = 1
         extra = [a for a in args.job_args if a != "--"]
-        common = ["--data-root", settings.data_root, *(["--conf-file", args.conf_file] if args.conf_file else [])]
-        for pair in args.spark_conf or []:
-            common += ["--spark-conf", pair]
+        common: list[str] = []
+        if bundled:  # they take the harness's flags; one's own job gets only what follows `--`
+            common = ["--data-root", settings.data_root, *(["--conf-file", args.conf_file] if args.conf_file else [])]
+            for pair in args.spark_conf or []:
+                common += ["--spark-conf", pair]
         if args.isolation == "process":
-            job_file = str(Path(__file__).resolve().parent / f"{args.job}.py")
             commands = [(d.isoformat(), job_command(job_file, [*common, *extra, "--execution-date", d.isoformat()],
                                                     settings, master=master(spark),
                                                     remote=remote_url(settings) or connect_url(spark)))

@@ -124,3 +124,41 @@ def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_err
     out = capsys.readouterr().out
     assert "2024-01-02  FAILED" in out and "visits_trend_generator: error: [RUN_LOCKED]" in out, out
     assert "locked by run other-backfill" in out
+
+
+OWN_JOB = '''
+import argparse
+from pathlib import Path
+
+import spark_flows as sf
+
+SEEN = Path(__file__).with_name("seen.txt")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--execution-date", required=True)
+    parser.add_argument("--tag", required=True)
+    args = parser.parse_args(argv)
+    rows = sf.get_session().range(3).count()
+    with SEEN.open("a") as seen:
+        seen.write(f"{args.execution_date} {args.tag} {rows}\\n")
+    return 1 if args.execution_date == "2024-01-03" else 0
+'''
+
+
+def test_backfill_runs_one_s_own_job_by_module_path_or_file(spark, tmp_path: Path, monkeypatch, capsys) -> None:
+    package = tmp_path / "my_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "daily.py").write_text(OWN_JOB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = backfill.main(["--job", "my_pkg.daily", "--from", "2024-01-01", "--to", "2024-01-03", "--concurrency", "2",
+                          "--", "--tag", "mod"])
+    assert code == 1 and "2 ok, 1 failed" in capsys.readouterr().out
+    assert backfill.main(["--job", str(package / "daily.py"), "--from", "2024-01-04", "--to", "2024-01-04",
+                          "--", "--tag", "file"]) == 0
+    seen = sorted((package / "seen.txt").read_text().splitlines())
+    assert seen == ["2024-01-01 mod 3", "2024-01-02 mod 3", "2024-01-03 mod 3", "2024-01-04 file 3"]
+    assert backfill.main(["--job", "no_such.module", "--from", "2024-01-01", "--to", "2024-01-01"]) == 2
+    assert "cannot import job module no_such.module" in capsys.readouterr().err
