@@ -1,4 +1,5 @@
-"""Shared by the test suite and the doctests: one Delta-enabled SparkSession, local[2], UI off.
+"""Shared by the test suite and the doctests: one Delta-enabled SparkSession, local[2], UI off, from the
+``spark_flows.testing`` pytest plugin that users get too.
 
 The backend is chosen per run: classic by default, Spark Connect with ``SPARK_FLOWS_TEST_BACKEND=connect``
 (a local Connect server with Delta is started on 127.0.0.1 and always stopped). Tests that need classic Spark
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,56 +22,27 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 sys.path.insert(0, str(ROOT))  # `import jobs.<name>` for in-process end-to-end runs
 
-from spark_flows.config import load_settings  # noqa: E402
-from spark_flows.session import get_session  # noqa: E402
+from spark_flows.testing import backend_of  # noqa: E402  (the plugin: spark_flows_session, the assertions)
 
-#: On top of the shipped local.toml (FAIR scheduling included): two workers, two shuffle partitions.
-TEST_CONF = {
-    "spark.sql.shuffle.partitions": "2",
-    "spark.default.parallelism": "2",
-    "spark.databricks.delta.snapshotPartitions": "1",
-    "spark.ui.enabled": "false",
-    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
-    "spark.driver.memory": "3g",
-}
-
-
-BACKEND = os.environ.get("SPARK_FLOWS_TEST_BACKEND", "classic")
-if BACKEND not in ("classic", "connect"):
-    raise pytest.UsageError(f"SPARK_FLOWS_TEST_BACKEND must be classic or connect, got {BACKEND!r}")
-
-
-SETTINGS = load_settings(overrides={"master": "local[2]", "app_name": "spark_flows-tests", "spark_conf": TEST_CONF})
 #: marks of tests that need the other backend: deselected (and reported as such), never skipped quietly
 NOT_ON = {"classic": ("connect",), "connect": ("classic", "subprocess", "cluster")}
 
 
 @pytest.fixture(scope="session")
-def connect_url() -> Iterator[str]:
+def connect_url(spark_flows_connect_url: str) -> str:
     """The URL of the run's local Spark Connect server (Connect runs only)."""
-    from spark_flows.testing import ConnectServer
-
-    if BACKEND != "connect":
-        raise pytest.UsageError("connect_url is only available with SPARK_FLOWS_TEST_BACKEND=connect")
-    with ConnectServer(master="local[2]", settings=SETTINGS) as server:
-        assert server.url is not None
-        yield server.url
+    return spark_flows_connect_url
 
 
 @pytest.fixture(scope="session")
-def spark(request: pytest.FixtureRequest) -> Iterator[SparkSession]:
-    if BACKEND == "connect":
-        settings = replace(SETTINGS, remote=request.getfixturevalue("connect_url"))
-    else:
-        settings = SETTINGS
-    session = get_session(settings)
-    yield session
-    session.stop()
+def spark(spark_flows_session: SparkSession) -> SparkSession:
+    """The plugin's session for the run's backend, as the suite and the doctests call it."""
+    return spark_flows_session
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the tests that need the other backend (pytest reports them as deselected)."""
-    excluded = NOT_ON[BACKEND]
+    excluded = NOT_ON[backend_of(config)]
     dropped = [i for i in items if any(i.get_closest_marker(m) for m in excluded)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -80,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return f"spark_flows test backend: {BACKEND}"
+    return f"spark_flows test backend: {backend_of(config)}"
 
 
 @pytest.fixture(autouse=True)

@@ -134,8 +134,8 @@ def _rest_rows(ui: str, first_execution: int, path: str) -> tuple[int, int]:
 
 def _connect_main() -> int:
     from spark_flows.config import load_settings
+    from spark_flows.connect_server import ConnectServer, free_port
     from spark_flows.session import get_session
-    from spark_flows.testing import ConnectServer, free_port
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     ui_port = free_port()

@@ -1,151 +1,163 @@
-"""Testing one's flows: a local Spark Connect server with Delta Lake, and sessions for either backend.
+"""Testing one's own flows with pytest: a Delta-enabled session fixture for either backend, and assertions
+for the patterns, built on chispa.
 
-:class:`ConnectServer` starts ``SparkConnectServer`` from the pyspark wheel's own jars (``spark-submit
---class org.apache.spark.sql.connect.service.SparkConnectServer``) with Delta's jars and extensions, bound to
-127.0.0.1 on a free port, and always stops it (its whole process group) with bounded waits. The test
-suite's ``spark`` fixture uses it when ``SPARK_FLOWS_TEST_BACKEND=connect``.
+Installed with spark_flows, this module is a pytest plugin (entry point ``spark_flows``); it provides
+
+* ``spark_flows_session``: one session for the test run, ``local[2]``, two shuffle partitions, UI off,
+  Delta Lake on. Classic Spark by default; with ``--spark-flows-backend=connect`` (or
+  ``SPARK_FLOWS_TEST_BACKEND=connect``) a Spark Connect session to a local server with Delta that the plugin
+  starts on 127.0.0.1 from the pyspark wheel's jars and always stops (``spark_flows_connect_url``).
+* the assertions below: :func:`assert_frames_equal`, :func:`assert_replay_writes_nothing`,
+  :func:`assert_route`, :func:`assert_completeness`.
+
+A test of one's own flow, in a few lines::
+
+    from spark_flows.testing import assert_replay_writes_nothing
+
+    def test_my_job_replays_for_free(spark_flows_session, tmp_path):
+        run = lambda: my_job.main(["--output", str(tmp_path / "t"), "--batch-id", "7"])
+        run()
+        assert_replay_writes_nothing(run, str(tmp_path / "t"))
 
 Example
 -------
->>> server = ConnectServer(master="local[1]")
->>> server.command()[server.command().index("--class") + 1]
-'org.apache.spark.sql.connect.service.SparkConnectServer'
->>> server.url is None                      # not started
-True
+>>> assert_frames_equal(spark.createDataFrame([(2,), (1,)], "n int"), spark.createDataFrame([(1,), (2,)], "n int"))
 """
 
 from __future__ import annotations
 
-import logging
+import json
 import os
-import signal
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Mapping
-from types import TracebackType
-from typing import IO
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any
 
-from spark_flows.config import Settings, embedded_conf_path
-from spark_flows.errors import EnvironmentSetupError
-from spark_flows.session import DELTA_CATALOG, DELTA_EXTENSION, cached_jars
-from spark_flows.submit import spark_submit_path, submit_env
+import pytest
+from pyspark.sql import DataFrame, SparkSession
 
-logger = logging.getLogger(__name__)
+from spark_flows import delta
+from spark_flows.choice import ROUTE_RECORD, Route
+from spark_flows.completeness import Completeness
+from spark_flows.config import Settings, load_settings
+from spark_flows.connect_server import ConnectServer, free_port
+from spark_flows.session import get_session
+from spark_flows.storage import Storage
+from spark_flows.write_contract import PUBLISHED_MARKER
 
-SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+__all__ = [
+    "TEST_CONF", "ConnectServer", "assert_completeness", "assert_frames_equal", "assert_replay_writes_nothing",
+    "assert_route", "free_port", "test_settings",
+]
+
+#: On top of the shipped local.toml: two workers, two shuffle partitions, no UI.
+TEST_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.ui.enabled": "false",
+    "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
+    "spark.driver.memory": "3g",
+}
+BACKENDS = ("classic", "connect")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def test_settings(app_name: str = "spark_flows-tests") -> Settings:
+    """The settings of the test session: the embedded defaults, ``local[2]`` and :data:`TEST_CONF`."""
+    return load_settings(overrides={"master": "local[2]", "app_name": app_name, "spark_conf": TEST_CONF})
 
 
-class ConnectServer:
-    """A local Spark Connect server with Delta Lake, as a context manager.
+test_settings.__test__ = False  # type: ignore[attr-defined]  # not a test, whatever its name
 
-    Parameters
-    ----------
-    master: the server's Spark master.
-    conf: extra Spark configuration for the server.
-    settings: where the Delta package comes from (default: the embedded configuration).
-    start_timeout: seconds to wait for the server to listen.
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--spark-flows-backend", choices=BACKENDS, default=None,
+                     help="Spark backend of spark_flows_session (default: $SPARK_FLOWS_TEST_BACKEND or classic)")
+
+
+def backend_of(config: pytest.Config) -> str:
+    """The backend chosen for this run: the option, else ``$SPARK_FLOWS_TEST_BACKEND``, else classic."""
+    chosen = config.getoption("--spark-flows-backend") or os.environ.get("SPARK_FLOWS_TEST_BACKEND", "classic")
+    if chosen not in BACKENDS:
+        raise pytest.UsageError(f"SPARK_FLOWS_TEST_BACKEND must be classic or connect, got {chosen!r}")
+    return str(chosen)
+
+
+@pytest.fixture(scope="session")
+def spark_flows_connect_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a local Spark Connect server with Delta, started for the run and always stopped."""
+    if backend_of(request.config) != "connect":
+        raise pytest.UsageError("spark_flows_connect_url needs the connect backend (--spark-flows-backend=connect)")
+    with ConnectServer(master="local[2]", settings=test_settings()) as server:
+        assert server.url is not None
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def spark_flows_session(request: pytest.FixtureRequest) -> Iterator[SparkSession]:
+    """One Delta-enabled session for the run, on the chosen backend; stopped at the end."""
+    settings = test_settings()
+    if backend_of(request.config) == "connect":
+        settings = replace(settings, remote=request.getfixturevalue("spark_flows_connect_url"))
+    session = get_session(settings)
+    yield session
+    session.stop()
+
+
+def assert_frames_equal(actual: DataFrame, expected: DataFrame, *, ignore_row_order: bool = True,
+                        ignore_nullable: bool = True, **chispa_options: Any) -> None:
+    """chispa's ``assert_df_equality``, with row order and nullability ignored by default."""
+    from chispa import assert_df_equality
+
+    assert_df_equality(actual, expected, ignore_row_order=ignore_row_order, ignore_nullable=ignore_nullable,
+                       **chispa_options)
+
+
+def _state(storage: Storage, output: str) -> Any:
+    if delta.is_delta_table(storage, output):
+        return ("delta table version", delta.table_version(storage, output))
+    marker = f"{output.rstrip('/')}/{PUBLISHED_MARKER}"
+    if storage.exists(marker):
+        return ("published", storage.read_text(marker))
+    return ("files", sorted(i.name for i in storage.list(output)))
+
+
+def assert_replay_writes_nothing(run: Callable[[], object], *outputs: str, spark: SparkSession | None = None
+                                 ) -> None:
+    """Run ``run`` (a replay of an already committed batch) and assert that no output changed: a Delta
+    table keeps its version, a published files output its ``_PUBLISHED.json``, another directory its files.
     """
+    storage = Storage(spark or SparkSession.getActiveSession())
+    before = {o: _state(storage, o) for o in outputs}
+    run()
+    changed = {o: (before[o], now) for o in outputs if (now := _state(storage, o)) != before[o]}
+    assert not changed, f"the replay wrote to {sorted(changed)}: " + "; ".join(
+        f"{o}: {was} -> {now}" for o, (was, now) in changed.items())
 
-    def __init__(self, *, master: str = "local[2]", conf: Mapping[str, str] | None = None,
-                 settings: Settings | None = None, start_timeout: float = 180.0) -> None:
-        self.master = master
-        self.conf = dict(conf or {})
-        self.settings = settings or Settings()
-        self.start_timeout = start_timeout
-        self.port = free_port()
-        self.url: str | None = None
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
-    def command(self) -> list[str]:
-        """The ``spark-submit`` command that runs the server."""
-        log4j = f"-Dlog4j2.configurationFile=file:{embedded_conf_path('log4j2.properties')}"
-        jars = cached_jars()
-        conf = {
-            "spark.connect.grpc.binding.address": "127.0.0.1",
-            "spark.connect.grpc.binding.port": str(self.port),
-            "spark.sql.extensions": DELTA_EXTENSION,
-            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
-            "spark.driver.extraJavaOptions": log4j,
-            "spark.ui.enabled": "false",
-            **self.settings.spark_conf,
-            **self.conf,
-        }
-        command = [spark_submit_path(), "--class", SERVER_CLASS, "--master", self.master,
-                   "--name", "spark-flows-connect-server"]
-        command += ["--jars", jars] if jars else ["--packages", self.settings.delta_package]
-        for key, value in conf.items():
-            command += ["--conf", f"{key}={value}"]
-        return [*command, "spark-internal"]
+def assert_route(route: Route | str, branch: str, *, spark: SparkSession | None = None) -> None:
+    """Assert that an Exclusive Choice took ``branch``: ``route`` is the :class:`Route`, or the output (or
+    route directory) holding its ``_ROUTE.json``."""
+    if isinstance(route, str):
+        path = route if route.endswith(ROUTE_RECORD) else f"{route.rstrip('/')}/{ROUTE_RECORD}"
+        storage = Storage(spark or SparkSession.getActiveSession())
+        assert storage.exists(path), f"no route record at {path}"
+        taken, reason = storage.read_json(path)["branch"], json.dumps(storage.read_json(path))
+    else:
+        taken, reason = route.branch, route.reason
+    assert taken == branch, f"took branch {taken!r}, expected {branch!r} ({reason})"
 
-    def start(self) -> str:
-        """Start the server and wait until it listens; returns its ``sc://127.0.0.1:<port>`` URL.
 
-        Raises
-        ------
-        EnvironmentSetupError: the server exited or did not listen within ``start_timeout`` (the message
-            gives the end of its log); it is stopped before raising.
-        """
-        self._log = tempfile.NamedTemporaryFile(prefix="spark-connect-", suffix=".log", delete=False)
-        self._process = subprocess.Popen(self.command(), env=submit_env(), stdout=self._log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                break
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            except OSError:
-                time.sleep(0.5)
-                continue
-            self.url = f"sc://127.0.0.1:{self.port}"
-            logger.info("Spark Connect server listening at %s (pid %d)", self.url, self._process.pid)
-            return self.url
-        tail = self.log_tail()
-        self.stop()
-        raise EnvironmentSetupError(f"the Spark Connect server did not start on 127.0.0.1:{self.port}: {tail}",
-                                    condition="CONNECT_SERVER_NOT_STARTED", parameters={"port": self.port})
-
-    def log_tail(self, lines: int = 15) -> str:
-        """The last lines of the server's log."""
-        if self._log is None:
-            return ""
-        self._log.flush()
-        with open(self._log.name, encoding="utf-8", errors="replace") as handle:
-            return " | ".join(handle.read().strip().splitlines()[-lines:])
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop the server's process group: SIGTERM, then SIGKILL after ``timeout`` seconds."""
-        process, self._process, self.url = self._process, None, None
-        if process is not None and process.poll() is None:
-            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(process.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if self._log is not None:
-            self._log.close()
-
-    def __enter__(self) -> ConnectServer:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
-        if self._log is not None:
-            os.unlink(self._log.name)
+def assert_completeness(observed: Completeness | DataFrame, *, ratio: float | None = None,
+                        missing: Sequence[str] | None = None, approximate: bool | None = None) -> None:
+    """Assert an Unaligned Fan-In's completeness: a :class:`Completeness`, or a frame carrying the
+    ``completeness_ratio``/``is_approximate`` columns (one value throughout)."""
+    if isinstance(observed, Completeness):
+        found = {"ratio": observed.ratio, "missing": sorted(observed.missing),
+                 "approximate": observed.is_approximate}
+    else:
+        values = observed.select("completeness_ratio", "is_approximate").distinct().collect()
+        assert len(values) == 1, f"expected one completeness throughout, found {[tuple(v) for v in values]}"
+        found = {"ratio": values[0][0], "missing": None, "approximate": values[0][1]}
+    wanted = {"ratio": ratio, "missing": sorted(missing) if missing is not None else None, "approximate": approximate}
+    wrong = {k: (found[k], v) for k, v in wanted.items() if v is not None and found[k] != v}
+    assert not wrong, "completeness differs: " + ", ".join(f"{k} is {f}, expected {w}" for k, (f, w) in wrong.items())

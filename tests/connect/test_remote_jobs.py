@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from spark_flows.connect_server import free_port
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.submit import submit_env
-from spark_flows.testing import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_VENV = ROOT / ".cache" / "client-venv"

@@ -1,0 +1,151 @@
+"""A local Spark Connect server with Delta Lake, for tests and local use (:mod:`spark_flows.testing` uses it).
+
+:class:`ConnectServer` starts ``SparkConnectServer`` from the pyspark wheel's own jars (``spark-submit
+--class org.apache.spark.sql.connect.service.SparkConnectServer``) with Delta's jars and extensions, bound to
+127.0.0.1 on a free port, and always stops it (its whole process group) with bounded waits. The pytest
+plugin's ``spark_flows_session`` fixture uses it on the Connect backend.
+
+Example
+-------
+>>> server = ConnectServer(master="local[1]")
+>>> server.command()[server.command().index("--class") + 1]
+'org.apache.spark.sql.connect.service.SparkConnectServer'
+>>> server.url is None                      # not started
+True
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import IO
+
+from spark_flows.config import Settings, embedded_conf_path
+from spark_flows.errors import EnvironmentSetupError
+from spark_flows.session import DELTA_CATALOG, DELTA_EXTENSION, cached_jars
+from spark_flows.submit import spark_submit_path, submit_env
+
+logger = logging.getLogger(__name__)
+
+SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ConnectServer:
+    """A local Spark Connect server with Delta Lake, as a context manager.
+
+    Parameters
+    ----------
+    master: the server's Spark master.
+    conf: extra Spark configuration for the server.
+    settings: where the Delta package comes from (default: the embedded configuration).
+    start_timeout: seconds to wait for the server to listen.
+    """
+
+    def __init__(self, *, master: str = "local[2]", conf: Mapping[str, str] | None = None,
+                 settings: Settings | None = None, start_timeout: float = 180.0) -> None:
+        self.master = master
+        self.conf = dict(conf or {})
+        self.settings = settings or Settings()
+        self.start_timeout = start_timeout
+        self.port = free_port()
+        self.url: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    def command(self) -> list[str]:
+        """The ``spark-submit`` command that runs the server."""
+        log4j = f"-Dlog4j2.configurationFile=file:{embedded_conf_path('log4j2.properties')}"
+        jars = cached_jars()
+        conf = {
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(self.port),
+            "spark.sql.extensions": DELTA_EXTENSION,
+            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+            "spark.driver.extraJavaOptions": log4j,
+            "spark.ui.enabled": "false",
+            **self.settings.spark_conf,
+            **self.conf,
+        }
+        command = [spark_submit_path(), "--class", SERVER_CLASS, "--master", self.master,
+                   "--name", "spark-flows-connect-server"]
+        command += ["--jars", jars] if jars else ["--packages", self.settings.delta_package]
+        for key, value in conf.items():
+            command += ["--conf", f"{key}={value}"]
+        return [*command, "spark-internal"]
+
+    def start(self) -> str:
+        """Start the server and wait until it listens; returns its ``sc://127.0.0.1:<port>`` URL.
+
+        Raises
+        ------
+        EnvironmentSetupError: the server exited or did not listen within ``start_timeout`` (the message
+            gives the end of its log); it is stopped before raising.
+        """
+        self._log = tempfile.NamedTemporaryFile(prefix="spark-connect-", suffix=".log", delete=False)
+        self._process = subprocess.Popen(self.command(), env=submit_env(), stdout=self._log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                break
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.5)
+                continue
+            self.url = f"sc://127.0.0.1:{self.port}"
+            logger.info("Spark Connect server listening at %s (pid %d)", self.url, self._process.pid)
+            return self.url
+        tail = self.log_tail()
+        self.stop()
+        raise EnvironmentSetupError(f"the Spark Connect server did not start on 127.0.0.1:{self.port}: {tail}",
+                                    condition="CONNECT_SERVER_NOT_STARTED", parameters={"port": self.port})
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the server's log."""
+        if self._log is None:
+            return ""
+        self._log.flush()
+        with open(self._log.name, encoding="utf-8", errors="replace") as handle:
+            return " | ".join(handle.read().strip().splitlines()[-lines:])
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server's process group: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        process, self._process, self.url = self._process, None, None
+        if process is not None and process.poll() is None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> ConnectServer:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+        if self._log is not None:
+            os.unlink(self._log.name)
