@@ -4,6 +4,7 @@ and takes the flags it shows."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -13,9 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 BASH_BLOCKS = re.findall(r"```bash\n(.*?)```", README, re.S)
-IMPORTS = sorted({(m, n.strip()) for block in PYTHON_BLOCKS
-                  for m, names in re.findall(r"from (spark_flows[\w.]*) import ([\w, ]+)", block)
-                  for n in names.split(",")})
+IMPORTS = sorted({(m, n.strip().split(" as ")[0]) for block in PYTHON_BLOCKS
+                  for m, names in re.findall(r"from (spark_flows[\w.]*) import (\([^)]*\)|[\w, ]+)", block)
+                  for n in names.strip("()").split(",") if n.strip()})
 COMMON_FLAGS = {"--conf-file", "--master", "--remote", "--data-root", "--spark-conf", "--log-level", "--execution-date",
                 "--help"}
 
@@ -53,3 +54,19 @@ def test_every_job_and_flag_shown_exists(job: str, flags: list[str]) -> None:
     source = (ROOT / job).read_text()
     for flag in flags:
         assert flag in COMMON_FLAGS or f'"{flag}"' in source, f"{job} has no flag {flag}"
+
+
+@pytest.mark.classic  # the blocks' Spark work once is enough; the APIs they use run on Connect in their own tests
+@pytest.mark.parametrize("index", range(len(PYTHON_BLOCKS)))
+def test_every_python_block_runs_as_written(spark, tmp_path: Path, capsys, index: int) -> None:
+    """Each block is complete: it runs in a fresh namespace, its root a new directory; a block that defines tests
+    (the plugin's example) has them called with the plugin's fixtures; `print(...)  # 3` prints 3."""
+    block = PYTHON_BLOCKS[index].replace('"/tmp/spark_flows_example"', repr(str(tmp_path / "root")))
+    namespace: dict[str, object] = {"__name__": f"readme_block_{index}"}
+    exec(compile(block, f"README.md python block {index + 1}", "exec"), namespace)
+    for name, test in [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]:
+        fixtures = {"spark_flows_session": spark, "tmp_path": tmp_path / name}
+        test(**{p: fixtures[p] for p in inspect.signature(test).parameters})
+    printed = capsys.readouterr().out.split()
+    for shown in re.findall(r"^print\(.*\)\s+# ([\d ]+)(?::.*)?$", PYTHON_BLOCKS[index], re.M):
+        assert all(value in printed for value in shown.split()), f"the block shows {shown}, it printed {printed}"

@@ -43,5 +43,5 @@ def test_route_and_completeness_assertions(spark, tmp_path: Path) -> None:
     partial = Completeness(("00", "01", "02", "03"), {"02": "no data"})
     assert_completeness(partial, ratio=0.75, missing=["02"], approximate=True)
     assert_completeness(spark.range(2).transform(with_completeness, partial), ratio=0.75, approximate=True)
-    with pytest.raises(AssertionError, match="ratio is 0.75, expected 1.0"):
+    with pytest.raises(AssertionError, match=r"ratio is 0\.75, expected 1\.0"):
         assert_completeness(partial, ratio=1.0)
