@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -212,7 +213,7 @@ class _Plan:
     def evaluate(self, completeness: Completeness, transform: Callable[[DataFrame], DataFrame],
                  storage_level: StorageLevel) -> Evaluated:
         failures = dict(completeness.failures)
-        scans = 0
+        scans, began = 0, time.monotonic()
         while True:
             present = [p for p in completeness.expected if p not in failures]
             if not present:
@@ -244,7 +245,8 @@ class _Plan:
                 result.unpersist()
                 continue
             final = _apply_rule(Completeness(completeness.expected, failures), self.mode)
-            logger.info("fan-in (%s): %s after %d scan(s)", self.mode, final.describe(), scans)
+            logger.info("fan-in (%s): %s; %d parent(s) read in %d scan(s), %.1fs", self.mode, final.describe(),
+                        len(final.expected) - len(final.missing), scans, time.monotonic() - began)
             return Evaluated(result, final, scans)
         _apply_rule(Completeness(completeness.expected, failures), self.mode)
         raise MissingParentsError("unreachable: the rule above refused", parameters={})  # pragma: no cover

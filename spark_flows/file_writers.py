@@ -66,18 +66,18 @@ class FilesWriter(Writer):
         self.partition_by = tuple(partition_by)
         self.replace_foreign = replace_foreign
 
+    def _target(self, path: str) -> str:
+        """What one write publishes: ``path``, or with ``replace`` its ``column=value`` partition directory."""
+        return "/".join([path.rstrip("/"), *(f"{c}={v}" for c, v in self.replace.items())])
+
     def write(self, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
         if not self.replace:
             return super().write(df, path, batch=batch)
-        partition = "/".join(f"{c}={v}" for c, v in self.replace.items())
-        result = super().write(df.drop(*self.replace), f"{path.rstrip('/')}/{partition}", batch=batch)
+        result = super().write(df.drop(*self.replace), self._target(path), batch=batch)
         return dataclasses.replace(result, partition=self.replace)
 
     def already_committed(self, spark: SparkSession, path: str, batch: Batch) -> WriteResult | None:
-        if not self.replace:
-            return super().already_committed(spark, path, batch)
-        partition = "/".join(f"{c}={v}" for c, v in self.replace.items())
-        return super().already_committed(spark, f"{path.rstrip('/')}/{partition}", batch)
+        return super().already_committed(spark, self._target(path), batch)
 
     @staticmethod
     def staging_root(path: str) -> str:
@@ -106,8 +106,9 @@ class FilesWriter(Writer):
                           "OUTPUT_NOT_OWNED", path=path)
         if self.mode == "append" and info is not None:
             recorded = set((self.published(storage, path) or {}).get("appends") or [])
-            for debris in [f for f in _files(storage, path) if _append_id(f) not in recorded | {None}]:
-                storage.delete(debris)  # a crashed append's files: its batch was never recorded
+            for _, debris in _files(storage, path):
+                if _append_id(debris) not in recorded | {None}:
+                    storage.delete(debris)  # a crashed append's files: its batch was never recorded
         storage.delete(staging)  # debris of crashed attempts: never visible, safe to drop
         storage.delete_if_empty(staging.rpartition("/")[0])
 
@@ -154,10 +155,9 @@ class FilesWriter(Writer):
         return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
 
     def _append(self, storage: Storage, staged: str, path: str, append_id: str) -> None:
-        root = staged.rstrip("/")
-        for file in _files(storage, staged):
-            folder, _, name = file[len(root):].lstrip("/").rpartition("/")
-            target_dir = f"{path.rstrip('/')}/{folder}".rstrip("/")
+        for folder, file in _files(storage, staged):
+            name = file.rpartition("/")[2]
+            target_dir = "/".join([path.rstrip("/"), *folder])
             storage.mkdirs(target_dir)
             if not storage.rename(file, f"{target_dir}/{_APPENDED}{append_id}-{name}"):
                 raise StorageError(f"could not move {file} into {path}; the batch is not recorded and its files "
@@ -182,13 +182,13 @@ class FilesWriter(Writer):
 _APPENDED = "appended-"
 
 
-def _files(storage: Storage, path: str) -> list[str]:
-    """Data files under ``path``, through partition directories (hidden ``_``/``.`` entries left out)."""
-    found: list[str] = []
+def _files(storage: Storage, path: str, folder: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """Data files under ``path`` with the partition directories leading to them (hidden entries left out)."""
+    found: list[tuple[tuple[str, ...], str]] = []
     for info in storage.list(path):
         if info.name.startswith(("_", ".")):
             continue
-        found.extend(_files(storage, info.path) if info.is_dir else [info.path])
+        found.extend(_files(storage, info.path, (*folder, info.name)) if info.is_dir else [(folder, info.path)])
     return found
 
 
