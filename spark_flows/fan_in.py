@@ -55,16 +55,19 @@ from spark_flows.datasets import hour_path
 from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary, invalid_argument, root_cause
 from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
 from spark_flows.storage import Storage
+from spark_flows.structure import Edge, Graph, Node, note
+from spark_flows.triggers import TriggerRule, trigger_rule
 from spark_flows.waiting import Wait
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Completeness", "Evaluated", "FanIn", "Parent", "align_join", "completeness_frame", "fan_in", "hourly_parents",
-    "reconcile_schemas", "union_by_name", "widen", "with_completeness",
+    "Completeness", "Evaluated", "FanIn", "Parent", "align_join", "completeness_frame", "fan_in", "fan_in_graph",
+    "hourly_parents", "reconcile_schemas", "union_by_name", "widen", "with_completeness",
 ]
 
 Mode = Literal["aligned", "unaligned"]
+Fallback = Callable[[Completeness], DataFrame]
 PARENT_COLUMN = "_parent"
 SEEN = "_parents_seen"
 
@@ -90,6 +93,7 @@ class Evaluated:
     frame: DataFrame
     completeness: Completeness
     scans: int = 1
+    fallback: bool = False
 
     def unpersist(self) -> None:
         """Release the persisted result."""
@@ -108,6 +112,9 @@ class FanIn:
     completeness: Completeness
     corrupt_observation: Observation | None = None
     plan: _Plan | None = None
+    rule: TriggerRule = trigger_rule("all_success")
+    name: str = "fan_in"
+    fallback: Fallback | None = None
 
     def corrupt_parents(self) -> dict[str, str]:
         """After an action on :attr:`frame`: parents in which rows did not parse, with counts."""
@@ -123,42 +130,70 @@ class FanIn:
 
         A parent fails when it is missing or empty in the listing, when its files cannot be read (a
         ``FAILED_READ_FILE`` names the file), when it yields no rows, or when some of its rows are corrupt
-        or lack a required column. In ``unaligned`` mode a failed parent contributes nothing: the scan is
-        repeated without it (only when reading found such a parent). Triggers one Spark job per scan.
+        or lack a required column. Unless the rule is ``all_success``, a failed parent contributes nothing:
+        the scan is repeated without it (only when reading found such a parent). Triggers one Spark job per
+        scan. When no parent succeeded and the fan-in has a ``fallback``, its frame is the result instead
+        (:attr:`Evaluated.fallback`).
 
         Raises
         ------
-        MissingParentsError: ``aligned`` mode and any parent failed (every one is listed with its reason),
-            or no parent at all is usable (``0 of N present``).
+        MissingParentsError: the trigger rule refused (every failed parent is listed with its reason), or
+            no parent at all is usable (``0 of N present``, condition ``NO_PARENTS``) and there is no fallback.
         """
-        if self.plan is None:  # built from loaders only: nothing more to learn by reading
-            result = (transform or _identity)(self.frame).persist(storage_level)
-            result.count()
-            return Evaluated(result, self._checked(self.completeness))
-        return self.plan.evaluate(self.completeness, transform or _identity, storage_level)
+        try:
+            if self.plan is None:  # built from loaders only: nothing more to learn by reading
+                _apply_rule(self.completeness, self.rule, self.name)
+                result = (transform or _identity)(self.frame).persist(storage_level)
+                result.count()
+                return Evaluated(result, self.completeness)
+            return self.plan.evaluate(self.completeness, transform or _identity, storage_level)
+        except MissingParentsError as exc:
+            parameters = exc.getMessageParameters()
+            if self.fallback is None or parameters.get("present") != 0:
+                raise
+            return self._fall_back(Completeness(tuple(parameters["parents"]), dict(parameters["failures"])),
+                                   storage_level)
 
-    def _checked(self, completeness: Completeness) -> Completeness:
-        mode = self.plan.mode if self.plan else "unaligned"
-        return _apply_rule(completeness, mode)
+    def _fall_back(self, completeness: Completeness, storage_level: StorageLevel) -> Evaluated:
+        logger.warning("fan-in %s: no parent succeeded (%s): running the fallback branch", self.name,
+                       completeness.describe())
+        assert self.fallback is not None
+        result = self.fallback(completeness).persist(storage_level)
+        rows = result.count()
+        note(f"{self.name}.fallback", status="ran", rows=rows)
+        return Evaluated(result, completeness, 0, fallback=True)
 
 
 def _identity(df: DataFrame) -> DataFrame:
     return df
 
 
-def _apply_rule(completeness: Completeness, mode: str) -> Completeness:
+def _apply_rule(completeness: Completeness, rule: TriggerRule, name: str) -> Completeness:
+    """``completeness`` if ``rule`` lets the merge go on; notes the parents' outcome either way."""
+    refusal = rule.refusal(completeness)
+    _note_parents(name, completeness, rule, refusal)
     if not completeness.present:
         raise MissingParentsError(f"fan-in refused: {completeness.describe()}; nothing to merge",
-                                  condition="NO_PARENTS", parameters=_parameters(completeness))
-    if mode == "aligned" and completeness.failures:
-        raise MissingParentsError(f"aligned fan-in refused: {completeness.describe()}; use --mode unaligned to "
-                                  "publish partial data", parameters=_parameters(completeness))
+                                  condition="NO_PARENTS", parameters=_parameters(completeness, rule))
+    if refusal is not None:
+        hint = "; use --mode unaligned to publish partial data" if rule.strict else ""
+        label = "aligned fan-in" if rule.strict else f"fan-in ({rule})"
+        raise MissingParentsError(f"{label} refused: {completeness.describe()}{hint}",
+                                  parameters=_parameters(completeness, rule))
     return completeness
 
 
-def _parameters(completeness: Completeness) -> dict[str, object]:
+def _note_parents(name: str, completeness: Completeness, rule: TriggerRule, refusal: str | None) -> None:
+    for parent in completeness.expected:
+        reason = completeness.failures.get(parent)
+        note(f"{name}.{parent}", status="failed" if reason else "ran", reason=reason)
+    note(name, status="failed" if refusal else "ran", rule=str(rule), completeness=completeness.describe(),
+         ratio=completeness.ratio, refused=refusal)
+
+
+def _parameters(completeness: Completeness, rule: TriggerRule) -> dict[str, object]:
     return {"expected": len(completeness.expected), "present": len(completeness.present),
-            "failures": dict(completeness.failures)}
+            "failures": dict(completeness.failures), "parents": list(completeness.expected), "rule": str(rule)}
 
 
 def _normalised(path: str) -> str:
@@ -174,7 +209,8 @@ class _Plan:
     loaded: dict[str, DataFrame]
     schema: StructType
     file_format: str
-    mode: str
+    rule: TriggerRule
+    name: str
     allow_missing_columns: bool
     corrupt: bool
     required: tuple[str, ...]
@@ -219,9 +255,9 @@ class _Plan:
             if not present:
                 break
             frame, observation = self.merge(present)
-            aligned_refusal = self.mode == "aligned" and bool(failures)
-            # an aligned fan-in already refused only needs the scan to name every failed parent
-            result = (frame if aligned_refusal else transform(frame)).persist(storage_level)
+            refused = self.rule.refused_by(failures)
+            # a fan-in its rule already refused only needs the scan to name every failed parent
+            result = (frame if refused else transform(frame)).persist(storage_level)
             scans += 1
             try:
                 result.count()
@@ -238,17 +274,23 @@ class _Plan:
             found = self._found(observation.get, present)
             failures.update(found)
             contributed = [p for p in found if not found[p].startswith("empty")]
-            if aligned_refusal or (contributed and self.mode == "aligned"):
+            if refused or (contributed and self.rule.refused_by(failures)):
                 result.unpersist()
                 break
-            if contributed:  # unaligned: a failed parent must contribute nothing, read again without it
+            if contributed:  # a failed parent must contribute nothing: read again without it
                 result.unpersist()
                 continue
-            final = _apply_rule(Completeness(completeness.expected, failures), self.mode)
-            logger.info("fan-in (%s): %s; %d parent(s) read in %d scan(s), %.1fs", self.mode, final.describe(),
-                        len(final.expected) - len(final.missing), scans, time.monotonic() - began)
+            try:
+                final = _apply_rule(Completeness(completeness.expected, failures), self.rule, self.name)
+            except MissingParentsError:
+                result.unpersist()
+                raise
+            seconds = time.monotonic() - began
+            logger.info("fan-in (%s): %s; %d parent(s) read in %d scan(s), %.1fs", self.rule, final.describe(),
+                        len(final.expected) - len(final.missing), scans, seconds)
+            note(self.name, scans=scans, seconds=round(seconds, 1))
             return Evaluated(result, final, scans)
-        _apply_rule(Completeness(completeness.expected, failures), self.mode)
+        _apply_rule(Completeness(completeness.expected, failures), self.rule, self.name)
         raise MissingParentsError("unreachable: the rule above refused", parameters={})  # pragma: no cover
 
     def _found(self, counts: Mapping[str, object], names: Sequence[str]) -> dict[str, str]:
@@ -301,6 +343,9 @@ def fan_in(
     track_corrupt_records: bool = True,
     required: Sequence[str] = (),
     wait: Wait | None = None,
+    rule: TriggerRule | str | None = None,
+    name: str = "fan_in",
+    fallback: Fallback | None = None,
 ) -> FanIn:
     """Load every parent, check them on the listing, and merge the usable ones by name (lazily).
 
@@ -312,10 +357,16 @@ def fan_in(
     Path parents are checked on the listing only: absent directory -> ``"no data"``, no non-empty data file
     -> ``"empty"``. JSON/CSV parents are read with ``schema`` (required for them: inferring it would scan);
     rows that do not parse, and rows lacking a ``required`` column, are counted per parent during the one
-    scan of :meth:`FanIn.evaluate`, which also applies the trigger rule (``aligned``: every parent;
-    ``unaligned``: at least one). Loader parents fail if the loader raises. Schemas are then reconciled; in
-    ``unaligned`` mode a parent that conflicts with the first one is dropped as a failure. Launches no
-    Spark job itself.
+    scan of :meth:`FanIn.evaluate`, which also applies the trigger rule. Loader parents fail if the loader
+    raises. Schemas are then reconciled; unless the rule is ``all_success``, a parent that conflicts with the
+    first one is dropped as a failure. Launches no Spark job itself.
+
+    ``rule`` is a :class:`~spark_flows.triggers.TriggerRule` or its name (``all_success``, ``all_done``,
+    ``none_failed_min_one_success``, ``min_success=N``); without it ``mode`` picks one (``aligned`` is
+    ``all_success``, ``unaligned`` is ``all_done``). ``fallback(completeness)`` gives the result when no
+    parent succeeded. ``name`` names the fan-in's node in :func:`fan_in_graph` and in a run's facts.
+    The returned :attr:`FanIn.frame` is lazy and analyses nothing when every parent is a path read with
+    ``schema``, so it can be returned from a Spark Declarative Pipelines query function.
 
     Raises
     ------
@@ -323,6 +374,9 @@ def fan_in(
     """
     if mode not in ("aligned", "unaligned"):
         raise invalid_argument("mode", mode, "'aligned' or 'unaligned'")
+    chosen = trigger_rule(rule if rule is not None else mode)
+    if fallback is not None and not callable(fallback):
+        raise invalid_argument("fallback", fallback, "a function of the Completeness returning a DataFrame")
     if not parents:
         raise invalid_argument("parents", list(parents), "at least one expected parent")
     if file_format in ("json", "csv") and schema is None and any(p.path for p in parents):
@@ -351,7 +405,7 @@ def fan_in(
                 loaded[parent.name] = spark.read.format(file_format).load(str(parent.path))
         except Exception as exc:
             failures[parent.name] = error_summary(exc)
-    if mode == "unaligned" and len(loaded) > 1:
+    if not chosen.strict and len(loaded) > 1:
         reference = next(iter(loaded))
         for name in list(loaded)[1:]:
             try:
@@ -362,7 +416,7 @@ def fan_in(
                 del loaded[name]
     completeness = Completeness(tuple(p.name for p in parents), failures)
     names = [p.name for p in parents if p.name in readable or p.name in loaded]
-    plan = _Plan(spark, readable, loaded, schema or StructType([]), file_format, mode, allow_missing_columns,
+    plan = _Plan(spark, readable, loaded, schema or StructType([]), file_format, chosen, name, allow_missing_columns,
                  corrupt_tracked, tuple(required)) if readable else None
     if plan is not None:
         frame, observation = plan.merge(names)
@@ -372,8 +426,30 @@ def fan_in(
         observation = None
     else:
         frame, observation = spark.createDataFrame([], schema or StructType([])), None
-    logger.info("fan-in (%s): listing: %s", mode, completeness.describe())
-    return FanIn(frame, completeness, observation if corrupt_tracked else None, plan)
+    logger.info("fan-in %s (%s): listing: %s", name, chosen, completeness.describe())
+    note(name, listing=completeness.describe())
+    return FanIn(frame, completeness, observation if corrupt_tracked else None, plan, chosen, name, fallback)
+
+
+def fan_in_graph(parents: Sequence[Parent] | Sequence[str], *, rule: TriggerRule | str = "all_success",
+                 name: str = "fan_in", fallback: str | None = None) -> Graph:
+    """The structure of a fan-in: one node per parent, the merge, the trigger rule on every parent's edge,
+    and the fallback branch (``fallback``: its label) when there is one. Needs no Spark.
+
+    >>> g = fan_in_graph(["00", "01"], rule="min_success=1", name="hours", fallback="empty day")
+    >>> [(e.source, e.target, e.rule) for e in g.edges]
+    [('hours.00', 'hours', 'min_success=1'), ('hours.01', 'hours', 'min_success=1'), ('hours', 'hours.fallback', \
+'no parent succeeded')]
+    """
+    chosen = trigger_rule(rule)
+    names = [p.name if isinstance(p, Parent) else str(p) for p in parents]
+    nodes = [Node(f"{name}.{p}", "parent", p) for p in names]
+    nodes.append(Node(name, "fan_in", name, {"trigger_rule": str(chosen)}))
+    edges = [Edge(f"{name}.{p}", name, str(chosen)) for p in names]
+    if fallback is not None:
+        nodes.append(Node(f"{name}.fallback", "fallback", fallback))
+        edges.append(Edge(name, f"{name}.fallback", "no parent succeeded"))
+    return Graph(name, tuple(nodes), tuple(edges), tuple(f"{name}.{p}" for p in names), (name,))
 
 
 def _read_together(
