@@ -27,6 +27,7 @@ Example
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
@@ -45,7 +46,10 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
+from spark_flows.backend import analysis_refused
 from spark_flows.errors import DuplicateKeysError, SchemaConflictError, invalid_argument
+
+logger = logging.getLogger(__name__)
 
 _WIDENING: dict[tuple[type, type], DataType] = {}
 for _narrow, _wide in [(ShortType, IntegerType), (ShortType, LongType), (IntegerType, LongType),
@@ -117,8 +121,15 @@ def union_by_name(
     *,
     allow_missing_columns: bool = False,
     casts: Mapping[str, DataType] | None = None,
+    schema: StructType | None = None,
 ) -> DataFrame:
     """Union DataFrames by column name after checking their schemas; lazy, launches no Spark job.
+
+    ``schema`` declares the result instead: every input is conformed to it by name without analysing any
+    input (a missing column then fails at Spark's analysis, naming it). Inside a Spark Declarative
+    Pipelines query function, where analysing a DataFrame is refused
+    (``ATTEMPT_ANALYSIS_IN_PIPELINE_QUERY_FUNCTION``), pass ``schema``; without it the union falls back to
+    Spark's ``unionByName`` and the schema checks happen in the pipeline's own analysis (a warning says so).
 
     Raises
     ------
@@ -127,8 +138,22 @@ def union_by_name(
     named = _labelled(frames)
     if not named:
         raise invalid_argument("frames", frames, "at least one DataFrame")
-    target = reconcile_schemas({n: df.schema for n, df in named.items()},
-                               allow_missing_columns=allow_missing_columns, casts=casts)
+    if schema is not None:
+        return reduce(DataFrame.unionByName, [
+            df.select(*[F.col(f"`{f.name}`").cast(f.dataType).alias(f.name) for f in schema.fields])
+            for df in named.values()])
+    if len(named) == 1:
+        return next(iter(named.values()))
+    try:
+        schemas = {n: df.schema for n, df in named.items()}
+    except Exception as exc:
+        if not analysis_refused(exc):
+            raise
+        logger.warning("union_by_name inside a pipeline query function: inputs %s cannot be analysed here, so "
+                       "Spark's unionByName checks them when the pipeline is analysed (pass schema= to declare "
+                       "the result)", list(named))
+        return reduce(lambda a, b: a.unionByName(b, allowMissingColumns=allow_missing_columns), named.values())
+    target = reconcile_schemas(schemas, allow_missing_columns=allow_missing_columns, casts=casts)
 
     def conform(df: DataFrame) -> DataFrame:
         present = set(df.columns)

@@ -155,6 +155,12 @@ def spark_error(exc: BaseException) -> tuple[str | None, dict[str, str]]:
     return None, {}
 
 
+def analysis_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is Spark refusing to analyse a DataFrame inside a Spark Declarative Pipelines query
+    function (where only lazy definitions are allowed)."""
+    return spark_error(exc)[0] == "ATTEMPT_ANALYSIS_IN_PIPELINE_QUERY_FUNCTION"
+
+
 # --- storage ------------------------------------------------------------------------------------------
 
 class HadoopFileSystem:

@@ -45,7 +45,7 @@ from pyspark.sql.types import (
 )
 
 from spark_flows.alignment import align_join, reconcile_schemas, union_by_name, widen
-from spark_flows.backend import spark_error
+from spark_flows.backend import analysis_refused, spark_error
 from spark_flows.completeness import (
     Completeness,
     completeness_frame,
@@ -241,7 +241,12 @@ class _Plan:
             if self.corrupt and paths:
                 lacking = lacking & F.col(CORRUPT_COLUMN).isNull()
             counters += [F.count_if(lacking & (F.col(PARENT_COLUMN) == n)).alias(f"lacking_{n}") for n in names]
-        frame = frame.observe(observation, *counters)
+        try:
+            frame = frame.observe(observation, *counters)
+        except Exception as exc:  # observing analyses the plan (Spark Connect): refused in a pipeline query
+            if not analysis_refused(exc):
+                raise
+            logger.info("fan-in %s in a pipeline query function: rows are not counted per parent", self.name)
         if self.corrupt and paths:
             frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
         return frame, observation
