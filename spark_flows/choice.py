@@ -35,6 +35,7 @@ from spark_flows import backend
 from spark_flows._compat import StrEnum
 from spark_flows.errors import RouteError, UnknownOutputTypeError, invalid_argument
 from spark_flows.storage import Storage
+from spark_flows.structure import Edge, Graph, Node, note_route
 from spark_flows.writers import CsvWriter, DeltaWriter, ParquetWriter, Writer
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,10 @@ class OutputFactory:
     @staticmethod
     def _key(output_type: str | Enum) -> str:
         return str(output_type.value if isinstance(output_type, Enum) else output_type).strip().lower()
+
+    def graph(self, name: str = "output_type") -> Graph:
+        """The registered writers as a :func:`choice_graph`: one branch per output type."""
+        return choice_graph(name, [(t, f"output type = {t}") for t in self.known])
 
     @property
     def known(self) -> list[str]:
@@ -145,7 +150,24 @@ class Route:
 
 def _taken(route: Route) -> Route:
     logger.info("route: took branch %s because %s", route.branch, route.reason)
+    note_route(route.branch, route.candidates, route.reason)
     return route
+
+
+def choice_graph(name: str, candidates: Sequence[tuple[str, str]]) -> Graph:
+    """The structure of an exclusive choice: the decision, then one node per ``(branch, condition)``, the
+    condition on the branch's edge. A run marks the branch taken and the others ``not taken``."""
+    nodes = [Node(name, "choice", name, {"exclusive": "exactly one branch"})]
+    nodes += [Node(f"{name}.{b}", "candidate", b) for b, _ in candidates]
+    edges = tuple(Edge(name, f"{name}.{b}", condition) for b, condition in candidates)
+    return Graph(name, tuple(nodes), edges, (name,), tuple(f"{name}.{b}" for b, _ in candidates))
+
+
+def date_choice_graph(*, cutover: dt.date | str | None, before: str, on_or_after: str,
+                      name: str = "route_by_date") -> Graph:
+    """The structure of :func:`route_by_date` (``cutover`` may be a placeholder such as a flag's name)."""
+    when = cutover.isoformat() if isinstance(cutover, dt.date) else (cutover or "cut-over")
+    return choice_graph(name, [(before, f"execution_date < {when}"), (on_or_after, f"execution_date >= {when}")])
 
 
 def route_by_date(execution_date: dt.date, *, cutover: dt.date, before: str, on_or_after: str) -> Route:
@@ -212,6 +234,10 @@ class Router:
         rows = [{"branch": b, "condition": d} for b, d, _ in self.rules]
         return rows + ([{"branch": self.default, "condition": "default"}] if self.default else [])
 
+    def graph(self, name: str = "route") -> Graph:
+        """The routes as a :func:`choice_graph` (first match wins; the default last)."""
+        return choice_graph(name, [(r["branch"], r["condition"]) for r in self.describe()])
+
     def choose(self, value: Any) -> Route:
         """The first branch whose predicate holds for ``value``, else the default, else :class:`RouteError`."""
         candidates = tuple(b for b, _, _ in self.rules) + ((self.default,) if self.default else ())
@@ -275,4 +301,5 @@ def record_route(spark: SparkSession, output: str, route: Route, extra: Mapping[
     """Write ``route`` (and ``extra``) as ``<output>/_ROUTE.json`` next to the data; returns its path."""
     path = f"{output.rstrip('/')}/{ROUTE_RECORD}"
     Storage(spark).write_json(path, {**route.as_record(), **(extra or {})})
+    note_route(route.branch, route.candidates, route.reason)
     return path

@@ -64,6 +64,11 @@ class Completeness:
         """A copy with ``more`` failures added (e.g. corrupt records found while the data was read)."""
         return Completeness(self.expected, {**self.failures, **more})
 
+    def as_record(self) -> dict[str, object]:
+        """JSON-ready: ``expected``, ``present``, ``missing`` (parent -> reason), ``ratio``, ``is_approximate``."""
+        return {"expected": len(self.expected), "present": len(self.present), "ratio": self.ratio,
+                "is_approximate": self.is_approximate, "missing": {p: self.failures[p] for p in self.missing}}
+
     def describe(self) -> str:
         """``'19 of 24 present (ratio 0.7917); missing: 06 (no data), ...'``."""
         text = f"{len(self.present)} of {len(self.expected)} present (ratio {self.ratio})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -28,14 +29,17 @@ class DeltaWriter(Writer):
         with that value, the table is partitioned by it, other partitions are untouched; implies overwrite.
     partition_by: partition columns (``replace``'s columns come first).
     options: extra Delta writer options.
+    metadata: JSON-ready facts stored in each commit's ``userMetadata`` (e.g. a partial result's completeness,
+        so consumers reading the table's history see it).
     retries: attempts on a commit conflict with another writer.
     """
 
     output_type = "delta"
+    idempotency = "Delta txnAppId/txnVersion"
 
     def __init__(self, *, mode: str = "append", replace: Mapping[str, str] | None = None,
                  partition_by: Sequence[str] = (), options: Mapping[str, str] | None = None, retries: int = 5,
-                 allow_empty: bool = False) -> None:
+                 allow_empty: bool = False, metadata: Mapping[str, Any] | None = None) -> None:
         super().__init__(allow_empty=allow_empty)
         if mode not in ("append", "overwrite"):
             raise invalid_argument("DeltaWriter mode", mode, "'append' or 'overwrite'")
@@ -44,6 +48,7 @@ class DeltaWriter(Writer):
         self.partition_by = tuple(dict.fromkeys([*self.replace, *partition_by]))
         self.options = dict(options or {})
         self.retries = retries
+        self.metadata = dict(metadata or {})
 
     def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
         recorded = delta.latest_txn(storage, path, batch.app_id) if delta.is_delta_table(storage, path) else None
@@ -70,7 +75,8 @@ class DeltaWriter(Writer):
         if batch is not None:
             writer = writer.option("txnAppId", batch.app_id).option("txnVersion", str(batch.version))
         if "userMetadata" not in self.options:
-            writer = writer.option("userMetadata", json.dumps({"spark_flows_write": write_id}))
+            writer = writer.option("userMetadata", json.dumps({**self.metadata, "spark_flows_write": write_id},
+                                                              default=str))
         attempts = [0]
 
         def attempt() -> WriteResult:

@@ -210,6 +210,12 @@ class TriggerFailedError(SparkFlowsError, RuntimeError):
     condition = "TRIGGER_FAILED"
 
 
+class NotificationFailedError(SparkFlowsError, RuntimeError):
+    """A partial result was published but announcing it (a webhook, a callback) failed."""
+
+    condition = "NOTIFICATION_FAILED"
+
+
 class JobFailedError(SparkFlowsError, RuntimeError):
     """A job run by a runner (a backfill partition) exited with a failure; the message is its own error."""
 

@@ -56,7 +56,7 @@ from spark_flows.errors import MissingParentsError, SchemaConflictError, error_s
 from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
 from spark_flows.storage import Storage
 from spark_flows.structure import Edge, Graph, Node, note
-from spark_flows.triggers import TriggerRule, trigger_rule
+from spark_flows.triggers import ALL_SUCCESS, TriggerRule, trigger_rule
 from spark_flows.waiting import Wait
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class FanIn:
     completeness: Completeness
     corrupt_observation: Observation | None = None
     plan: _Plan | None = None
-    rule: TriggerRule = trigger_rule("all_success")
+    rule: TriggerRule = ALL_SUCCESS
     name: str = "fan_in"
     fallback: Fallback | None = None
 

@@ -47,6 +47,7 @@ class FilesWriter(Writer):
     """
 
     output_type = "files"
+    idempotency = "staged publish, _PUBLISHED.json batch"
     FORMATS: ClassVar[tuple[str, ...]] = ("csv", "parquet", "json")
 
     def __init__(self, file_format: str, *, mode: str = "overwrite", replace: Mapping[str, str] | None = None,

@@ -26,17 +26,19 @@ from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
 
-from spark_flows import backend
+from spark_flows import backend, graph
 from spark_flows.backend import driver_stderr
 from spark_flows.config import Settings, load_settings, parse_key_values
 from spark_flows.errors import ConfigError, error_summary
 from spark_flows.progress import configure_logging, enable_progress
 from spark_flows.session import job_session, launched_by_spark_submit
+from spark_flows.structure import FlowRun, Graph, recording
 
 logger = logging.getLogger(__name__)
 
 JobBody = Callable[[SparkSession, Settings, argparse.Namespace], "int | None"]
 Validate = Callable[[argparse.Namespace], None]
+Flow = Callable[[argparse.Namespace, Settings], Graph]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -69,6 +71,9 @@ def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.
                         help="spark_flows' log level (Spark's own lines stay at WARN unless DEBUG)")
     common.add_argument("--progress", type=float, nargs="?", const=30.0, default=None, metavar="SECONDS",
                         help="a line every SECONDS (default 30) naming the Spark jobs still running")
+    common.add_argument("--graph", choices=graph.FORMATS, metavar="FORMAT",
+                        help="print the job's flow for these arguments (mermaid, dot or json) and exit, without "
+                             "starting Spark; required flags may be left out")
     if dated:
         common.add_argument(
             "--execution-date", type=parse_date, required=True, help="logical date of the run, YYYY-MM-DD"
@@ -105,17 +110,39 @@ def report_error(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
 
+def _relax(parser: argparse.ArgumentParser) -> None:
+    """Make every flag optional: a flow is drawn for whatever arguments are given."""
+    for action in parser._actions:
+        action.required = False
+    for group in parser._mutually_exclusive_groups:
+        group.required = False
+
+
+def _flow_stamp(args: argparse.Namespace) -> str:
+    day = getattr(args, "execution_date", None)
+    if isinstance(day, dt.date):
+        return day.isoformat()
+    return dt.datetime.now(dt.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
+
+
 def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: JobBody, *,
-            validate: Validate | None = None) -> int:
+            validate: Validate | None = None, flow: Flow | None = None) -> int:
     """Parse ``argv``, validate it, load settings, open a session and run ``body``; map outcomes to exit codes.
 
     ``validate(args)`` checks flag combinations before Spark starts; it calls ``parser.error(...)`` (exit 2)
-    for a bad one.
+    for a bad one. ``flow(args, settings)`` declares the job's :class:`~spark_flows.structure.Graph` from the objects it
+    runs: ``--graph FORMAT`` prints it without starting Spark, and every run writes it annotated with what
+    happened to ``<data-root>/_flows/<name>/<execution date or run time>.json`` (and ``.mmd``), also when
+    the run fails.
     """
     _last.error = None
+    arguments = list(argv) if argv is not None else sys.argv[1:]
+    drawing = "--graph" in arguments or any(a.startswith("--graph=") for a in arguments)
+    if drawing:
+        _relax(parser)
     try:
-        args = parser.parse_args(list(argv) if argv is not None else None)
-        if validate is not None:
+        args = parser.parse_args(arguments)
+        if validate is not None and not drawing:
             validate(args)
     except SystemExit as exc:  # argparse already printed usage and the reason
         code = int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
@@ -128,12 +155,20 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     except ConfigError as exc:
         report_error(f"{name}: error: {exc}")
         return EXIT_USAGE
+    declared = flow(args, settings) if flow is not None else None
+    if drawing:
+        return _draw(name, declared, args.graph)
     try:
         with job_session(settings) as spark:
             backend.quiet_spark(spark, debug=args.log_level == "DEBUG")
             stop = enable_progress(args.log_level, spark=spark, every=args.progress) if args.progress else None
             try:
-                result = body(spark, settings, args)
+                with recording() as run:
+                    try:
+                        result = body(spark, settings, args)
+                    finally:
+                        if declared is not None:
+                            _write_flow(spark, settings.path("_flows", name), _flow_stamp(args), declared, run)
             finally:
                 if stop is not None:
                     stop()
@@ -142,3 +177,28 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
         report_error(f"{name}: error: {error_summary(exc)}")
         return EXIT_FAILED
     return EXIT_OK if result is None else int(result)
+
+
+def _draw(name: str, declared: Graph | None, fmt: str) -> int:
+    if declared is None:
+        report_error(f"{name}: error: this job declares no flow to draw (run_job(..., flow=...))")
+        return EXIT_USAGE
+    collected = graph.requested()
+    if collected is not None:
+        collected.append(declared)
+    else:
+        print(graph.render(declared, fmt))
+    return EXIT_OK
+
+
+def _write_flow(spark: SparkSession, directory: str, stamp: str, declared: Graph, run: FlowRun) -> None:
+    """Write the run's annotated flow; a failure to write it is logged, never the job's failure."""
+    try:
+        annotated = declared.annotate(run)
+        path = graph.write_run_graph(spark, directory, stamp, annotated)
+        if annotated.unmatched:
+            logger.warning("flow: facts about undeclared nodes %s: the declared flow differs from the run",
+                           list(annotated.unmatched))
+        logger.info("flow: %s", path)
+    except Exception as exc:
+        logger.warning("flow: could not write the run's graph to %s: %s", directory, error_summary(exc))

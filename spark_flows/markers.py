@@ -46,6 +46,7 @@ from spark_flows.datasets import date_key
 from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError
 from spark_flows.session import remote_url
 from spark_flows.storage import Storage
+from spark_flows.structure import Graph
 from spark_flows.submit import SubmitResult, job_command, run_submit
 from spark_flows.waiting import Wait
 from spark_flows.writers import Batch, Writer, WriteResult
@@ -84,6 +85,21 @@ class Marker:
     def age_seconds(self) -> float:
         """Seconds since the marker was written."""
         return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
+
+
+def readiness_graph(name: str, *, role: str = "wait", timeout: float | None = None) -> Graph:
+    """The structure of a readiness marker: ``role="publish"`` (written last by the producer) or ``"wait"``
+    (the consumer waits for it, up to ``timeout`` seconds). The node id is ``marker.<name>``."""
+    rules: dict[str, Any] = {"role": role}
+    if timeout is not None:
+        rules["timeout_seconds"] = timeout
+    label = f"{name} ready marker" + (" (written last)" if role == "publish" else "")
+    return Graph.single(f"marker.{name}", "marker", label, **rules)
+
+
+def trigger_graph(consumer: str) -> Graph:
+    """The structure of :func:`trigger`: the consumer job started once the marker is written."""
+    return Graph.single(f"trigger.{consumer}", "trigger", f"start {consumer}", when="after the marker is written")
 
 
 def markers_dir(dataset: str) -> str:

@@ -51,14 +51,25 @@ from spark_flows.ledger import (
 )
 from spark_flows.locks import LockHolder, RunLock
 from spark_flows.scheduling import TaskOutcome, run_bounded
+from spark_flows.structure import Graph, note
 from spark_flows.submit import submit_env
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "LEDGER_SCHEMA", "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
-    "run_concurrently", "run_processes", "single_run",
+    "concurrent_graph", "run_concurrently", "run_processes", "single_run", "single_run_graph",
 ]
+
+
+def single_run_graph(job: str, *, depends_on_past: bool = True) -> Graph:
+    """The structure of :func:`single_run`: one node, id ``single_run``, with its rules."""
+    return Graph.single("single_run", "runner", f"single runner: {job}", at_most=1, depends_on_past=depends_on_past)
+
+
+def concurrent_graph(name: str, *, concurrency: int) -> Graph:
+    """The structure of a Concurrent Runner over partitions (a backfill): at most ``concurrency`` at once."""
+    return Graph.single(name, "runner", f"concurrent runner: {name}", at_most=concurrency)
 
 
 @contextmanager
@@ -81,6 +92,7 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
     try:
         lock.acquire(wait_timeout=wait_timeout)
     except RunLockedError as exc:
+        note("single_run", status="failed", reason=error_summary(exc))
         ledger.record(job, execution_date, 0, REFUSED, lock.run_id, error_summary(exc))
         raise
     try:
@@ -93,9 +105,11 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
             try:
                 require_past(statuses_of(runs), job, execution_date)
             except DependsOnPastError as exc:
+                note("single_run", status="failed", reason=error_summary(exc))
                 ledger.record(job, execution_date, attempt, REFUSED, lock.run_id, error_summary(exc))
                 raise
         ledger.record(job, execution_date, attempt, "running", lock.run_id)
+        note("single_run", status="ran", attempt=attempt, first_run=lock.first_run, run_id=lock.run_id)
         logger.info("%s %s: run %s started (attempt %d)", job, execution_date, lock.run_id, attempt)
         try:
             yield lock

@@ -37,6 +37,7 @@ from spark_flows.errors import (
     not_callable,
 )
 from spark_flows.storage import Storage
+from spark_flows.structure import Edge, Graph, Node, note
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,25 @@ class Sequence:
         """The steps as plain data: ``[{"index", "name", "kind"}, ...]``."""
         return [{"index": i, "name": s.name, "kind": s.kind} for i, s in enumerate(self.steps, start=1)]
 
+    def graph(self) -> Graph:
+        """The sequence's structure: one node per step (``step`` or ``boundary``), chained in order; an edge
+        leaving a boundary carries the restart rule.
+
+        >>> from spark_flows.transforms import devices_sequence
+        >>> [(e.source, e.target, e.rule) for e in devices_sequence().graph().edges][:1]
+        [('devices.validate', 'devices.enrich', 'restart point: a rerun resumes after validate')]
+        """
+        ids = [self.node_id(s) for s in self.steps]
+        nodes = tuple(Node(i, s.kind, s.name, {"restart": "resume after this step"} if s.boundary else {})
+                      for i, s in zip(ids, self.steps, strict=True))
+        edges = tuple(Edge(a, b, f"restart point: a rerun resumes after {s.name}" if s.boundary else "")
+                      for a, b, s in zip(ids, ids[1:], self.steps, strict=False))
+        return Graph(self.name, nodes, edges, (ids[0],), (ids[-1],))
+
+    def node_id(self, current: Step) -> str:
+        """The id of ``current``'s node in :meth:`graph`."""
+        return f"{self.name}.{current.name}"
+
     def edges(self) -> list[tuple[str, str]]:
         """The sequence's edges as ``(from, to)`` step-name pairs."""
         return [(a.name, b.name) for a, b in zip(self.steps, self.steps[1:], strict=False)]
@@ -161,6 +181,8 @@ class Sequence:
                 df = spark.read.format("delta").load(path)
                 start, resumed_from = index + 1, candidate.name
                 logger.info("sequence %s: resuming run %s after boundary %s", self.name, run_id, path)
+                for skipped in self.steps[:start]:
+                    note(self.node_id(skipped), status="skipped", reason=f"resumed after {candidate.name}")
                 break
         written: list[str] = []
         total = len(self.steps)
@@ -184,6 +206,8 @@ class Sequence:
                 )
                 written.append(path)
                 df = spark.read.format("delta").load(path)
+                note(self.node_id(current), persisted_seconds=round(time.monotonic() - began, 1))
+            note(self.node_id(current), status="ran")
         return SequenceRun(
             frame=df,
             run_id=run_id,

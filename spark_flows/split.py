@@ -34,6 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_flows.errors import BranchFailedError, invalid_argument, not_callable
 from spark_flows.scheduling import TaskOutcome, run_bounded
+from spark_flows.structure import Edge, Graph, Node, note
 from spark_flows.writers import Batch, Writer, WriteResult
 
 logger = logging.getLogger(__name__)
@@ -55,15 +56,19 @@ class Branch:
     name: str
     run: BranchFn
     committed: CommittedFn | None = None
+    key: str = ""
 
 
-def branch(name: str, run: BranchFn, *, committed: CommittedFn | None = None) -> Branch:
-    """Build a :class:`Branch`, validating its name (it names a job group and a scheduler pool)."""
+def branch(name: str, run: BranchFn, *, committed: CommittedFn | None = None, key: str = "") -> Branch:
+    """Build a :class:`Branch`, validating its name (it names a job group and a scheduler pool).
+
+    ``key`` describes what makes a retry of the branch write nothing twice (drawn on its edge).
+    """
     if not isinstance(name, str) or not _NAME.match(name):
         raise invalid_argument("branch name", name, f"a string matching {_NAME.pattern}")
     if not callable(run):
         raise not_callable(f"branch {name!r}: run", run)
-    return Branch(name, run, committed)
+    return Branch(name, run, committed, key)
 
 
 def write_branch(name: str, writer: Writer, path: str, *, batch: Batch,
@@ -72,7 +77,8 @@ def write_branch(name: str, writer: Writer, path: str, *, batch: Batch,
     is known before anything is read (the writer's skip rule, from metadata)."""
     shape = transform or (lambda df: df)
     return branch(name, lambda df: writer.write(shape(df), path, batch=batch),
-                  committed=lambda spark: writer.already_committed(spark, path, batch))
+                  committed=lambda spark: writer.already_committed(spark, path, batch),
+                  key=f"{writer.idempotency} {batch.app_id}@{batch.version}")
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,17 @@ class SplitResult:
 
 
 def describe(branches: Sequence[Branch], *, source: str = "input") -> list[tuple[str, str]]:
-    """The split's edges as plain data: ``[(source, branch), ...]``."""
+    """The split's edges as plain data: ``[(source, branch), ...]`` (see :func:`split_graph`)."""
     return [(source, b.name) for b in branches]
+
+
+def split_graph(branches: Sequence[Branch], *, name: str = "split", concurrency: int = 1) -> Graph:
+    """The structure of :func:`split` over ``branches``: the persisted input, then one node per branch, the
+    branch's idempotency key on its edge. Needs no Spark."""
+    nodes = [Node(name, "split", name, {"input": "persisted once", "concurrency": concurrency})]
+    nodes += [Node(f"{name}.{b.name}", "branch", b.name, {"idempotency": b.key} if b.key else {}) for b in branches]
+    edges = tuple(Edge(name, f"{name}.{b.name}", b.key) for b in branches)
+    return Graph(name, tuple(nodes), edges, (name,), tuple(f"{name}.{b.name}" for b in branches))
 
 
 def _result(branch_name: str, outcome: TaskOutcome) -> BranchResult:
@@ -200,7 +215,14 @@ def split(
                 source.unpersist(blocking=True)
     else:
         logger.info("split %s: every branch's output already holds its batch: nothing read", name)
-    return SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)
+    result = SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)
+    note(name, status="ran" if pending else "skipped", reason=None if pending else "every output holds its batch",
+         seconds=round(result.seconds, 1))
+    for outcome in result.branches:
+        status = "failed" if not outcome.ok else ("skipped" if outcome.skipped else "ran")
+        note(f"{name}.{outcome.name}", status=status, rows=outcome.rows, seconds=round(outcome.seconds, 1),
+             reason=outcome.error or (outcome.output.reason if outcome.skipped and outcome.output else None))
+    return result
 
 
 def _already_committed(branches: Sequence[Branch], spark: SparkSession | None) -> dict[str, WriteResult]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
@@ -110,7 +111,7 @@ class Graph:
             raise invalid_argument("parts", parts, "at least one graph")
         nodes = [n for p in parts for n in p.nodes]
         edges = [e for p in parts for e in p.edges]
-        for index, (before, after) in enumerate(zip(parts, parts[1:], strict=False)):
+        for index, (before, after) in enumerate(itertools.pairwise(parts)):
             rule = (rules or {}).get(index, "")
             edges += [Edge(a, b, rule) for a in before.exits for b in after.entries]
         return cls(name, tuple(nodes), tuple(edges), parts[0].entries, parts[-1].exits)

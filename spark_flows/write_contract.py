@@ -127,6 +127,8 @@ class Writer(ABC):
     """
 
     output_type: ClassVar[str] = ""
+    #: what makes a replayed batch write nothing, as drawn on a flow's edges
+    idempotency: ClassVar[str] = "batch"
 
     def __init__(self, *, allow_empty: bool = False) -> None:
         self.allow_empty = allow_empty
