@@ -32,8 +32,9 @@ from spark_flows.backend import connect_url, master
 from spark_flows.config import Settings
 from spark_flows.errors import InputNotFoundError, JobFailedError
 from spark_flows.job import job_parser, last_error, parse_date, run_job
-from spark_flows.runners import run_concurrently, run_processes
+from spark_flows.runners import concurrent_graph, run_concurrently, run_processes
 from spark_flows.session import remote_url
+from spark_flows.structure import Graph, note
 from spark_flows.submit import job_command
 
 NAME = "backfill"
@@ -77,6 +78,19 @@ def _from_file(name: str, path: Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: the concurrent runner, then one run of the job per date (or one node for all dates)."""
+    job = args.job or "<--job>"
+    if args.start and args.end and args.end >= args.start:
+        days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
+        runs = Graph.group("dates", *[Graph.single(f"date.{d.isoformat()}", "step", f"{job} {d.isoformat()}")
+                                      for d in days])
+    else:
+        runs = Graph.single("dates", "step", f"{job} per date")
+    return Graph.chain(NAME, concurrent_graph(NAME, concurrency=args.concurrency), runs,
+                       rules={0: f"at most {args.concurrency} at once ({args.isolation}s)"})
 
 
 def run_in_thread(module: ModuleType, argv: list[str]) -> int:
@@ -133,11 +147,15 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_concurrently(
                 spark, lambda d: run_in_thread(module, [*common, *extra, "--execution-date", d.isoformat()]), dates,
                 concurrency=concurrency, name=f"{NAME}-{args.job}", fail_fast=args.fail_fast)
+        note(NAME, status="ran" if summary.ok else "failed", concurrency=concurrency)
+        for outcome in summary.results:
+            note(f"date.{outcome.partition}", status="ran" if outcome.ok else "failed",
+                 seconds=round(outcome.seconds, 1), reason=outcome.error)
         print(f"{NAME} {args.job} {args.start}..{args.end} (concurrency {concurrency}, {args.isolation}):")
         print(summary.table())
         return 0 if summary.ok else 1
 
-    return run_job(NAME, parser, argv, body, validate=validate)
+    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,20 @@ from pyspark.sql import functions as F
 
 from spark_flows.config import Settings
 from spark_flows.datasets import DEVICES_SCHEMA, date_key
+from spark_flows.graph import note_write
 from spark_flows.job import job_parser, run_job
-from spark_flows.markers import read_when_ready
+from spark_flows.markers import read_when_ready, readiness_graph
+from spark_flows.structure import Graph, note
 from spark_flows.writers import DeltaWriter
 
 NAME = "devices_aggregator"
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: wait for the producer's marker, read the published version, aggregate, write."""
+    return Graph.chain(NAME, readiness_graph("devices", timeout=args.wait_timeout),
+                       Graph.single("per_type", "step", "devices and versions per type"),
+                       Graph.single("devices_per_type", "output", "devices_per_type (Delta, one partition per date)"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,16 +50,20 @@ def main(argv: list[str] | None = None) -> int:
             consumer=NAME, timeout=args.wait_timeout, poll_interval=args.poll_interval, backoff=args.backoff,
             expected_schema=DEVICES_SCHEMA, require_rows=True,
         )
+        note("marker.devices", status="ran", rows=marker.rows, table_version=marker.table_version)
         key = date_key(args.execution_date)
         per_type = devices.groupBy("type").agg(F.count("*").alias("devices"),
                                                F.countDistinct("version").alias("versions"))
-        DeltaWriter(replace={"date": key}).write(per_type.withColumn("source_version", F.lit(marker.table_version)),
-                                                 args.output or settings.path("tables", "devices_per_type"))
+        written = DeltaWriter(replace={"date": key}).write(
+            per_type.withColumn("source_version", F.lit(marker.table_version)),
+            args.output or settings.path("tables", "devices_per_type"))
+        note("per_type", status="ran")
+        note_write("devices_per_type", written)
         print(f"{NAME}: {key}: aggregated {marker.rows} devices published by {marker.producer} "
               f"(run {marker.run_id}, table version {marker.table_version})")
         return 0
 
-    return run_job(NAME, parser, argv, body, validate=validate)
+    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
 
 
 if __name__ == "__main__":

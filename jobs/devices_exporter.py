@@ -19,15 +19,37 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from spark_flows.choice import OutputFactory, OutputType, Route, WriteMode, record_route, route_by_date
+from spark_flows.choice import (
+    OutputFactory,
+    OutputType,
+    Route,
+    WriteMode,
+    date_choice_graph,
+    record_route,
+    route_by_date,
+)
 from spark_flows.config import Settings
 from spark_flows.datasets import DEVICES_SCHEMA, date_key
+from spark_flows.graph import note_write
 from spark_flows.job import job_parser, parse_date, run_job
 from spark_flows.sources import input_version, read_json
+from spark_flows.structure import Graph, note
 from spark_flows.writers import Batch
 
 NAME = "devices_exporter"
 LEGACY, NEW = OutputType.CSV.value, OutputType.DELTA.value
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: raw devices, the one choice (by date, or the factory's output type), the export."""
+    if args.route_by_date:
+        choice = date_choice_graph(cutover=args.migration_date or "--migration-date", before=LEGACY,
+                                   on_or_after=NEW, name="route")
+    else:
+        choice = OutputFactory.default().graph("route")
+    mode = WriteMode.REPLACE_PARTITION if args.execution_date else WriteMode.OVERWRITE
+    return Graph.chain(NAME, Graph.single("raw_devices", "input", "raw devices (JSON lines)"), choice,
+                       Graph.single("export", "output", f"devices_{{branch}} ({mode.value}), _ROUTE.json beside it"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             result = writer.write(parsed.frame, output, batch=Batch(app_id, version))
         finally:
             parsed.release()
+        note("raw_devices", status="ran")
+        note_write("export", result)
         record_route(spark, record_at, route, {"rows": result.batch_rows, "skipped": result.skipped,
                                                "batch": version, "output": output})
         print(f"{NAME}: branch {route.branch} ({route.reason}) -> {output}: {result.describe()}")
         return 0
 
-    return run_job(NAME, parser, argv, body, validate=validate)
+    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
 
 
 if __name__ == "__main__":

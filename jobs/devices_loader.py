@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -22,13 +23,42 @@ from spark_flows.backend import master
 from spark_flows.config import Settings
 from spark_flows.datasets import DEVICES_SCHEMA
 from spark_flows.job import job_parser, parse_date, run_job
-from spark_flows.markers import retract_marker, trigger, write_marker
+from spark_flows.markers import readiness_graph, retract_marker, trigger, trigger_graph, write_marker
 from spark_flows.sources import ParsedInput, read_json
-from spark_flows.split import split, write_branch
+from spark_flows.split import Branch, split, split_graph, write_branch
+from spark_flows.structure import Graph, note
 from spark_flows.transforms import enrich_devices, with_loading_time
 from spark_flows.writers import Batch, CsvWriter, DeltaWriter
 
 NAME = "devices_loader"
+
+
+def branches_of(args: argparse.Namespace, settings: Settings, batch: Batch) -> list[Branch]:
+    """The split's branches: the devices table, the book's enriched table, and the CSV export if asked."""
+    branches = [
+        write_branch("devices", DeltaWriter(), args.devices_table or settings.path("tables", "devices"), batch=batch),
+        # the book's enriched table: every raw row, plus the loading time and the versioned full name
+        write_branch("enriched", DeltaWriter(), args.enriched_table or settings.path("tables", "devices_enriched"),
+                     batch=batch, transform=lambda df: df.transform(enrich_devices).transform(with_loading_time)),
+    ]
+    if args.csv or args.csv_output:
+        csv_path = args.csv_output or settings.path("exports", "devices", f"batch={batch.version}")
+        branches.append(write_branch("csv", CsvWriter(), csv_path, batch=batch))
+    return branches
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: raw devices read once, the split into its branches, then the marker and the trigger."""
+    branches = branches_of(args, settings, Batch(args.app_id, args.batch_id if args.batch_id is not None else 0))
+    if args.batch_id is None:  # drawn without --batch-id: name the flag instead of a made-up version
+        branches = [replace(b, key=b.key.rsplit("@", 1)[0] + "@(--batch-id)") for b in branches]
+    parts = [Graph.single("raw_devices", "input", "raw devices (JSON lines), read once"),
+             split_graph(branches, name=NAME, concurrency=args.concurrency)]
+    if args.execution_date or args.trigger:
+        parts.append(readiness_graph("devices", role="publish"))
+    if args.trigger:
+        parts.append(trigger_graph(args.trigger))
+    return Graph.chain(NAME, *parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         batch = Batch(args.app_id, args.batch_id)
         devices_table = args.devices_table or settings.path("tables", "devices")
-        enriched_table = args.enriched_table or settings.path("tables", "devices_enriched")
         if args.execution_date:
             retract_marker(spark, devices_table, args.execution_date)
         loaded: list[ParsedInput] = []
@@ -68,18 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                                     quarantine_path=f"{devices_table}_bad_records"))
             return loaded[0].frame
 
-        branches = [
-            write_branch("devices", DeltaWriter(), devices_table, batch=batch),
-            # the book's enriched table: every raw row, plus the loading time and the versioned full name
-            write_branch("enriched", DeltaWriter(), enriched_table, batch=batch,
-                         transform=lambda df: df.transform(enrich_devices).transform(with_loading_time)),
-        ]
-        if args.csv or args.csv_output:
-            csv_path = args.csv_output or settings.path("exports", "devices", f"batch={args.batch_id}")
-            branches.append(write_branch("csv", CsvWriter(), csv_path, batch=batch))
+        branches = branches_of(args, settings, batch)
         try:
             # read_json persists (and fills) the parsed rows: the split reads them from there, once
             result = split(load, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
+            note("raw_devices", status="ran" if loaded else "skipped",
+                 reason=None if loaded else "every branch already holds the batch")
         finally:
             for parsed in loaded:
                 parsed.release()
@@ -92,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.execution_date and devices is not None:
             marker = write_marker(spark, devices_table, args.execution_date, devices, producer=NAME,
                                   schema=DEVICES_SCHEMA, run_id=args.run_id)
+            note("marker.devices", status="ran", rows=marker.rows)
             if args.trigger:
                 consumer = str(Path(__file__).resolve().parent / f"{args.trigger}.py")
                 submitted = trigger(spark, marker, consumer, [
@@ -99,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                     "--devices-table", devices_table, "--wait-timeout", "0",
                 ], settings, master=master(spark))
                 print(f"{NAME}: triggered {args.trigger}: exit {submitted.returncode}")
+                note(f"trigger.{args.trigger}", status="ran", exit_code=submitted.returncode)
         return 0
 
-    return run_job(NAME, parser, argv, body, validate=validate)
+    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,18 @@ from spark_flows.datasets import DEVICES_SCHEMA
 from spark_flows.job import job_parser, run_job
 from spark_flows.sources import read_json
 from spark_flows.storage import Storage
+from spark_flows.structure import Graph, note
 from spark_flows.transforms import devices_sequence
 
 NAME = "devices_sequence"
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: raw devices, the sequence (its boundary the restart point), the clean table."""
+    return Graph.chain(NAME, Graph.single("raw_devices", "input", "raw devices (JSON lines)",
+                                          bad_records=args.on_bad_records),
+                       devices_sequence().graph(),
+                       Graph.single("devices_clean", "output", "devices_clean (Delta, overwritten)"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,14 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         boundary_root = args.boundary_root or settings.path("_boundaries")
         try:
             run = sequence.run(parsed.frame, run_id=run_id, boundary_root=boundary_root)
+            if run.resumed_from is None:
+                note("raw_devices", status="ran")
+            else:
+                note("raw_devices", status="skipped", reason=f"resumed after {run.resumed_from}")
             run.frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(output)
+            note("devices_clean", status="ran")
         finally:
             parsed.release()
         if not args.keep_boundaries:
             sequence.discard(Storage(spark), boundary_root, run_id)
         return 0
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, flow=flow)
 
 
 if __name__ == "__main__":

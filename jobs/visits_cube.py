@@ -21,15 +21,20 @@ from functools import partial
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from spark_flows.announce import announce_partial, webhook
+from spark_flows.choice import Router
 from spark_flows.config import Settings
-from spark_flows.datasets import VISITS_SCHEMA, date_key
+from spark_flows.datasets import HOURS_PER_DAY, VISITS_SCHEMA, date_key
 from spark_flows.delta import is_delta_table
-from spark_flows.errors import WriteRefusedError
-from spark_flows.fan_in import completeness_frame, fan_in, hourly_parents, with_completeness
+from spark_flows.errors import SparkFlowsValueError, WriteRefusedError
+from spark_flows.fan_in import completeness_frame, fan_in, fan_in_graph, hourly_parents, with_completeness
+from spark_flows.graph import note_write
 from spark_flows.job import job_parser, run_job
 from spark_flows.sources import require_input
 from spark_flows.storage import Storage
+from spark_flows.structure import Graph
 from spark_flows.transforms import CUBE_DIMENSIONS, VISIT_FIELDS, visits_cube
+from spark_flows.triggers import TriggerRule, trigger_rule
 from spark_flows.waiting import Wait
 from spark_flows.writers import DeltaWriter
 
@@ -57,6 +62,37 @@ def _dimensions(text: str) -> tuple[str, ...]:
     return names
 
 
+def _rule(text: str) -> TriggerRule:
+    try:
+        return trigger_rule(text)
+    except SparkFlowsValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def rule_of(args: argparse.Namespace) -> TriggerRule:
+    """The fan-in's trigger rule: ``--trigger-rule``, else the one ``--mode`` names."""
+    return args.trigger_rule or trigger_rule(args.mode)
+
+
+def publication(args: argparse.Namespace) -> Router:
+    """Where the cube goes: the public table when complete enough, else the private one."""
+    threshold = args.min_completeness
+    return Router([("public", f"completeness >= {threshold}", lambda ratio: ratio >= threshold)], default="private")
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: 24 hourly parents, the fan-in's rule, the cube, the public/private route, the tables."""
+    hours = [f"{h:02d}" for h in range(HOURS_PER_DAY)]
+    dimensions = ", ".join(args.dimensions)
+    return Graph.chain(
+        NAME,
+        fan_in_graph(hours, rule=rule_of(args), name="hours"),
+        Graph.single("cube", "step", f"CUBE({dimensions}) + completeness columns", one_scan="hours read once"),
+        publication(args).graph("published_to"),
+        Graph.single("completeness_table", "output", "completeness table (one row per date and target)"),
+    )
+
+
 def published_ratio(spark: SparkSession, table: str, key: str, published_to: str) -> float | None:
     """The completeness ratio already published for the date to ``published_to``, if any (one small job)."""
     if not is_delta_table(Storage(spark), table):
@@ -68,7 +104,13 @@ def published_ratio(spark: SparkSession, table: str, key: str, published_to: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser(NAME, __doc__.splitlines()[0], dated=True)
-    parser.add_argument("--mode", choices=["aligned", "unaligned"], default="aligned")
+    parser.add_argument("--mode", choices=["aligned", "unaligned"], default="aligned",
+                        help="aligned: the all_success rule; unaligned: all_done")
+    parser.add_argument("--trigger-rule", type=_rule, metavar="RULE",
+                        help="the fan-in's rule instead of --mode's: all_success, all_done, "
+                             "none_failed_min_one_success or min_success=N")
+    parser.add_argument("--notify-url", action="append", default=[], metavar="URL",
+                        help="POST a JSON notice here when a partial cube is published (repeatable)")
     parser.add_argument("--min-completeness", type=_ratio, default=0.0,
                         help="unaligned: below this ratio the cube is written to --private-output")
     parser.add_argument("--replace-more-complete", action="store_true",
@@ -86,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--completeness-table", help="default: <data-root>/tables/visits_cube_completeness")
 
     def validate(args: argparse.Namespace) -> None:
+        for url in args.notify_url:
+            if not url.startswith(("http://", "https://")):
+                parser.error(f"--notify-url must be an http:// or https:// URL, got {url!r}")
         if args.wait_for_hours < 0 or args.poll_interval <= 0:
             parser.error(f"--wait-for-hours must be >= 0 and --poll-interval > 0, got {args.wait_for_hours} and "
                          f"{args.poll_interval}")
@@ -97,14 +142,14 @@ def main(argv: list[str] | None = None) -> int:
         completeness_table = args.completeness_table or settings.path("tables", "visits_cube_completeness")
         require_input(spark, source, hint="generate it with `spark-flows generate visits --date ...`")
         wait = Wait(args.wait_for_hours, args.poll_interval) if args.wait_for_hours else None
-        merged = fan_in(spark, hourly_parents(source, day), mode=args.mode, schema=VISITS_SCHEMA,
-                        required=REQUIRED_COLUMNS, wait=wait)
+        merged = fan_in(spark, hourly_parents(source, day), rule=rule_of(args), schema=VISITS_SCHEMA,
+                        required=REQUIRED_COLUMNS, wait=wait, name="hours")
         # the one scan of the day; refuses per the mode's trigger rule
         cube = merged.evaluate(partial(visits_cube, dimensions=args.dimensions))
         completeness = cube.completeness
         try:
-            public = completeness.ratio >= args.min_completeness
-            published_to = "public" if public else "private"
+            published_to = publication(args).choose(completeness.ratio).branch
+            public = published_to == "public"
             target = (args.output or settings.path("tables", "visits_cube")) if public else (
                 args.private_output or settings.path("tables", "visits_cube_private"))
             before = published_ratio(spark, completeness_table, key, published_to)
@@ -115,15 +160,20 @@ def main(argv: list[str] | None = None) -> int:
                     condition="LESS_COMPLETE", parameters={"date": key, "published": before,
                                                            "this_run": completeness.ratio})
             # partitioned by date: concurrent runs for other dates never touch the same files
-            DeltaWriter(replace={"date": key}).write(cube.frame.transform(with_completeness, completeness), target)
-            DeltaWriter(replace={"date": key, "published_to": published_to}).write(
-                completeness_frame(spark, key, completeness).drop("partition"), completeness_table)
+            announced = {"completeness": completeness.as_record(), "date": key, "rule": str(rule_of(args))}
+            note_write(f"published_to.{published_to}", DeltaWriter(replace={"date": key}, metadata=announced).write(
+                cube.frame.transform(with_completeness, completeness), target))
+            note_write("completeness_table", DeltaWriter(replace={"date": key, "published_to": published_to},
+                                                         metadata=announced).write(
+                completeness_frame(spark, key, completeness).drop("partition"), completeness_table))
         finally:
             cube.unpersist()
+        announce_partial(completeness, target, {"date": key}, [webhook(url) for url in args.notify_url],
+                         extra={"published_to": published_to, "job": NAME})
         print(f"{NAME}: {key}: {completeness.describe()} -> {published_to} {target}")
         return 0
 
-    return run_job(NAME, parser, argv, body, validate=validate)
+    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
 
 
 if __name__ == "__main__":

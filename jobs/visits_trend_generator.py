@@ -20,10 +20,12 @@ from pyspark.sql import SparkSession
 
 from spark_flows.config import Settings
 from spark_flows.datasets import VISITS_SCHEMA, date_key, day_path
+from spark_flows.graph import note_write
 from spark_flows.job import job_parser, run_job
-from spark_flows.runners import RunLedger, single_run
+from spark_flows.runners import RunLedger, single_run, single_run_graph
 from spark_flows.sources import read_json
 from spark_flows.storage import Storage
+from spark_flows.structure import Graph, note
 from spark_flows.transforms import visits_per_page, visits_trend
 from spark_flows.writers import DeltaWriter
 
@@ -31,6 +33,16 @@ logger = logging.getLogger(__name__)
 
 NAME = "visits_trend_generator"
 SINGLE_RUNNER = True  # the backfill job runs it in date order, never concurrently
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: the single runner (depends on past), the day and the day before, the trend."""
+    days = Graph.group("days", Graph.single("visits_day", "input", "visits of D"),
+                       Graph.single("visits_day_before", "input", "visits of D-1 (zero on a first run)"))
+    return Graph.chain(NAME, single_run_graph(NAME, depends_on_past=not args.no_depends_on_past), days,
+                       Graph.single("trend", "step", "visits per page, change from D-1"),
+                       Graph.single("visits_trend", "output", "visits_trend (Delta, one partition per date)"),
+                       rules={0: "D-1 succeeded" if not args.no_depends_on_past else "lock held"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,14 +76,18 @@ def main(argv: list[str] | None = None) -> int:
                 if no_history:
                     per_page.append(spark.createDataFrame([], per_page[0].schema))
                 trend = visits_trend(*per_page)
-                DeltaWriter(replace={"date": date_key(day)}).write(trend, output)
+                note("visits_day", status="ran")
+                note("visits_day_before", status="skipped" if no_history else "ran",
+                     reason="first run: compared with zero" if no_history else None)
+                note("trend", status="ran")
+                note_write("visits_trend", DeltaWriter(replace={"date": date_key(day)}).write(trend, output))
             finally:
                 for parsed in days:
                     parsed.release()
         print(f"{NAME}: {day}: trend written")
         return 0
 
-    return run_job(NAME, parser, argv, body)
+    return run_job(NAME, parser, argv, body, flow=flow)
 
 
 if __name__ == "__main__":

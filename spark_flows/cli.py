@@ -10,6 +10,7 @@ from pathlib import Path
 
 from spark_flows.config import Settings, load_settings
 from spark_flows.errors import SparkFlowsError, error_summary
+from spark_flows.graph import FORMATS, job_graph, render
 from spark_flows.job import EXIT_FAILED, EXIT_USAGE, job_parser, parse_date, run_job
 from spark_flows.ledger import read_runs
 from spark_flows.markers import list_markers, markers_dir
@@ -26,6 +27,8 @@ usage:
   spark-flows markers data/tables/devices       what is ready: date, rows, producer, age (no Spark)
   spark-flows runs visits_trend_generator       the run ledger: date, attempt, status, times, error (no Spark)
   spark-flows submit jobs/devices_loader.py [--master URL] [--ship] [--dry-run] -- --batch-id 1
+  spark-flows graph jobs/visits_cube.py [--format mermaid|dot|json] [-- --mode unaligned]
+                                                the job's flow for those arguments (no Spark)
 
 Each command takes --help."""
 
@@ -181,7 +184,25 @@ def _submit(argv: Sequence[str]) -> int:
     return run_submit(command, capture=False).returncode
 
 
-COMMANDS = {"generate": _generate, "markers": _markers, "runs": _runs, "submit": _submit}
+def _graph(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="spark-flows graph", description="Print a job's flow (its nodes, edges and rules) without Spark.",
+        epilog="example: spark-flows graph jobs/devices_loader.py --format dot -- --batch-id 1 --csv")
+    parser.add_argument("job", help="a job's .py file or module path (jobs.visits_cube)")
+    parser.add_argument("--format", choices=FORMATS, default="mermaid")
+    argv = list(argv)
+    split_at = argv.index("--") if "--" in argv else len(argv)
+    args = parser.parse_args(argv[:split_at])
+    try:
+        flow = job_graph(args.job, argv[split_at + 1:])
+    except SparkFlowsError as exc:
+        print(f"spark-flows graph: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(render(flow, args.format))
+    return 0
+
+
+COMMANDS = {"generate": _generate, "graph": _graph, "markers": _markers, "runs": _runs, "submit": _submit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -108,7 +108,8 @@ def to_dot(graph: Graph) -> str:
         label = _dot_text(node.label + (f"\n{facts}" if facts else ""))
         style = _DOT_STYLES.get(str(node.facts.get("status", "")), "")
         shape = _DOT_SHAPES.get(node.kind, "box")
-        lines.append(f'  "{_dot_text(node.id)}" [label="{label}" shape={shape} {style}]'.rstrip() + ";")
+        attributes = " ".join(filter(None, [f'label="{label}"', f"shape={shape}", style]))
+        lines.append(f'  "{_dot_text(node.id)}" [{attributes}];')
     for edge in graph.edges:
         rule = f' [label="{_dot_text(edge.rule)}"]' if edge.rule else ""
         lines.append(f'  "{_dot_text(edge.source)}" -> "{_dot_text(edge.target)}"{rule};')

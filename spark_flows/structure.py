@@ -110,11 +110,20 @@ class Graph:
         if not parts:
             raise invalid_argument("parts", parts, "at least one graph")
         nodes = [n for p in parts for n in p.nodes]
-        edges = [e for p in parts for e in p.edges]
+        edges = list(parts[0].edges)
         for index, (before, after) in enumerate(itertools.pairwise(parts)):
             rule = (rules or {}).get(index, "")
             edges += [Edge(a, b, rule) for a in before.exits for b in after.entries]
+            edges += after.edges
         return cls(name, tuple(nodes), tuple(edges), parts[0].entries, parts[-1].exits)
+
+    @classmethod
+    def group(cls, name: str, *parts: Graph) -> Graph:
+        """``parts`` side by side (alternatives or parallel inputs): their entries and exits together."""
+        if not parts:
+            raise invalid_argument("parts", parts, "at least one graph")
+        return cls(name, tuple(n for p in parts for n in p.nodes), tuple(e for p in parts for e in p.edges),
+                   tuple(i for p in parts for i in p.entries), tuple(x for p in parts for x in p.exits))
 
     def node(self, node_id: str) -> Node:
         """The node called ``node_id`` (``KeyError`` naming the known ids otherwise)."""
