@@ -11,3 +11,36 @@ import pytest
 def data_root(tmp_path: Path) -> str:
     """A fresh data root for a job run, as the jobs' --data-root."""
     return str(tmp_path / "data")
+
+
+class _Webhook:
+    def __init__(self, url: str, received: list[dict]) -> None:
+        self.url, self.received = url, received
+
+
+@pytest.fixture
+def webhook_server():
+    """A local HTTP endpoint on 127.0.0.1 that records the JSON bodies POSTed to it (answered 204)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield _Webhook(f"http://127.0.0.1:{server.server_address[1]}/notify", received)
+    finally:
+        server.shutdown()
+        server.server_close()

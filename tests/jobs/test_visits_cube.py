@@ -6,7 +6,10 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs import visits_cube
+from spark_flows.delta import commit_metadata, table_version
 from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+from spark_flows.storage import Storage
+from tests.flows import assert_ran_as_declared, statuses
 
 
 def _run(data_root: str, *extra: str) -> int:
@@ -32,6 +35,10 @@ def test_aligned_mode_refuses_a_partial_day_and_writes_nothing(spark, data_root:
     err = capsys.readouterr().err
     assert "MISSING_PARENTS" in err and "02 (empty)" in err and "06 (no data)" in err and "18 (no data)" in err
     assert not Path(data_root, "tables").exists()
+    flow = assert_ran_as_declared(visits_cube, [], data_root)  # a failed run still shows where it stopped
+    assert flow.node("hours").facts["status"] == "failed" and "all_success" in flow.node("hours").facts["refused"]
+    assert statuses(flow, "hours.")["hours.06"] == "failed" and statuses(flow, "hours.")["hours.00"] == "ran"
+    assert not flow.node("cube").facts and not flow.node("published_to").facts
 
 
 def test_aligned_mode_refuses_a_corrupt_hour(spark, data_root: str, capsys) -> None:
@@ -52,14 +59,38 @@ def test_unaligned_mode_publishes_partial_day_with_completeness(spark, data_root
     row = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_completeness").first()
     assert row.missing == ["02", "06", "09", "11", "16", "17", "18"]
     assert row.failures["09"] == "1 corrupt record(s)" and row.published_to == "public"
+    flow = assert_ran_as_declared(visits_cube, ["--mode", "unaligned"], data_root)
+    assert {k for k, v in statuses(flow, "hours.").items() if v == "failed"} == {
+        f"hours.{h}" for h in ("02", "06", "09", "11", "16", "17", "18")}
+    assert flow.node("hours.09").facts["reason"] == "1 corrupt record(s)"
+    assert flow.node("published_to").facts["taken"] == "public"
+    assert statuses(flow, "published_to.") == {"published_to.public": "taken", "published_to.private": "not taken"}
+    assert flow.node("published_to.public").facts["rows"] == cube.count()
 
 
-def test_below_min_completeness_goes_private(spark, data_root: str) -> None:
+def test_below_min_completeness_goes_private_and_the_partial_cube_is_announced(spark, data_root: str,
+                                                                                webhook_server) -> None:
     write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=1, missing_hours=BOOK_MISSING_HOURS)
-    assert _run(data_root, "--mode", "unaligned", "--min-completeness", "0.9") == 0
+    assert _run(data_root, "--mode", "unaligned", "--min-completeness", "0.9", "--notify-url", webhook_server.url) == 0
     assert not Path(data_root, "tables", "visits_cube").exists()
-    private = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_private")
+    private_path = f"{data_root}/tables/visits_cube_private"
+    private = spark.read.format("delta").load(private_path)
     assert private.where("is_approximate").count() == private.count() > 0
+    # announced where consumers look: the commit's userMetadata, and the notification
+    storage = Storage(spark)
+    metadata = commit_metadata(storage, private_path, table_version(storage, private_path))
+    assert metadata["completeness"]["ratio"] == round(19 / 24, 4) and metadata["date"] == "20240101"
+    assert sorted(metadata["completeness"]["missing"]) == ["06", "11", "16", "17", "18"]
+    [notice] = webhook_server.received
+    assert notice["event"] == "partial_result_published" and notice["extra"]["published_to"] == "private"
+    assert notice["output"] == private_path and notice["completeness"]["missing"]["06"] == "no data"
+
+
+def test_a_failing_notification_fails_the_job_after_publishing(spark, data_root: str, capsys) -> None:
+    write_visits(spark, f"{data_root}/raw/visits", "2024-01-01", rows_per_hour=1, missing_hours=[3])
+    assert _run(data_root, "--mode", "unaligned", "--notify-url", "http://127.0.0.1:9/nothing-listens") == 1
+    assert "NOTIFICATION_FAILED" in capsys.readouterr().err
+    assert spark.read.format("delta").load(f"{data_root}/tables/visits_cube").where("is_approximate").count() > 0
 
 
 def test_rerun_replaces_only_its_date(spark, data_root: str) -> None:
