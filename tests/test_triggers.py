@@ -22,7 +22,7 @@ HOURS = (0, 1, 2, 3)
 def mixed_root(spark, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Hours 00 and 03 succeed (2 rows each), 01 is missing (never delivered), 02 has a corrupt file (failed)."""
     root = str(tmp_path_factory.mktemp("mixed") / "visits")
-    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[1] + list(range(4, 24)), corrupt_hours=[2])
+    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[1, *range(4, 24)], corrupt_hours=[2])
     return root
 
 

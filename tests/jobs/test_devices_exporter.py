@@ -8,6 +8,7 @@ from chispa import assert_df_equality
 
 from jobs import devices_exporter
 from spark_flows.samples import DEVICES_SCHEMA, write_devices
+from tests.flows import assert_ran_as_declared, statuses
 
 READERS = {
     "delta": lambda spark, p: spark.read.format("delta").load(p),
@@ -53,6 +54,12 @@ def test_date_route_backfill_keeps_every_date_and_never_nests_outputs(spark, dat
     assert {r.date: r["count"] for r in table.groupBy("date").count().collect()} == {"20240301": 10, "20240302": 10}
     route = json.loads((exports / "devices_delta_by_date" / "_routes" / "date=20240302" / "_ROUTE.json").read_text())
     assert (route["branch"], route["rows"]) == ("delta", 10)
+    argv = ["--route-by-date", "--migration-date", "2024-03-01", "--execution-date", "2024-02-29"]
+    flow = assert_ran_as_declared(devices_exporter, argv, data_root, "2024-02-29")  # the replay's run
+    assert statuses(flow, "route") == {"route": "ran", "route.csv": "taken", "route.delta": "not taken"}
+    assert [e.rule for e in flow.edges if e.source == "route"] == ["execution_date < 2024-03-01",
+                                                                   "execution_date >= 2024-03-01"]
+    assert flow.node("export").facts["status"] == "skipped" and flow.node("export").facts["rows"] == 10
     assert devices_exporter.main(["--data-root", data_root, "--output-type", "delta"]) == 0
     assert not list((exports / "devices_delta_by_date").glob("**/_delta_log/*/_delta_log")), "no table in a table"
 

@@ -10,6 +10,7 @@ from chispa import assert_df_equality
 from jobs import devices_aggregator, devices_loader
 from spark_flows.samples import write_devices
 from spark_flows.writers import PUBLISHED_MARKER
+from tests.flows import assert_ran_as_declared, statuses
 from tests.procs import JobProcess
 
 
@@ -33,6 +34,13 @@ def test_one_run_writes_both_tables_and_the_csv(spark, data_root: str) -> None:
     assert enriched.where("loading_time is null").count() == 0
     csv = spark.read.option("sep", ";").option("header", "true").csv(f"{data_root}/exports/devices/batch=1")
     assert csv.count() == 300
+    flow = assert_ran_as_declared(devices_loader, ["--batch-id", "1", "--csv"], data_root)
+    assert statuses(flow) == {"raw_devices": "ran", "devices_loader": "ran", "devices_loader.devices": "ran",
+                              "devices_loader.enriched": "ran", "devices_loader.csv": "ran"}
+    assert {flow.node(f"devices_loader.{b}").facts["rows"] for b in ("devices", "enriched", "csv")} == {300}
+    assert [e.rule for e in flow.edges if e.source == "devices_loader"] == [
+        "Delta txnAppId/txnVersion devices_loader@1", "Delta txnAppId/txnVersion devices_loader@1",
+        "staged publish, _PUBLISHED.json batch devices_loader@1"]
 
 
 def test_replaying_the_same_batch_three_times_changes_nothing(spark, data_root: str, capsys) -> None:

@@ -6,6 +6,7 @@ from chispa import assert_df_equality
 
 from jobs import devices_sequence
 from spark_flows.samples import write_devices
+from tests.flows import assert_ran_as_declared, statuses
 
 
 def test_job_writes_the_clean_devices_table(spark, data_root: str) -> None:
@@ -18,6 +19,10 @@ def test_job_writes_the_clean_devices_table(spark, data_root: str) -> None:
     )
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True, ignore_column_order=True)
     assert not Path(data_root, "_boundaries", "devices", "r1").exists(), "boundaries kept after success"
+    flow = assert_ran_as_declared(devices_sequence, ["--run-id", "r1"], data_root)
+    assert statuses(flow) == {"raw_devices": "ran", "devices.validate": "ran", "devices.enrich": "ran",
+                              "devices_clean": "ran"}
+    assert "persisted_seconds" in flow.node("devices.validate").facts
 
 
 def test_rerun_leaves_the_same_table(spark, data_root: str) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from jobs import backfill, visits_trend_generator
 from spark_flows.samples import write_visits
+from tests.flows import assert_ran_as_declared, run_flow, statuses
 from tests.procs import JobProcess
 
 
@@ -36,6 +37,11 @@ def test_trend_compares_with_the_previous_day_and_depends_on_past(spark, data_ro
     assert cli(["runs", "visits_trend_generator", "--data-root", data_root]) == 0
     out = capsys.readouterr().out
     assert out.count("succeeded") == 3 and "2024-01-04" in out
+    first = assert_ran_as_declared(visits_trend_generator, ["--execution-date", "2024-01-02"], data_root, "2024-01-02")
+    assert first.node("visits_day_before").facts == {"status": "skipped", "reason": "first run: compared with zero"}
+    assert first.node("single_run").facts["first_run"] is True
+    missing = run_flow(data_root, "visits_trend_generator", "2024-01-06")  # failed reading D-1
+    assert missing.node("single_run").facts["status"] == "ran" and not missing.node("trend").facts
 
 
 def test_backfill_with_a_failing_date_finishes_the_others_in_one_table(spark, data_root: str, capsys) -> None:
@@ -51,6 +57,12 @@ def test_backfill_with_a_failing_date_finishes_the_others_in_one_table(spark, da
         "20240101", "20240102", "20240104", "20240105"]  # every concurrent commit landed
     completeness = spark.read.format("delta").load(f"{data_root}/tables/visits_cube_completeness")
     assert completeness.count() == 4
+    argv = ["--job", "visits_cube", "--from", "2024-01-01", "--to", "2024-01-05", "--concurrency", "3"]
+    flow = assert_ran_as_declared(backfill, argv, data_root)
+    assert statuses(flow, "date.") == {f"date.2024-01-0{d}": "failed" if d == 3 else "ran" for d in range(1, 6)}
+    assert "05 (no data)" in flow.node("date.2024-01-03").facts["reason"]
+    day = run_flow(data_root, "visits_cube", "2024-01-03")  # each date's own flow, from its thread
+    assert day.node("hours.05").facts["status"] == "failed" and day.node("hours").facts["status"] == "failed"
 
 
 def test_backfill_runs_a_single_runner_job_in_order(spark, data_root: str, caplog) -> None:
