@@ -31,6 +31,9 @@ lint: bootstrap
 	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts examples conftest.py
 	.venv/bin/mypy
 
+graphs: bootstrap          ## render each bundled job's flow into README.md
+	$(RUN) scripts/render_graphs.py
+
 bench: bootstrap           ## benchmarks: figures and ratios side by side
 	$(RUN) benchmarks/run.py
 

@@ -139,7 +139,8 @@ class Graph:
     def as_record(self) -> dict[str, Any]:
         """The graph as JSON-ready data (the shape :func:`spark_flows.graph.to_json` writes)."""
         record: dict[str, Any] = {"name": self.name, "nodes": [n.as_record() for n in self.nodes],
-                                  "edges": [e.as_record() for e in self.edges]}
+                                  "edges": [e.as_record() for e in self.edges], "entries": list(self.entries),
+                                  "exits": list(self.exits)}
         if self.unmatched:
             record["unmatched"] = list(self.unmatched)
         return record
@@ -150,7 +151,8 @@ class Graph:
         nodes = tuple(Node(n["id"], n["kind"], n["label"], n.get("rules", {}), n.get("facts", {}))
                       for n in record["nodes"])
         edges = tuple(Edge(e["source"], e["target"], e.get("rule", "")) for e in record["edges"])
-        return cls(record["name"], nodes, edges, unmatched=tuple(record.get("unmatched", ())))
+        return cls(record["name"], nodes, edges, tuple(record.get("entries", ())), tuple(record.get("exits", ())),
+                   tuple(record.get("unmatched", ())))
 
     def annotate(self, run: FlowRun) -> Graph:
         """This graph with the facts ``run`` noted laid over its nodes.

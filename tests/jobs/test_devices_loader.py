@@ -10,7 +10,7 @@ from chispa import assert_df_equality
 from jobs import devices_aggregator, devices_loader
 from spark_flows.samples import write_devices
 from spark_flows.writers import PUBLISHED_MARKER
-from tests.flows import assert_ran_as_declared, statuses
+from tests.flows import assert_ran_as_declared, run_flow, statuses
 from tests.procs import JobProcess
 
 
@@ -116,8 +116,16 @@ def test_a_replay_leaves_the_marker_true_for_the_consumer(spark, data_root: str)
     assert devices_loader.main(args) == 0  # replay: every branch skipped
     marker = json.loads(Path(data_root, "tables", "_ready", "devices", "20240101.json").read_text())
     assert (marker["rows"], marker["batch_rows"], marker["table_version"]) == (20, 20, 0)
+    replayed = run_flow(data_root, "devices_loader", "2024-01-01")  # the replay's run
+    assert statuses(replayed) == {"raw_devices": "skipped", "devices_loader": "skipped",
+                                  "devices_loader.devices": "skipped", "devices_loader.enriched": "skipped",
+                                  "marker.devices": "ran"}
     assert devices_aggregator.main(["--data-root", data_root, "--execution-date", "2024-01-01",
                                     "--wait-timeout", "0"]) == 0
+    consumer = assert_ran_as_declared(devices_aggregator, ["--execution-date", "2024-01-01", "--wait-timeout", "0"],
+                                      data_root)
+    assert consumer.node("marker.devices").facts == {"status": "ran", "rows": 20, "table_version": 0}
+    assert statuses(consumer) == {"marker.devices": "ran", "per_type": "ran", "devices_per_type": "ran"}
 
 
 def test_marker_describes_the_table_the_consumer_aggregates(spark, data_root: str, capsys) -> None:

@@ -1,0 +1,44 @@
+"""Render each bundled job's flow into README.md, below its ``<!-- graph: jobs/<job>.py ARGS -->`` line.
+
+    python scripts/render_graphs.py          # rewrite README.md's graph blocks (make graphs)
+    python scripts/render_graphs.py --check  # exit 1 if a block differs from the job's declared flow
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from spark_flows.graph import job_graph, to_mermaid
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+BLOCK = re.compile(r"(<!-- graph: (?P<job>\S+)(?P<args>[^>]*?) -->\n)```mermaid\n.*?```", re.S)
+
+
+def rendered(text: str) -> str:
+    """``text`` with every marked graph block replaced by the job's declared flow, rendered as Mermaid."""
+    def block(match: re.Match[str]) -> str:
+        flow = job_graph(str(ROOT / match["job"]), shlex.split(match["args"]))
+        return f"{match.group(1)}```mermaid\n{to_mermaid(flow)}\n```"
+
+    return BLOCK.sub(block, text)
+
+
+def main(argv: list[str]) -> int:
+    text = README.read_text()
+    fresh = rendered(text)
+    if "--check" in argv:
+        if fresh != text:
+            print("README.md's job graphs differ from the jobs' declared flows: run `make graphs`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh)
+    print(f"{len(BLOCK.findall(text))} graph(s) rendered into {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
