@@ -24,7 +24,10 @@ sys.path.insert(0, str(ROOT))  # `import jobs.<name>` for in-process end-to-end 
 
 from spark_flows.testing import backend_of  # noqa: E402  (the plugin: spark_flows_session, the assertions)
 
-collect_ignore = ["tests/installed"]  # run by scripts/test_versions.sh against the installed wheel
+collect_ignore = [
+    "tests/installed",  # run by scripts/test_versions.sh against the installed wheel
+    "tests/pipelines",  # Spark Declarative Pipelines sources, run by spark-pipelines in tests/test_pipelines.py
+]
 
 #: marks of tests that need the other backend: deselected (and reported as such), never skipped quietly
 NOT_ON = {"classic": ("connect",), "connect": ("classic", "subprocess", "cluster")}

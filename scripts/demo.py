@@ -79,8 +79,15 @@ def completeness_summary(date_key: str) -> Summary:
             .where(f"date = '{date_key}'").first()
         cube = spark.read.format("delta").load(f"{DATA}/tables/visits_cube").where(f"date = '{date_key}'")
         total = cube.where("grouping_id = 3").first()
+        day = f"{date_key[:4]}-{date_key[4:6]}-{date_key[6:]}"
+        flow = Storage(spark).read_json(f"{DATA}/_flows/visits_cube/{day}.json")
+        facts = {n["id"]: n.get("facts", {}) for n in flow["nodes"]}
+        failed = sorted(i.removeprefix("hours.") for i, f in facts.items()
+                        if i.startswith("hours.") and f.get("status") == "failed")
         return (f"{cube.count()} cube rows, {total.visits if total else 0} visits, ratio {row.ratio}, "
-                f"is_approximate={row.is_approximate}, missing {row.missing}")
+                f"is_approximate={row.is_approximate}, missing {row.missing}; its flow "
+                f"({DATA}/_flows/visits_cube/{day}.mmd): rule {facts['hours'].get('rule')}, failed parents "
+                f"{failed or 'none'}, published to {facts['published_to'].get('taken')}")
     return summary
 
 

@@ -3,6 +3,9 @@
 Local Sequencer (:mod:`spark_flows.sequence`), Isolated Sequencer (:mod:`spark_flows.markers`),
 Aligned and Unaligned Fan-In (:mod:`spark_flows.fan_in`), Parallel Split (:mod:`spark_flows.split`),
 Exclusive Choice (:mod:`spark_flows.choice`), Single and Concurrent Runner (:mod:`spark_flows.runners`).
+Fan-in trigger rules (:mod:`spark_flows.triggers`), partial results announced (:mod:`spark_flows.announce`),
+and every block's structure as one nodes/edges shape (:mod:`spark_flows.structure`), drawn by
+:mod:`spark_flows.graph`.
 
 Example
 -------

@@ -196,7 +196,7 @@ def job_graph(job: str | ModuleType, argv: Sequence[str] = ()) -> Graph:
     """
     module = load_job(job) if isinstance(job, str) else job
     with _collecting() as found:
-        code = module.main([*argv, "--graph", "json"])
+        code = module.main(["--graph", "json", *argv])
     if code != 0 or not found:
         name = getattr(module, "NAME", getattr(module, "__name__", str(job)))
         raise SparkFlowsValueError(f"job {name} gave no flow for arguments {list(argv)} (exit {code}): "
