@@ -29,10 +29,9 @@ import importlib
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -204,7 +203,3 @@ def job_graph(job: str | ModuleType, argv: Sequence[str] = ()) -> Graph:
                                    parameters={"job": str(name), "argv": list(argv), "exit_code": code})
     return found[0]
 
-
-def facts_of(graph: Graph) -> Mapping[str, Mapping[str, Any]]:
-    """Node id -> facts, for the nodes a run annotated."""
-    return {n.id: n.facts for n in graph.nodes if n.facts}
