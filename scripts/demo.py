@@ -21,7 +21,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 from pyspark.sql import SparkSession  # noqa: E402
 
 from spark_flows.config import load_settings  # noqa: E402
-from spark_flows.samples import BOOK_MISSING_HOURS, write_devices, write_visits  # noqa: E402
+from spark_flows.samples import BOOK_MISSING_HOURS, write_devices, write_visit_events, write_visits  # noqa: E402
 from spark_flows.session import get_session  # noqa: E402
 from spark_flows.storage import Storage  # noqa: E402
 from spark_flows.submit import run_submit, submit_command, submit_env  # noqa: E402
@@ -38,6 +38,7 @@ class DemoJob:
     summary: Summary
     expect_exit: int = 0
     background: DemoJob | None = None  # started first and awaited after this job (a consumer waiting for it)
+    before: Callable[[SparkSession], str] | None = None  # prepares the job's input; says what it did
 
 
 def delta_rows(path: str) -> Summary:
@@ -89,6 +90,26 @@ def completeness_summary(date_key: str) -> Summary:
                 f"({DATA}/_flows/visits_cube/{day}.mmd): rule {facts['hours'].get('rule')}, failed parents "
                 f"{failed or 'none'}, published to {facts['published_to'].get('taken')}")
     return summary
+
+
+def stream_summary(spark: SparkSession) -> str:
+    from spark_flows.markers import list_markers
+
+    events = spark.read.format("delta").load(f"{DATA}/tables/visits_events")
+    pages = spark.read.format("delta").load(f"{DATA}/tables/visits_pages")
+    batches = sorted(p.name for p in Path(DATA, "exports", "visits_stream").glob("batch=*"))
+    marked = ", ".join(f"{m.execution_date} ({m.rows} rows, v{m.table_version})"
+                       for m in list_markers(spark, f"{DATA}/tables/visits_events"))
+    return (f"events {events.count()} rows ({events.select('visit_id').distinct().count()} distinct), pages "
+            f"{pages.groupBy().sum('visits').first()[0]} visits, CSV {len(batches)} micro-batch folders "
+            f"({csv_rows(spark, f'{DATA}/exports/visits_stream')} rows); day markers: {marked or 'none yet'}")
+
+
+def new_events(day: str) -> Callable[[SparkSession], str]:
+    def write(spark: SparkSession) -> str:
+        files = write_visit_events(spark, f"{DATA}/raw/visit_events", day, files_per_day=4, rows_per_hour=50)
+        return f"{len(files)} new event files for {day} arrived"
+    return write
 
 
 def demo_jobs() -> list[DemoJob]:
@@ -190,6 +211,21 @@ def demo_jobs() -> list[DemoJob]:
                 f"{DATA}/tables/visits_cube").select("date").distinct().collect())),
         ),
         DemoJob(
+            "Streaming (available-now): visit events of 2024-01-01..02 in micro-batches -> 2 Delta tables + CSV, "
+            "exactly once; a day's marker once the watermark passes it",
+            "jobs/visits_stream.py",
+            [*common, "--files-per-batch", "2"],
+            stream_summary,
+        ),
+        DemoJob(
+            "Streaming (continuous): new files for 2024-01-03; a micro-batch every 2 s until 2 micro-batches ran",
+            "jobs/visits_stream.py",
+            [*common, "--files-per-batch", "2", "--trigger", "continuous", "--interval", "2 seconds",
+             "--max-batches", "2"],
+            stream_summary,
+            before=new_events("2024-01-03"),
+        ),
+        DemoJob(
             "Concurrent Runner refuses to parallelise a Single Runner: trend 2024-01-03..04 in order",
             "jobs/backfill.py",
             [*common, "--job", "visits_trend_generator", "--from", "2024-01-03", "--to", "2024-01-04",
@@ -210,11 +246,15 @@ def main() -> int:
     for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
         write_visits(spark, f"{DATA}/raw/visits", day, rows_per_hour=50)
     write_visits(spark, f"{DATA}/raw/visits", "2024-01-04", rows_per_hour=50, missing_hours=BOOK_MISSING_HOURS)
+    events = write_visit_events(spark, f"{DATA}/raw/visit_events", "2024-01-01", days=2, files_per_day=4,
+                                rows_per_hour=50)
     print("   devices: 5000 rows; visits: 2024-01-01..03 complete, 2024-01-04 missing hours "
-          f"{', '.join(f'{h:02d}' for h in BOOK_MISSING_HOURS)}")
+          f"{', '.join(f'{h:02d}' for h in BOOK_MISSING_HOURS)}; visit events: {len(events)} files (2024-01-01..02)")
     failures = 0
     for job in demo_jobs():
         print(f"== {job.title}\n   spark-submit {job.job} {' '.join(job.args)}")
+        if job.before:
+            print(f"   {job.before(spark)}")
         started = time.monotonic()
         waiting = None
         if job.background:

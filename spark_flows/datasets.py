@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql.types import BooleanType, StringType, StructField, StructType, TimestampType
+from pyspark.sql.types import BooleanType, LongType, StringType, StructField, StructType, TimestampType
 
 DEVICE_TYPES = ("lenovo", "galaxy", "htc", "lg", "iphone", "mac")
 PAGES = ("home", "index", "contact", "about", "categories", "main", "page_1", "page_2", "page_3")
@@ -73,6 +73,17 @@ VISITS_SCHEMA = StructType(
                 ]
             ),
         ),
+    ]
+)
+
+#: the events of the bundled streaming job (``jobs/visits_stream.py``): one JSON line per visit
+VISIT_EVENTS_SCHEMA = StructType(
+    [
+        StructField("visit_id", StringType()),
+        StructField("event_time", TimestampType()),
+        StructField("user_id", StringType()),
+        StructField("page", StringType()),
+        StructField("duration_ms", LongType()),
     ]
 )
 

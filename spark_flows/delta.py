@@ -5,6 +5,7 @@ line) and Parquet checkpoints. Reading it directly answers what idempotent write
 a Spark job and without the JVM:
 
 * :func:`latest_txn`: the last ``txnVersion`` recorded for an app id (what Delta compares a write with);
+* :func:`txn_commits`: every retained commit that recorded a txn (a batch written twice shows twice).
 * :func:`find_txn`: the commit that recorded a given (app id, version), with its table version and rows,
   so a replay is reported as *skipped* only when the batch really committed;
 * :func:`table_version` and :func:`table_rows`: the table's newest version, and its row count at a version
@@ -156,6 +157,23 @@ def _user_metadata(actions: list[dict[str, Any]]) -> dict[str, Any]:
                 return {}
             return value if isinstance(value, dict) else {}
     return {}
+
+
+def txn_commits(storage: Storage, path: str, app_id: str | None = None) -> list[TxnCommit]:
+    """Every retained commit that recorded a ``txn`` (of ``app_id``, or of any app), oldest first: a batch
+    written twice shows up twice.
+
+    Only commits still in the log (``delta.logRetentionDuration``, 30 days by default) are listed.
+    """
+    found = []
+    for version in _commits(storage, path):
+        actions = _actions(storage, path, version)
+        for action in actions:
+            txn = action.get("txn")
+            if txn and (app_id is None or txn.get("appId") == app_id):
+                found.append(TxnCommit(str(txn["appId"]), int(txn["version"]), version, _output_rows(actions),
+                                       _user_metadata(actions)))
+    return found
 
 
 def find_txn(storage: Storage, path: str, app_id: str, txn_version: int) -> TxnCommit | None:

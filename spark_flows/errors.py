@@ -216,6 +216,12 @@ class NotificationFailedError(SparkFlowsError, RuntimeError):
     condition = "NOTIFICATION_FAILED"
 
 
+class StreamingError(SparkFlowsError, RuntimeError):
+    """A streaming query cannot be run as asked (e.g. its checkpoint holds no query id)."""
+
+    condition = "STREAMING_ERROR"
+
+
 class JobFailedError(SparkFlowsError, RuntimeError):
     """A job run by a runner (a backfill partition) exited with a failure; the message is its own error."""
 

@@ -29,6 +29,9 @@ from pyspark.sql import SparkSession
 from spark_flows import backend
 
 _METADATA_LENGTH = "spark.sql.maxMetadataStringLength"
+#: the location of :attr:`ScanStats.micro_batch` records (``foreachBatch`` hands Spark's micro-batch over as
+#: an RDD: each action on it that is not served by a cache scans the source again)
+MICRO_BATCH = "foreachBatch micro-batch"
 _LOCATION = re.compile(r"Location: \w+(?:\([^)]*\))?\[(.*?)\]")
 
 
@@ -47,6 +50,8 @@ class ScanStats:
     """File scans seen in the SQL executions of a measured block."""
 
     records: list[ScanRecord] = field(default_factory=list)
+    #: reads of a streaming micro-batch in ``foreachBatch`` (each one runs the micro-batch's source scan again)
+    micro_batch: list[ScanRecord] = field(default_factory=list)
 
     @property
     def scans(self) -> int:
@@ -130,10 +135,12 @@ class SparkMeter:
             if execution_id < self._first_execution:
                 continue
             for name, desc, metric in backend.scan_nodes(self._spark, execution_id):
-                if not name.startswith("Scan ") or name.startswith("Scan ExistingRDD"):
+                if not name.startswith("Scan "):
                     continue
                 rows = _metric_number(metric)
-                if rows > 0:
+                if rows > 0 and name.startswith("Scan ExistingRDD"):
+                    stats.micro_batch.append(ScanRecord(execution_id, "rdd", MICRO_BATCH, rows))
+                elif rows > 0:
                     location = _LOCATION.search(desc)
                     stats.records.append(ScanRecord(execution_id=execution_id, file_format=name.split(" ")[1],
                                                     location=location.group(1) if location else "", rows=rows))

@@ -16,6 +16,11 @@ Example
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
+import random
+import re
+import time
 from collections.abc import Iterable
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -29,12 +34,17 @@ from spark_flows.datasets import (  # noqa: F401  (re-exported: the generator's 
     HOURS_PER_DAY,
     NETWORKS,
     PAGES,
+    VISIT_EVENTS_SCHEMA,
     VISITS_SCHEMA,
     date_key,
     day_path,
     hour_path,
 )
+from spark_flows.errors import invalid_argument
+from spark_flows.filesystems import local_path
 from spark_flows.storage import Storage
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 MALFORMED_DEVICE_LINES = ('{"type": "galaxy", "full_name": ', "not json at all", '{"type": ["lg"]')
 
@@ -174,4 +184,48 @@ def write_visits(
         storage.mkdirs(visits_partition(root, day, hour))
     for hour in sorted(set(corrupt_hours)):
         storage.write_text(f"{visits_partition(root, day, hour)}/part-corrupt.json", "\x00\x01 garbage {{{\n")
+    return written
+
+
+def write_visit_events(
+    spark: SparkSession | None,
+    root: str,
+    start: dt.date | str,
+    *,
+    days: int = 1,
+    files_per_day: int = 4,
+    rows_per_hour: int = 20,
+    seed: int = 11,
+) -> list[str]:
+    """Write visit events as JSON lines files for a file stream source, one file per slice of a day, in
+    event-time order; returns the files written (oldest first).
+
+    Each file holds ``24 / files_per_day`` hours of ``rows_per_hour`` events (:data:`VISIT_EVENTS_SCHEMA`)
+    and appears whole (written to a hidden name, then renamed). Local files get modification times one
+    second apart, so a file source (which takes the oldest first) reads them in event-time order. Needs no
+    Spark job; ``spark=None`` writes local files.
+    """
+    if files_per_day < 1 or HOURS_PER_DAY % files_per_day:
+        raise invalid_argument("files_per_day", files_per_day, "a divisor of 24")
+    first = dt.date.fromisoformat(start) if isinstance(start, str) else start
+    storage, rng = Storage(spark), random.Random(seed)
+    hours_per_file, written = HOURS_PER_DAY // files_per_day, []
+    for offset in range(days):
+        day = first + dt.timedelta(days=offset)
+        for part in range(files_per_day):
+            lines = []
+            for hour in range(part * hours_per_file, (part + 1) * hours_per_file):
+                for n in range(rows_per_hour):
+                    at = dt.datetime.combine(day, dt.time(hour)) + dt.timedelta(seconds=rng.randrange(3600))
+                    lines.append(json.dumps({
+                        "visit_id": f"e-{date_key(day)}-{hour:02d}-{n:05d}", "event_time": f"{at.isoformat()}Z",
+                        "user_id": f"u{rng.randrange(500)}", "page": rng.choice(PAGES),
+                        "duration_ms": rng.randrange(100, 60_000)}))
+            path = f"{root.rstrip('/')}/visits-{date_key(day)}-{part:02d}.json"
+            storage.write_text(path, "\n".join(lines) + "\n")
+            written.append(path)
+    if not _SCHEME.match(root) or root.startswith("file:"):
+        base = time.time() - len(written)
+        for index, path in enumerate(written):
+            os.utime(local_path(path), (base + index, base + index))
     return written

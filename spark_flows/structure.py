@@ -208,6 +208,21 @@ def recording() -> Iterator[FlowRun]:
         _current.reset(token)
 
 
+def current() -> FlowRun | None:
+    """The :func:`recording` open in this context, if any (to carry it into a callback thread)."""
+    return _current.get()
+
+
+@contextlib.contextmanager
+def recording_into(run: FlowRun | None) -> Iterator[FlowRun | None]:
+    """Note into ``run`` (from :func:`current` elsewhere) in this context; ``None`` records nothing."""
+    token = _current.set(run)
+    try:
+        yield run
+    finally:
+        _current.reset(token)
+
+
 def note(node_id: str, **facts: Any) -> None:
     """Record ``facts`` about ``node_id`` in the open :func:`recording`, if any (otherwise nothing)."""
     run = _current.get()

@@ -15,6 +15,7 @@ import pytest
 from spark_flows.connect_server import free_port
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.submit import submit_env
+from tests.streams import FILES, assert_each_event_once_in_every_sink, write_input
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT_VENV = ROOT / ".cache" / "client-venv"
@@ -65,6 +66,21 @@ def test_visits_cube_with_remote_publishes_a_partial_day_with_completeness(spark
     total = spark.read.format("delta").load(f"{data_root}/tables/visits_cube").where(
         "grouping_id = 3").first()
     assert (total.visits, total.is_approximate) == (44, True)
+
+
+@pytest.mark.connect
+def test_visits_stream_with_remote_writes_each_event_once_and_a_restart_writes_nothing(spark, connect_url: str,
+                                                                                     data_root: str) -> None:
+    write_input(data_root)
+    done = _python_job(sys.executable, "visits_stream", "--data-root", data_root, remote=connect_url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{FILES} micro-batch(es), 96 rows" in done.stdout
+    again = _python_job(sys.executable, "visits_stream", "--data-root", data_root, remote=connect_url)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "0 micro-batch(es), 0 rows" in again.stdout
+    assert_each_event_once_in_every_sink(spark, data_root, FILES)
+    marker = json.loads(Path(data_root, "tables", "_ready", "visits_events", "20240101.json").read_text())
+    assert (marker["rows"], marker["partition"]) == (48, {"event_date": "2024-01-01"})
 
 
 def test_an_unreachable_connect_server_is_one_line_naming_the_address(tmp_path: Path) -> None:

@@ -1,0 +1,227 @@
+"""Streaming job: visit events (JSON files) through a split into two Delta tables and a CSV export, each
+micro-batch exactly once, with a readiness marker per event day.
+
+    spark-submit jobs/visits_stream.py                                  # what the input holds now, then stop
+    spark-submit jobs/visits_stream.py --trigger continuous --interval "5 seconds"   # until stopped
+
+Each micro-batch is read once (persisted), prepared (a Local Sequencer: valid rows, event date), then
+written to the ``visits_events`` Delta table (partitioned by event date), the ``visits_pages`` Delta table
+(visits per page and day, one row set per micro-batch) and a CSV export published atomically per micro-batch
+(``<exports>/visits_stream/batch=<id>``). The sinks record the micro-batch id under the app id
+``visits_stream.<query id>``: killed at any point, the job restarted from its checkpoint writes every event
+exactly once. Once the event-time watermark (latest event minus ``--delay``) passes a day, the events
+table's readiness marker for that day is written, for batch consumers.
+
+A new ``--checkpoint`` is a new query: it reads the whole input again into sinks that already hold it.
+Delete the outputs with the checkpoint, or keep the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from types import FrameType
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from spark_flows.config import Settings
+from spark_flows.datasets import VISIT_EVENTS_SCHEMA
+from spark_flows.job import job_parser, run_job
+from spark_flows.sequence import Sequence, step
+from spark_flows.split import Branch, split_graph, write_branch
+from spark_flows.streaming import (
+    BatchHandler,
+    PeriodMarkers,
+    each_batch,
+    sequence_each_batch,
+    split_each_batch,
+    start,
+    stream_graph,
+)
+from spark_flows.structure import Graph
+from spark_flows.writers import Batch, DeltaWriter, FilesWriter, WriteResult
+
+NAME = "visits_stream"
+TRIGGERS = {"available-now": "available_now", "continuous": "processing_time"}
+
+
+def prepare() -> Sequence:
+    """Each micro-batch's preparation: rows with an id and an event time, then their event date."""
+    return Sequence("prepare", [
+        step("valid", lambda df: df.where(F.col("visit_id").isNotNull() & F.col("event_time").isNotNull())),
+        step("dated", lambda df: df.withColumn("event_date", F.to_date("event_time"))),
+    ])
+
+
+def per_page(df: DataFrame) -> DataFrame:
+    """Visits and total duration per event day and page, in one micro-batch."""
+    return df.groupBy("event_date", "page").agg(F.count(F.lit(1)).alias("visits"),
+                                                F.sum("duration_ms").alias("duration_ms"))
+
+
+def paths(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
+    """Input, checkpoint and outputs, from the flags or under the data root."""
+    return {
+        "input": args.input or settings.path("raw", "visit_events"),
+        "checkpoint": args.checkpoint or settings.path("checkpoints", NAME),
+        "events": args.events_table or settings.path("tables", "visits_events"),
+        "pages": args.pages_table or settings.path("tables", "visits_pages"),
+        "csv": args.csv_output or settings.path("exports", NAME),
+    }
+
+
+def branches_of(where: dict[str, str], batch: Batch) -> list[Branch]:
+    """The sinks of one micro-batch."""
+    return [
+        write_branch("events", DeltaWriter(partition_by=["event_date"]), where["events"], batch=batch),
+        write_branch("pages", DeltaWriter(partition_by=["event_date"]), where["pages"], batch=batch,
+                     transform=lambda df: per_page(df).withColumn("batch_id", F.lit(batch.version))),
+        write_branch("csv", FilesWriter("csv", replace={"batch": str(batch.version)}, options={"header": "true"}),
+                     where["csv"], batch=batch,
+                     transform=lambda df: df.select("visit_id", "event_time", "user_id", "page", "duration_ms")),
+    ]
+
+
+def markers_of(args: argparse.Namespace, where: dict[str, str]) -> PeriodMarkers:
+    return PeriodMarkers(where["events"], event_time="event_time", partition_column="event_date",
+                         delay=dt.timedelta(minutes=args.delay_minutes), producer=NAME)
+
+
+def flow(args: argparse.Namespace, settings: Settings) -> Graph:
+    """The job's flow: the file source, each micro-batch persisted once, prepared, split into the sinks, then
+    the day markers."""
+    where = paths(args, settings)
+    branches = [replace(b, key=b.key.replace(f"{NAME}.query@0", f"{NAME}.(query id)@(micro-batch id)"))
+                for b in branches_of(where, Batch(f"{NAME}.query", 0))]
+    body = Graph.chain(NAME, prepare().graph(), split_graph(branches, name="sinks"), markers_of(args, where).graph())
+    return stream_graph(NAME, f"visit events (JSON files, {args.files_per_batch} per micro-batch)", body,
+                        trigger=args.trigger)
+
+
+def _pausing(handler: BatchHandler, point: str, pause_at: str | None) -> BatchHandler:
+    """Test hook (``--pause-at BATCH:POINT``): stop dead at a named point of a micro-batch, so a test can
+    SIGKILL the job there; ``pause_at`` unset changes nothing."""
+    if not pause_at:
+        return handler
+
+    def handle(df: DataFrame, batch: Batch) -> object:
+        _pause(f"{batch.version}:before-{point}", pause_at)
+        result = handler(df, batch)
+        _pause(f"{batch.version}:after-{point}", pause_at)
+        return result
+
+    return handle
+
+
+def _pause(here: str, pause_at: str) -> None:
+    if here == pause_at:
+        print(f"{NAME}: PAUSED AT {here}", file=sys.stderr, flush=True)
+        while True:
+            time.sleep(60)
+
+
+def _pausing_branches(branches: Callable[[Batch], list[Branch]], pause_at: str | None
+                      ) -> Callable[[Batch], list[Branch]]:
+    if not pause_at:
+        return branches
+
+    def wrapped(batch: Batch) -> list[Branch]:
+        return [replace(b, run=_branch_pause(b, batch, pause_at)) for b in branches(batch)]
+
+    return wrapped
+
+
+def _branch_pause(branch: Branch, batch: Batch, pause_at: str) -> Callable[[DataFrame], WriteResult | None]:
+    def run(df: DataFrame) -> WriteResult | None:
+        _pause(f"{batch.version}:before-{branch.name}", pause_at)
+        result = branch.run(df)
+        _pause(f"{batch.version}:after-{branch.name}", pause_at)
+        return result
+
+    return run
+
+
+def handler_of(args: argparse.Namespace, where: dict[str, str]) -> BatchHandler:
+    """What runs on each micro-batch: prepare, split into the sinks, then the day markers."""
+    branches = _pausing_branches(lambda batch: branches_of(where, batch), args.pause_at)
+    sinks = split_each_batch("sinks", branches, concurrency=args.concurrency)
+    return _pausing(each_batch(sequence_each_batch(prepare(), sinks),
+                               _pausing(markers_of(args, where), "markers", args.pause_at)),
+                    "batch", args.pause_at)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = job_parser(NAME, __doc__.splitlines()[0])
+    parser.add_argument("--input", help="directory of JSON lines files (default: <data-root>/raw/visit_events)")
+    parser.add_argument("--checkpoint", help="the query's checkpoint (default: <data-root>/checkpoints/visits_stream)")
+    parser.add_argument("--events-table", help="default: <data-root>/tables/visits_events")
+    parser.add_argument("--pages-table", help="default: <data-root>/tables/visits_pages")
+    parser.add_argument("--csv-output", help="default: <data-root>/exports/visits_stream")
+    parser.add_argument("--trigger", choices=sorted(TRIGGERS), default="available-now",
+                        help="available-now: what the input holds, then stop; continuous: one micro-batch every "
+                             "--interval until stopped (SIGTERM/SIGINT) or --max-batches (default: %(default)s)")
+    parser.add_argument("--interval", default="5 seconds", help="continuous: time between micro-batches")
+    parser.add_argument("--max-batches", type=int, help="continuous: stop after this many micro-batches with rows")
+    parser.add_argument("--files-per-batch", type=int, default=1, help="input files per micro-batch")
+    parser.add_argument("--delay-minutes", type=int, default=60,
+                        help="watermark delay: a day's marker is written once an event this much later arrives")
+    parser.add_argument("--concurrency", type=int, default=1, help="sinks written at once (default: %(default)s)")
+    parser.add_argument("--pause-at", help=argparse.SUPPRESS)
+
+    def validate(args: argparse.Namespace) -> None:
+        for flag in ("files_per_batch", "concurrency", "max_batches"):
+            value = getattr(args, flag)
+            if value is not None and value < 1:
+                parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+        if args.delay_minutes < 0:
+            parser.error(f"--delay-minutes must be >= 0, got {args.delay_minutes}")
+        if args.max_batches and args.trigger != "continuous":
+            parser.error("--max-batches applies to --trigger continuous")
+
+    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
+        where = paths(args, settings)
+        events = (spark.readStream.schema(VISIT_EVENTS_SCHEMA).option("maxFilesPerTrigger", args.files_per_batch)
+                  .json(where["input"]))
+        query = start(events, handler_of(args, where), name=NAME, checkpoint=where["checkpoint"],
+                      trigger=TRIGGERS[args.trigger], interval=args.interval)
+        if args.trigger == "continuous":
+            _run_until_stopped(query, args.max_batches)
+        query.awaitTermination()
+        processed = [p for p in query.recentProgress if p["numInputRows"]]
+        rows = sum(p["numInputRows"] for p in processed)
+        print(f"{NAME}: {len(processed)} micro-batch(es), {rows} rows; "
+              f"batch ids {[p['batchId'] for p in processed]}")
+        return 0
+
+    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
+
+
+def _run_until_stopped(query: Any, max_batches: int | None) -> None:
+    """Continuous mode: wait for SIGTERM/SIGINT, or for ``max_batches`` micro-batches with rows; then stop
+    the query between micro-batches."""
+    stopping: list[int] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    while query.isActive and not stopping:
+        done = {p["batchId"] for p in query.recentProgress if p["numInputRows"]}
+        if max_batches is not None and len(done) >= max_batches:
+            break
+        query.awaitTermination(1)
+    while query.isActive and query.status["isTriggerActive"]:  # let the running micro-batch finish
+        query.awaitTermination(0.2)
+    query.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Checks shared by the streaming job's tests (classic and Spark Connect): the input, and exactly once in every sink."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from spark_flows import delta
+from spark_flows.samples import write_visit_events
+from spark_flows.storage import Storage
+from spark_flows.writers import PUBLISHED_MARKER
+
+FILES = 6  # 3 files a day (8 hours each) over 2 days: one micro-batch per file
+
+
+def write_input(data_root: str, rows_per_hour: int = 2) -> list[str]:
+    return write_visit_events(None, f"{data_root}/raw/visit_events", "2024-01-01", days=2, files_per_day=3,
+                              rows_per_hour=rows_per_hour)
+
+
+def assert_each_event_once_in_every_sink(spark, data_root: str, batches: int) -> None:
+    """Every input event exactly once in both Delta tables and in the CSV export; one txn per micro-batch."""
+    expected = {r.visit_id for r in spark.read.json(f"{data_root}/raw/visit_events").select("visit_id").collect()}
+    storage = Storage(spark)
+    events_path, pages_path = f"{data_root}/tables/visits_events", f"{data_root}/tables/visits_pages"
+    events = spark.read.format("delta").load(events_path)
+    ids = [r.visit_id for r in events.select("visit_id").collect()]
+    assert len(ids) == len(set(ids)) and set(ids) == expected, (len(ids), len(set(ids)), len(expected))
+    for path in (events_path, pages_path):
+        txns = delta.txn_commits(storage, path)
+        assert len({t.app_id for t in txns}) == 1, txns
+        assert [t.txn_version for t in txns] == list(range(batches)), (path, txns)
+    pages = spark.read.format("delta").load(pages_path)
+    assert pages.groupBy().sum("visits").first()[0] == len(expected)
+    assert sorted(r.batch_id for r in pages.select("batch_id").distinct().collect()) == list(range(batches))
+    csv_rows = []
+    for batch in range(batches):
+        folder = Path(data_root, "exports", "visits_stream", f"batch={batch}")
+        published = json.loads((folder / PUBLISHED_MARKER).read_text())
+        rows = spark.read.option("header", "true").csv(str(folder)).select("visit_id").collect()
+        assert len(rows) == sum(published["batches"][app][str(batch)] for app in published["batches"]), folder
+        csv_rows += [r.visit_id for r in rows]
+    assert len(csv_rows) == len(set(csv_rows)) and set(csv_rows) == expected
+    assert not Path(data_root, "exports", "_staging").exists() or not any(
+        Path(data_root, "exports", "_staging").rglob("*.csv"))
