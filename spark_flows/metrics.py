@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -29,9 +30,7 @@ from pyspark.sql import SparkSession
 from spark_flows import backend
 
 _METADATA_LENGTH = "spark.sql.maxMetadataStringLength"
-#: the location of :attr:`ScanStats.micro_batch` records (``foreachBatch`` hands Spark's micro-batch over as
-#: an RDD: each action on it that is not served by a cache scans the source again)
-MICRO_BATCH = "foreachBatch micro-batch"
+_RDD_COLUMNS = re.compile(r"([^,\s]+)#\d+L?")
 _LOCATION = re.compile(r"Location: \w+(?:\([^)]*\))?\[(.*?)\]")
 
 
@@ -50,8 +49,10 @@ class ScanStats:
     """File scans seen in the SQL executions of a measured block."""
 
     records: list[ScanRecord] = field(default_factory=list)
-    #: reads of a streaming micro-batch in ``foreachBatch`` (each one runs the micro-batch's source scan again)
-    micro_batch: list[ScanRecord] = field(default_factory=list)
+    #: scans of RDD-backed DataFrames (``location``: their columns), such as a streaming micro-batch in
+    #: ``foreachBatch``, which Spark hands over as an RDD: each read of it not served by a cache runs the
+    #: micro-batch's source scan again (Delta's own bookkeeping also scans small RDDs)
+    rdd: list[ScanRecord] = field(default_factory=list)
 
     @property
     def scans(self) -> int:
@@ -62,6 +63,10 @@ class ScanStats:
     def rows(self) -> int:
         """Rows produced by all file scans."""
         return sum(r.rows for r in self.records)
+
+    def micro_batch(self, columns: Sequence[str]) -> list[ScanRecord]:
+        """The scans of a ``foreachBatch`` micro-batch with exactly these ``columns`` (its schema's names)."""
+        return [r for r in self.rdd if r.location == ",".join(columns)]
 
     def of(self, path: str) -> list[ScanRecord]:
         """The scans whose location contains ``path`` (e.g. the source directory's last segments)."""
@@ -139,7 +144,8 @@ class SparkMeter:
                     continue
                 rows = _metric_number(metric)
                 if rows > 0 and name.startswith("Scan ExistingRDD"):
-                    stats.micro_batch.append(ScanRecord(execution_id, "rdd", MICRO_BATCH, rows))
+                    columns = _RDD_COLUMNS.findall(desc.partition("[")[2].partition("]")[0])
+                    stats.rdd.append(ScanRecord(execution_id, "rdd", ",".join(columns), rows))
                 elif rows > 0:
                     location = _LOCATION.search(desc)
                     stats.records.append(ScanRecord(execution_id=execution_id, file_format=name.split(" ")[1],
