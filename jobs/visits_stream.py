@@ -31,18 +31,23 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from spark_flows import delta
 from spark_flows.config import Settings
 from spark_flows.datasets import VISIT_EVENTS_SCHEMA
 from spark_flows.job import job_parser, run_job
 from spark_flows.sequence import Sequence, step
 from spark_flows.split import Branch, split_graph, write_branch
+from spark_flows.storage import Storage
 from spark_flows.streaming import (
     BatchHandler,
     PeriodMarkers,
+    committed_batches,
     each_batch,
+    query_id,
     sequence_each_batch,
     split_each_batch,
     start,
+    stream_app_id,
     stream_graph,
 )
 from spark_flows.structure import Graph
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="available-now: what the input holds, then stop; continuous: one micro-batch every "
                              "--interval until stopped (SIGTERM/SIGINT) or --max-batches (default: %(default)s)")
     parser.add_argument("--interval", default="5 seconds", help="continuous: time between micro-batches")
-    parser.add_argument("--max-batches", type=int, help="continuous: stop after this many micro-batches with rows")
+    parser.add_argument("--max-batches", type=int, help="continuous: stop after this many micro-batches")
     parser.add_argument("--files-per-batch", type=int, default=1, help="input files per micro-batch")
     parser.add_argument("--delay-minutes", type=int, default=60,
                         help="watermark delay: a day's marker is written once an event this much later arrives")
@@ -189,23 +194,28 @@ def main(argv: list[str] | None = None) -> int:
         where = paths(args, settings)
         events = (spark.readStream.schema(VISIT_EVENTS_SCHEMA).option("maxFilesPerTrigger", args.files_per_batch)
                   .json(where["input"]))
+        storage = Storage(spark)
+        before = set(committed_batches(storage, where["checkpoint"]))
         query = start(events, handler_of(args, where), name=NAME, checkpoint=where["checkpoint"],
                       trigger=TRIGGERS[args.trigger], interval=args.interval)
         if args.trigger == "continuous":
-            _run_until_stopped(query, args.max_batches)
+            _run_until_stopped(query, lambda: len(set(committed_batches(storage, where["checkpoint"])) - before),
+                               args.max_batches)
         query.awaitTermination()
-        processed = [p for p in query.recentProgress if p["numInputRows"]]
-        rows = sum(p["numInputRows"] for p in processed)
-        print(f"{NAME}: {len(processed)} micro-batch(es), {rows} rows; "
-              f"batch ids {[p['batchId'] for p in processed]}")
+        done = sorted(set(committed_batches(storage, where["checkpoint"])) - before)
+        rows = 0
+        if done:  # the events each micro-batch brought, as its commit to the events table recorded them
+            app = stream_app_id(NAME, query_id(storage, where["checkpoint"]))
+            rows = sum(c.rows or 0 for c in delta.txn_commits(storage, where["events"], app) if c.txn_version in done)
+        print(f"{NAME}: {len(done)} micro-batch(es), {rows} rows; batch ids {done}")
         return 0
 
     return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
 
 
-def _run_until_stopped(query: Any, max_batches: int | None) -> None:
-    """Continuous mode: wait for SIGTERM/SIGINT, or for ``max_batches`` micro-batches with rows; then stop
-    the query between micro-batches."""
+def _run_until_stopped(query: Any, ran: Callable[[], int], max_batches: int | None) -> None:
+    """Continuous mode: wait for SIGTERM/SIGINT, or until ``ran()`` counts ``max_batches`` micro-batches;
+    then stop the query between micro-batches."""
     stopping: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -213,15 +223,11 @@ def _run_until_stopped(query: Any, max_batches: int | None) -> None:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    while query.isActive and not stopping:
-        done = {p["batchId"] for p in query.recentProgress if p["numInputRows"]}
-        if max_batches is not None and len(done) >= max_batches:
-            break
+    while query.isActive and not stopping and (max_batches is None or ran() < max_batches):
         query.awaitTermination(1)
     while query.isActive and query.status["isTriggerActive"]:  # let the running micro-batch finish
         query.awaitTermination(0.2)
     query.stop()
-
 
 if __name__ == "__main__":
     sys.exit(main())

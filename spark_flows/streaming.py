@@ -91,6 +91,12 @@ def query_id(storage: Storage, checkpoint: str) -> str:
     return str(json.loads(storage.read_text(path).splitlines()[0])["id"])
 
 
+def committed_batches(storage: Storage, checkpoint: str) -> list[int]:
+    """The micro-batch ids Spark recorded as done in ``checkpoint`` (``commits/``), oldest first. Readable
+    after the query stopped, on any backend (a Connect client keeps no progress of a stopped query)."""
+    return sorted(int(i.name) for i in storage.list(f"{checkpoint.rstrip('/')}/commits") if i.name.isdigit())
+
+
 def stream_app_id(name: str, query: str) -> str:
     """``<name>.<query id>``: the app id every sink records micro-batches under (see the module notes)."""
     return f"{name}.{query}"
@@ -379,5 +385,5 @@ def stream_graph(name: str, source: str, handler_graph: Graph, *, trigger: str =
 
 
 __all__ = ["QUERY_METADATA", "BatchHandler", "MicroBatches", "PeriodMarkers", "PeriodState", "choose_each_batch",
-           "each_batch", "query_id", "sequence_each_batch", "sources_completeness", "split_each_batch", "start",
-           "stream_app_id", "stream_graph", "tag_sources"]
+           "committed_batches", "each_batch", "query_id", "sequence_each_batch", "sources_completeness",
+           "split_each_batch", "start", "stream_app_id", "stream_graph", "tag_sources"]

@@ -35,11 +35,31 @@ def assert_each_event_once_in_every_sink(spark, data_root: str, batches: int) ->
     assert sorted(r.batch_id for r in pages.select("batch_id").distinct().collect()) == list(range(batches))
     csv_rows = []
     for batch in range(batches):
-        folder = Path(data_root, "exports", "visits_stream", f"batch={batch}")
-        published = json.loads((folder / PUBLISHED_MARKER).read_text())
-        rows = spark.read.option("header", "true").csv(str(folder)).select("visit_id").collect()
-        assert len(rows) == sum(published["batches"][app][str(batch)] for app in published["batches"]), folder
-        csv_rows += [r.visit_id for r in rows]
+        csv_rows += _csv_batch(spark, Path(data_root, "exports", "visits_stream", f"batch={batch}"))
     assert len(csv_rows) == len(set(csv_rows)) and set(csv_rows) == expected
-    assert not Path(data_root, "exports", "_staging").exists() or not any(
-        Path(data_root, "exports", "_staging").rglob("*.csv"))
+    assert not any(Path(data_root, "exports", "visits_stream", "_staging").rglob("*.csv"))
+
+
+def _csv_batch(spark, folder: Path) -> list[str]:
+    """A published CSV micro-batch's ids, after checking it is whole: its rows are the ones it recorded."""
+    published = json.loads((folder / PUBLISHED_MARKER).read_text())
+    rows = [r.visit_id for r in spark.read.option("header", "true").csv(str(folder)).select("visit_id").collect()]
+    assert len(rows) == sum(published["batches"][app][folder.name.partition("=")[2]]
+                            for app in published["batches"]), folder
+    return rows
+
+
+def assert_nothing_half_visible(spark, data_root: str) -> int:
+    """What a reader sees right after a crash: every visible CSV micro-batch whole, every micro-batch at most once
+    in each Delta table's log (from 0, no gap). Returns the micro-batches the events table holds."""
+    storage = Storage(spark)
+    for folder in sorted(Path(data_root, "exports", "visits_stream").glob("batch=*")):
+        _csv_batch(spark, folder)
+    held = 0
+    for table in ("visits_events", "visits_pages"):
+        path = f"{data_root}/tables/{table}"
+        versions = [t.txn_version for t in delta.txn_commits(storage, path)] if delta.is_delta_table(storage, path) \
+            else []
+        assert versions == list(range(len(versions))), (table, versions)
+        held = len(versions) if table == "visits_events" else held
+    return held

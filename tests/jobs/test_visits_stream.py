@@ -12,7 +12,7 @@ from spark_flows.markers import read_marker
 from spark_flows.samples import write_visit_events
 from tests.flows import assert_ran_as_declared, statuses
 from tests.procs import JobProcess
-from tests.streams import FILES, assert_each_event_once_in_every_sink, write_input
+from tests.streams import FILES, assert_each_event_once_in_every_sink, assert_nothing_half_visible, write_input
 
 
 def test_the_stream_writes_both_tables_the_csv_and_the_closed_day_s_marker(spark, data_root: str, capsys) -> None:
@@ -58,12 +58,15 @@ def test_sigkill_at_any_point_then_restart_writes_every_event_exactly_once_in_ev
                                                                                         capsys) -> None:
     write_input(data_root)
     args = ["--data-root", data_root, "--spark-conf", "spark.sql.shuffle.partitions=2"]
+    held = []
     for point in KILL_POINTS:
         job = JobProcess("visits_stream", [*args, "--pause-at", point])
         try:
             job.wait_for(f"PAUSED AT {point}", timeout=600)
         finally:
             job.kill()
+        held.append(assert_nothing_half_visible(spark, data_root))
+    assert held == [1, 2, 4, 5]  # micro-batches in the events table at each kill
     # the last restart in this process: it re-runs micro-batch 4, then runs 5
     assert visits_stream.main(args) == 0
     assert "2 micro-batch(es), 32 rows; batch ids [4, 5]" in capsys.readouterr().out
