@@ -238,7 +238,8 @@ def choose_each_batch(choose: Callable[[DataFrame, Batch], Route | str], handler
         if branch not in handlers:
             raise invalid_argument("chosen branch", branch, f"one of {sorted(handlers)}")
         logger.info("micro-batch %d: route %s (%s)", batch.version, branch, reason)
-        note_route(branch, tuple(handlers), reason)
+        if not isinstance(chosen, Route):  # a Route from spark_flows.choice noted itself when it was taken
+            note_route(branch, tuple(handlers), reason)
         return handlers[branch](df, batch)
 
     return handle
