@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -129,12 +130,15 @@ def read_marker(spark: SparkSession | None, dataset: str, execution_date: dt.dat
     return Marker(**{k: v for k, v in raw.items() if k in known})  # fields of a newer version are ignored
 
 
+_MARKER_NAME = re.compile(r"^\d{8}\.json$")
+
+
 def list_markers(spark: SparkSession | None, dataset: str) -> list[Marker]:
     """Every marker of ``dataset``, oldest execution date first (``spark=None``: without Spark)."""
     storage = Storage(spark)
     found = []
     for info in storage.list(markers_dir(dataset)):
-        if info.name.endswith(".json") and not info.is_dir:
+        if _MARKER_NAME.match(info.name) and not info.is_dir:  # not the consumers or a stream's _watermark.json
             day = dt.datetime.strptime(info.name.removesuffix(".json"), "%Y%m%d").date()
             marker = read_marker(spark, dataset, day)
             if marker:

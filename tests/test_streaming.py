@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from spark_flows import delta
 from spark_flows.choice import SchemaRule, route_by_schema
 from spark_flows.errors import SchemaConflictError, SparkFlowsValueError, StreamingError
-from spark_flows.markers import read_marker, read_when_ready
+from spark_flows.markers import list_markers, read_marker, read_when_ready
 from spark_flows.samples import VISIT_EVENTS_SCHEMA, write_visit_events
 from spark_flows.sequence import Sequence, step
 from spark_flows.split import branch, write_branch
@@ -202,6 +202,7 @@ def test_a_day_s_marker_is_written_once_the_watermark_passes_it_and_again_for_la
     assert micro_batch(2, ["2024-01-02T01:10:00"]) == [day]
     marker = read_marker(spark, table, day)
     assert (marker.rows, marker.partition, marker.table_version) == (2, {"event_date": "2024-01-01"}, 2)
+    assert [m.execution_date for m in list_markers(spark, table)] == ["2024-01-01"]  # not the _watermark.json
     # replaying micro-batch 2 (a restart) publishes nothing again and does not move the watermark
     assert micro_batch(2, ["2024-01-02T01:10:00"]) == []
     assert markers.state(Storage(spark)).max_event_time == "2024-01-02T01:10:00"
