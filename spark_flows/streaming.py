@@ -43,7 +43,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from pyspark import StorageLevel
@@ -277,8 +277,8 @@ def sources_completeness(df: DataFrame, expected: Sequence[str], *, column: str 
 
 @dataclass(frozen=True)
 class PeriodState:
-    """The sink-side watermark of :class:`PeriodMarkers`: the latest event time seen, the event days seen,
-    and the last micro-batch of each app id already counted."""
+    """The sink-side watermark of :class:`PeriodMarkers`: the latest event time seen, the event days seen
+    and not marked since, and the last micro-batch of each app id already counted."""
 
     max_event_time: str | None = None
     days: tuple[str, ...] = ()
@@ -300,8 +300,8 @@ class PeriodMarkers:
     for a day already marked are written like any other (nothing is dropped) and the day's marker is
     published again at the new version: consumers that read it before are reported stale.
 
-    Run it after the sinks, on the same micro-batch (:func:`each_batch`); two small aggregations on the
-    persisted micro-batch, no read of the table.
+    Run it after the sinks, on the same micro-batch (:func:`each_batch`): one small aggregation on the
+    persisted micro-batch (latest event time per day), and a marker lookup per day in it; no read of the table.
     """
 
     def __init__(self, dataset: str, *, event_time: str, partition_column: str, delay: dt.timedelta,
@@ -330,39 +330,41 @@ class PeriodMarkers:
     def __call__(self, df: DataFrame, batch: Batch) -> list[dt.date]:
         spark, storage = df.sparkSession, Storage(df.sparkSession)
         state = self.state(storage)
-        counted = state.batches.get(batch.app_id, -1) >= batch.version  # a replay: the state already has it
         late: set[dt.date] = set()
-        if not counted:
-            high = df.select(F.max(self.event_time)).first()
-            days = {r[0] for r in df.select(F.to_date(self.event_time)).distinct().collect() if r[0] is not None}
+        if state.batches.get(batch.app_id, -1) < batch.version:  # not a replay: count the micro-batch once
+            per_day = df.groupBy(F.to_date(self.event_time).alias("day")).agg(
+                F.max(self.event_time).alias("high")).collect()
+            days = {r["day"] for r in per_day if r["day"] is not None}
             late = {d for d in days if read_marker(spark, self.dataset, d) is not None}
-            seen = [t for t in (state.max_event_time, _naive(high[0]) if high else None) if t]
+            seen = [t for t in (state.max_event_time, *(_naive(r["high"]) for r in per_day)) if t]
             state = PeriodState(max(seen) if seen else None, tuple(sorted({*state.days, *map(str, days)})),
                                 {**state.batches, batch.app_id: batch.version})
-            storage.write_json(self.state_path, {"max_event_time": state.max_event_time, "days": list(state.days),
-                                                 "batches": dict(state.batches)})
+            self._save(storage, state)
         watermark = state.watermark(self.delay)
         if watermark is None:
             return []
-        closed = {dt.date.fromisoformat(d) for d in state.days if dt.date.fromisoformat(d) < watermark.date()}
-        due = sorted(d for d in closed if d in late or read_marker(spark, self.dataset, d) is None)
-        if not due:
-            note(f"{self.producer}.markers", status="ran", watermark=watermark.isoformat(),
-                 published=list(self._published))
-            return []
-        table_version = delta.table_version(storage, self.dataset)
-        schema = spark.read.format("delta").load(self.dataset).schema  # the table's, from its log
-        for day in due:
-            if day in late:
-                logger.warning("%s: late rows for %s (watermark %s): its marker is published again",
-                               self.dataset, day, watermark)
-            result = WriteResult(self.dataset, "delta", None, batch=batch, table_version=table_version,
-                                 partition={self.partition_column: day.isoformat()})
-            write_marker(spark, self.dataset, day, result, producer=self.producer, schema=schema, run_id=batch.tag)
-        self._published += [d.isoformat() for d in due]
+        due = sorted(d for d in map(dt.date.fromisoformat, state.days) if d < watermark.date())
+        if due:
+            table_version = delta.table_version(storage, self.dataset)
+            schema = spark.read.format("delta").load(self.dataset).schema  # the table's, from its log
+            for day in due:
+                if day in late:
+                    logger.warning("%s: late rows for %s (watermark %s): its marker is published again",
+                                   self.dataset, day, watermark)
+                result = WriteResult(self.dataset, "delta", None, batch=batch, table_version=table_version,
+                                     partition={self.partition_column: day.isoformat()})
+                write_marker(spark, self.dataset, day, result, producer=self.producer, schema=schema,
+                             run_id=batch.tag)
+            self._save(storage, replace(state, days=tuple(d for d in state.days
+                                                          if dt.date.fromisoformat(d) not in due)))
+            self._published += [d.isoformat() for d in due]
         note(f"{self.producer}.markers", status="ran", watermark=watermark.isoformat(),
              published=list(self._published))
         return due
+
+    def _save(self, storage: Storage, state: PeriodState) -> None:
+        storage.write_json(self.state_path, {"max_event_time": state.max_event_time, "days": list(state.days),
+                                             "batches": dict(state.batches)})
 
     def graph(self) -> Graph:
         """One node: the markers, with the watermark rule."""
