@@ -2,18 +2,22 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 export SPARK_LOCAL_IP ?= 127.0.0.1
+# The driver JVMs of the demo and the suite (sessions, spark-submit, the Connect server) run short jobs on small
+# data: the C1 compiler and the serial collector halve the CPU a spark-submit of a bundled job takes here.
+export SPARK_FLOWS_JAVA_OPTIONS ?= -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
 # Set only when the bootstrap had to fetch Delta's jars with mvn (read at run time, after bootstrap).
 RUN := SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" $(PY)
 
-.PHONY: demo test test-fast test-connect test-versions lint bench cluster-test bootstrap dist clean
+.PHONY: demo test check test-fast test-connect test-versions lint bench cluster-test bootstrap dist clean
 
 demo: bootstrap            ## run every bundled job on generated sample data, local mode
 	$(RUN) scripts/demo.py
 
-test: bootstrap lint       ## static checks, the suite on classic Spark, on Spark Connect, then on Python 3.10 and 3.13
-	$(RUN) -m pytest
-	SPARK_FLOWS_TEST_BACKEND=connect $(RUN) -m pytest tests --ignore=tests/jobs
-	bash scripts/test_versions.sh
+test: bootstrap lint       ## static checks, the suite on classic Spark and on Spark Connect, the wheel on Python 3.10 and 3.13
+	SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" bash scripts/test.sh
+
+check: bootstrap lint      ## the fast loop: lint, then the in-process tests of the modules the working tree changed
+	SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" bash scripts/check.sh
 
 test-versions: bootstrap   ## only the wheel on Python 3.10 + pyspark 4.2 and Python 3.13 + pyspark 4.1
 	bash scripts/test_versions.sh

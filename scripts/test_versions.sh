@@ -20,7 +20,11 @@ find_python() {  # a pyenv install of python3.X, else one on PATH (a pyenv shim 
   return 1
 }
 
-rm -rf dist/versions && mkdir -p dist/versions .cache
+# The venvs live in the machine's cache, outside the clone, keyed on the dependency files: a fresh clone reuses
+# them and only reinstalls the wheel it built.
+cache="${SPARK_FLOWS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spark_flows}"
+key=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-12)
+rm -rf dist/versions && mkdir -p dist/versions "$cache"
 # CI's pins for what these venvs share with .venv (pyspark, and wheels that depend on the interpreter, left free)
 grep -E "^(delta-spark|chispa|pytest)==" constraints.txt > dist/versions/constraints.txt
 .venv/bin/python -m pip wheel --no-deps -q -w dist/versions . || die "could not build the wheel"
@@ -30,8 +34,8 @@ for combo in "3.10 4.2.0" "3.13 4.1.4"; do
   read -r python_version pyspark_version <<< "$combo"
   python_bin=$(find_python "$python_version") || die "Python $python_version not found: the version runs need it \
 on PATH or under pyenv (pyenv install $python_version)"
-  venv=".cache/venv-py$python_version"
-  stamp="$venv/.deps-$pyspark_version"
+  venv="$cache/venv-py$python_version-pyspark$pyspark_version-$key"
+  stamp="$venv/.complete"
   echo "test_versions: Python $python_version ($python_bin) + pyspark $pyspark_version"
   if [ ! -f "$stamp" ]; then
     rm -rf "$venv"
@@ -49,7 +53,7 @@ on PATH or under pyenv (pyenv install $python_version)"
   out=$(mktemp -d)
   cp tests/installed/test_installed_wheel.py "$out/"
   (cd "$out" && env -u SPARK_FLOWS_JARS SPARK_FLOWS_CHECKOUT="$OLDPWD" EXPECTED_PYTHON="$python_version" \
-     EXPECTED_PYSPARK="$pyspark_version" "$OLDPWD/$venv/bin/python" -m pytest -q -p no:cacheprovider \
+     EXPECTED_PYSPARK="$pyspark_version" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
      test_installed_wheel.py) || die "the wheel failed on Python $python_version + pyspark $pyspark_version"
   rm -rf "$out"
 done

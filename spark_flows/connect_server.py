@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import IO
 
-from spark_flows.config import Settings, embedded_conf_path
+from spark_flows.config import Settings, java_options
 from spark_flows.errors import EnvironmentSetupError
 from spark_flows.session import DELTA_CATALOG, DELTA_EXTENSION, cached_jars
 from spark_flows.submit import spark_submit_path, submit_env
@@ -68,18 +68,17 @@ class ConnectServer:
 
     def command(self) -> list[str]:
         """The ``spark-submit`` command that runs the server."""
-        log4j = f"-Dlog4j2.configurationFile=file:{embedded_conf_path('log4j2.properties')}"
         jars = cached_jars()
         conf = {
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.sql.extensions": DELTA_EXTENSION,
             "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
-            "spark.driver.extraJavaOptions": log4j,
             "spark.ui.enabled": "false",
             **self.settings.spark_conf,
             **self.conf,
         }
+        conf["spark.driver.extraJavaOptions"] = java_options(conf)
         command = [spark_submit_path(), "--class", SERVER_CLASS, "--master", self.master,
                    "--name", "spark-flows-connect-server"]
         command += ["--jars", jars] if jars else ["--packages", self.settings.delta_package]

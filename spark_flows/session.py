@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pyspark.sql import SparkSession
 
 from spark_flows.backend import class_loadable, is_remote, live_session, submitted_conf_keys
-from spark_flows.config import Settings, embedded_conf_path, load_settings
+from spark_flows.config import Settings, java_options, load_settings
 from spark_flows.errors import EnvironmentSetupError
 
 logger = logging.getLogger(__name__)
@@ -78,11 +78,9 @@ def delta_builder(settings: Settings) -> SparkSession.Builder:
         builder = builder.config("spark.jars", jars)
     else:
         builder = builder.config("spark.jars.packages", settings.delta_package)
-    log4j = f"-Dlog4j2.configurationFile=file:{embedded_conf_path('log4j2.properties')}"
-    builder = builder.config("spark.driver.extraJavaOptions", log4j)
     for key, value in settings.spark_conf.items():
         builder = builder.config(key, value)
-    return builder
+    return builder.config("spark.driver.extraJavaOptions", java_options(settings.spark_conf))
 
 
 def existing_session() -> SparkSession | None:

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spark_flows.config import Settings, embedded_conf_path
+from spark_flows.config import Settings, java_options
 from spark_flows.session import cached_jars
 
 logger = logging.getLogger(__name__)
@@ -73,13 +73,13 @@ def submit_command(
     ``master`` defaults to ``settings.master``; ``settings.spark_conf`` and ``spark_conf`` become
     ``--conf`` pairs; ``py_files`` are shipped to executors.
     """
-    log4j = f"-Dlog4j2.configurationFile=file:{embedded_conf_path('log4j2.properties')}"
     command = [spark_submit_path(), "--master", master or settings.master, "--name", Path(job).stem]
     jars = cached_jars()
     command += ["--jars", jars] if jars else ["--packages", settings.delta_package]
-    command += ["--conf", f"spark.driver.extraJavaOptions={log4j}"]
-    command += ["--conf", f"spark.executor.extraJavaOptions={log4j}"]
-    for key, value in {**settings.spark_conf, **(spark_conf or {})}.items():
+    conf = {**settings.spark_conf, **(spark_conf or {})}
+    conf["spark.driver.extraJavaOptions"] = java_options(conf, "driver")
+    conf["spark.executor.extraJavaOptions"] = java_options(conf, "executor")
+    for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
     if py_files:
         command += ["--py-files", ",".join(py_files)]

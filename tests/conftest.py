@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests import procs
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test() -> Iterator[None]:
+    """Kill, with its process group, every child process the test started (tests.procs), pass or fail."""
+    yield
+    procs.kill_started()
 
 
 @pytest.fixture

@@ -20,12 +20,19 @@ def run_flow(data_root: str, job: str, stamp: str = "*") -> Graph:
 
 
 def assert_ran_as_declared(module: ModuleType, argv: Sequence[str], data_root: str, stamp: str = "*") -> Graph:
-    """The run's graph has exactly the declared nodes and edges, and no fact about an undeclared node."""
-    declared = job_graph(module, argv)
+    """What the run noted as it ran is about nodes of the flow the job draws (``--graph``) for the same
+    arguments: no fact about an undeclared node, and a status on every node the run reported on.
+
+    The run's graph is the declared one with the facts laid over it, so comparing their nodes would compare a
+    thing with its copy; what can drift is the code that runs (the facts it notes) from the flow it draws.
+    """
+    drawn = {n.id for n in job_graph(module, argv).nodes}
     ran = run_flow(data_root, module.NAME, stamp)
-    assert [n.id for n in ran.nodes] == [n.id for n in declared.nodes]
-    assert ran.edges == declared.edges
     assert ran.unmatched == (), f"facts about undeclared nodes: {ran.unmatched}"
+    noted = {n.id for n in ran.nodes if n.facts}
+    assert noted, "the run noted nothing about its flow"
+    assert noted <= drawn, f"the run noted facts about {sorted(noted - drawn)}, which --graph does not draw"
+    assert all("status" in n.facts for n in ran.nodes if n.facts), "a node has facts but no status"
     return ran
 
 

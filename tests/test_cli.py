@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 
 from spark_flows.cli import main as cli
+from tests import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +82,7 @@ def test_bootstrap_refuses_an_old_java(tmp_path: Path) -> None:
     fake.mkdir(parents=True)
     (fake / "java").write_text('#!/bin/sh\necho \'openjdk version "11.0.2" 2019-01-15\' >&2\n')
     (fake / "java").chmod(0o755)
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "JAVA_HOME": str(tmp_path / "jdk")}, check=False)
+    done = procs.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], timeout=120,
+                     env={"PATH": "/usr/bin:/bin", "JAVA_HOME": str(tmp_path / "jdk")})
     assert done.returncode == 1
     assert "bootstrap: error: Java 17+ is required, found '11'" in done.stderr

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from spark_flows.errors import RunLockedError
 from spark_flows.locks import RunLock
+from tests.waits import wait_until
 
 
 def test_second_acquire_fails_naming_the_holder(spark, tmp_path: Path) -> None:
@@ -24,28 +24,46 @@ def test_second_acquire_fails_naming_the_holder(spark, tmp_path: Path) -> None:
     assert not (tmp_path / "locks" / "job.lock").exists()
 
 
-def test_waiting_acquire_gets_the_lock_when_released(spark, tmp_path: Path) -> None:
-    first = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5)
+def test_waiting_acquire_gets_the_lock_when_released(spark, tmp_path: Path, monkeypatch) -> None:
+    import types
+
+    from spark_flows import locks
+
+    first = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="first")
     first.acquire()
-    threading.Timer(1.0, first.release).start()
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the waiting acquirer found the lock held: now its holder finishes
+        waits.append(seconds)
+        if len(waits) == 1:
+            first.release()
+
+    monkeypatch.setattr(locks, "time", types.SimpleNamespace(sleep=sleep, monotonic=time.monotonic,
+                                                             time=time.time))
     second = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5)
     holder = second.acquire(wait_timeout=30, poll_interval=0.2)
     assert holder.run_id == second.run_id
+    assert waits == [0.2], "the second run waited once, while the first held the lock"
     second.release()
 
 
 def test_heartbeat_keeps_a_live_lock_and_a_dead_one_is_taken_over(spark, tmp_path: Path) -> None:
-    live = RunLock(spark, str(tmp_path), "job", ttl_seconds=2, heartbeat_seconds=1, run_id="live")
+    lock_file = tmp_path / "job.lock"
+    live = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=1, run_id="live")
     live.acquire()
-    time.sleep(3.0)  # beyond the TTL, but the heartbeat refreshed it
+    stale = time.time() - 120  # the lock as two minutes without a heartbeat would leave it
+    os.utime(lock_file, (stale, stale))
+    wait_until(lambda: lock_file.stat().st_mtime > stale + 60, "the live run's heartbeat to refresh its lock")
     with pytest.raises(RunLockedError, match="live"):
-        RunLock(spark, str(tmp_path), "job", ttl_seconds=2, heartbeat_seconds=1).acquire()
+        RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=1).acquire()
     live._stop.set()  # the run dies: no more heartbeats, the lock file stays
-    time.sleep(3.0)
-    taker = RunLock(spark, str(tmp_path), "job", ttl_seconds=2, heartbeat_seconds=1, run_id="taker")
+    assert live._beat is not None
+    live._beat.join(30)
+    os.utime(lock_file, (stale, stale))
+    taker = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=1, run_id="taker")
     holder = taker.acquire()
     assert holder.took_over_from and holder.took_over_from.startswith("live@")
-    assert json.loads((tmp_path / "job.lock").read_text())["run_id"] == "taker"
+    assert json.loads(lock_file.read_text())["run_id"] == "taker"
     taker.release()
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from pathlib import Path
 
@@ -26,33 +25,45 @@ DAY = dt.date(2024, 1, 1)
 def test_publish_writes_data_then_a_marker_with_metadata(spark, tmp_path: Path) -> None:
     dataset = str(tmp_path / "t" / "devices")
     df = spark.range(4).selectExpr("id", "'x' as s")
+    before = dt.datetime.now(dt.timezone.utc)
     marker = publish(df, dataset, DeltaWriter(), producer="p", execution_date=DAY, run_id="r1")
+    after = dt.datetime.now(dt.timezone.utc)
     assert marker_path(dataset, DAY).endswith("t/_ready/devices/20240101.json")
     stored = read_marker(spark, dataset, DAY)
     assert stored == marker
     assert (stored.rows, stored.producer, stored.run_id, stored.table_version) == (4, "p", "r1", 0)
-    assert stored.struct == df.schema and stored.age_seconds >= 0
+    assert stored.struct == df.schema and before <= dt.datetime.fromisoformat(stored.written_at) <= after
+    assert 0 <= stored.age_seconds <= (dt.datetime.now(dt.timezone.utc) - before).total_seconds()
     assert [m.execution_date for m in list_markers(spark, dataset)] == ["2024-01-01"]
 
 
 def test_wait_times_out_naming_the_path_and_the_wait(spark, tmp_path: Path) -> None:
     dataset = str(tmp_path / "absent")
-    began = time.monotonic()
-    pattern = r"no readiness marker at .*absent/20240101.json after waiting 0\.[3-9]"
-    with pytest.raises(MarkerTimeoutError, match=pattern):
+    pattern = r"no readiness marker at .*absent/20240101.json after waiting \d+\.\ds \(timeout 0\.4s, \d+ polls\)"
+    with pytest.raises(MarkerTimeoutError, match=pattern) as timed_out:
         wait_for_marker(spark, dataset, DAY, timeout=0.4, poll_interval=0.1)
-    assert time.monotonic() - began < 5
+    waited = timed_out.value.getMessageParameters()
+    assert waited["waited_seconds"] >= 0.4 and waited["polls"] >= 2, waited
 
 
-def test_wait_returns_when_the_marker_appears(spark, tmp_path: Path) -> None:
+def test_wait_returns_when_the_marker_appears(spark, tmp_path: Path, monkeypatch) -> None:
+    import types
+
+    from spark_flows import waiting
+
     dataset = str(tmp_path / "late")
     df = spark.range(2)
-    timer = threading.Timer(1.0, lambda: publish(df, dataset, FilesWriter("parquet"), producer="p",
-                                                   execution_date=DAY))
-    timer.start()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the first poll found nothing: now the producer publishes
+        sleeps.append(seconds)
+        if len(sleeps) == 1:
+            publish(df, dataset, FilesWriter("parquet"), producer="p", execution_date=DAY)
+
+    monkeypatch.setattr(waiting, "time", types.SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
     marker = wait_for_marker(spark, dataset, DAY, timeout=60, poll_interval=0.2, backoff=1.5)
-    timer.join()
     assert marker.rows == 2 and marker.table_version is None
+    assert sleeps == [0.2], "one poll before the marker, one after"
 
 
 def test_schema_mismatch_names_both_schemas(spark, tmp_path: Path) -> None:

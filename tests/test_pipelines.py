@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from spark_flows.samples import write_visits
+from tests import procs
 
 pytestmark = pytest.mark.subprocess
 PIPELINE = Path(__file__).resolve().parent / "pipelines" / "visits_fan_in"
@@ -34,9 +34,8 @@ def test_fan_in_and_union_by_name_work_inside_pipeline_query_functions(spark, tm
     shutil.copytree(PIPELINE / "transformations", tmp_path / "transformations")
     (tmp_path / "pipeline.yml").write_text(SPEC.format(root=tmp_path))
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
-    done = subprocess.run([str(cli), "--conf", "spark.ui.enabled=false", "--driver-memory", "1g",
-                           "run", "--spec", "pipeline.yml"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=900)
+    done = procs.run([str(cli), "--conf", "spark.ui.enabled=false", "--driver-memory", "1g",
+                      "run", "--spec", "pipeline.yml"], cwd=tmp_path, env=env, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     warehouse = tmp_path / "spark-warehouse"
     day = spark.read.parquet(str(warehouse / "visits_day"))

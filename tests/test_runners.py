@@ -35,6 +35,7 @@ def test_ledger_and_depends_on_past(spark, tmp_path: Path) -> None:
 def test_concurrent_runner_bounds_concurrency_and_reports_failures(spark) -> None:
     active, peak = [0], [0]
     lock = threading.Lock()
+    pairs = threading.Barrier(2, timeout=120)  # each task meets another one running at the same time
 
     def work(n: int) -> None:
         with lock:
@@ -42,7 +43,9 @@ def test_concurrent_runner_bounds_concurrency_and_reports_failures(spark) -> Non
             peak[0] = max(peak[0], active[0])
         try:
             spark.range(1000).count()
-            time.sleep(0.3)
+            pairs.wait()  # broken (BrokenBarrierError) if the runner ran tasks one at a time
+            with lock:
+                assert active[0] <= 2, f"{active[0]} tasks at once"
             if n == 3:
                 raise ValueError("partition 3 is broken")
         finally:
@@ -50,7 +53,7 @@ def test_concurrent_runner_bounds_concurrency_and_reports_failures(spark) -> Non
                 active[0] -= 1
 
     summary = run_concurrently(spark, work, list(range(6)), concurrency=2, name="t")
-    assert peak[0] <= 2, "never more than the bound at once"
+    assert peak[0] == 2, "two at once, never more than the bound"
     assert summary.failed == ["3"] and summary.results[3].error == "ValueError: partition 3 is broken"
     assert [r.ok for r in summary.results] == [True, True, True, False, True, True]
     assert spark.sparkContext.statusTracker().getJobIdsForGroup(summary.results[0].job_group)
@@ -61,7 +64,6 @@ def test_fail_fast_skips_pending_partitions(spark) -> None:
     def work(n: int) -> None:
         if n == 0:
             raise ValueError("first fails")
-        time.sleep(0.2)
 
     summary = run_concurrently(spark, work, list(range(4)), concurrency=1, fail_fast=True)
     assert summary.failed == ["0", "1", "2", "3"]
@@ -113,16 +115,20 @@ def test_refusals_are_in_the_ledger(spark, tmp_path: Path) -> None:
     assert ledger.statuses("job") == {"2024-01-01": "succeeded"}, "a refusal changes no date's status"
 
 
-def test_processes_share_the_bounded_runner_with_fail_fast_and_their_own_error_lines() -> None:
+def test_processes_share_the_bounded_runner_with_fail_fast_and_their_own_error_lines(tmp_path: Path) -> None:
     import sys
 
     from spark_flows.runners import run_processes
 
-    fails = [sys.executable, "-c", "import sys; print('noise'); print('job: error: [X] boom', file=sys.stderr); "
-                                   "sys.exit(1)"]
-    sleeps = [sys.executable, "-c", "import time; time.sleep(300)"]
+    started = tmp_path / "b-started"
+    # a fails only once b runs, so fail-fast has a running process to kill (a bound of 300 s, not a sleep)
+    fails = [sys.executable, "-c", f"import pathlib, sys, time; t = time.monotonic() + 300\n"
+             f"while not pathlib.Path({str(started)!r}).exists() and time.monotonic() < t: time.sleep(0.05)\n"
+             "print('noise'); print('job: error: [X] boom', file=sys.stderr); sys.exit(1)"]
+    sleeps = [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(300)"]
     summary = run_processes([("a", fails), ("b", sleeps)], concurrency=2, fail_fast=True)
+    assert started.exists(), "b never ran"
     assert summary.results[0].error == "exit 1: job: error: [X] boom"
-    assert not summary.results[1].ok, "the running process was killed, not left to finish"
+    assert summary.results[1].error == "exit -9: no error line", "the running process was killed, not left to finish"
     in_order = run_processes([("a", fails), ("b", sleeps)], concurrency=1, fail_fast=True)
     assert in_order.results[1].error == "skipped: an earlier task failed"

@@ -14,8 +14,11 @@ from spark_flows.testing import assert_completeness, assert_replay_writes_nothin
 from spark_flows.writers import Batch, CsvWriter, DeltaWriter
 
 
-def test_the_plugin_provides_the_session_with_delta(spark_flows_session, spark, tmp_path: Path) -> None:
-    assert spark_flows_session is spark
+def test_the_plugin_provides_the_session_with_delta(spark_flows_session, tmp_path: Path) -> None:
+    conf = spark_flows_session.conf
+    assert conf.get("spark.sql.shuffle.partitions") == "2"  # the plugin's TEST_CONF, not Spark's 200
+    assert conf.get("spark.sql.extensions") == "io.delta.sql.DeltaSparkSessionExtension"
+    assert conf.get("spark.sql.catalog.spark_catalog") == "org.apache.spark.sql.delta.catalog.DeltaCatalog"
     spark_flows_session.range(2).write.format("delta").save(str(tmp_path / "t"))
     assert spark_flows_session.read.format("delta").load(str(tmp_path / "t")).count() == 2
 

@@ -89,9 +89,22 @@ def test_empty_batch_is_written_when_allowed(spark, tmp_path: Path) -> None:
     assert delta.latest_txn(Storage(spark), path, "app") == 1
 
 
-def test_concurrent_writers_of_one_batch_commit_it_once_and_report_the_other_as_skipped(spark, tmp_path: Path) -> None:
+def test_concurrent_writers_of_one_batch_commit_it_once_and_report_the_other_as_skipped(spark, tmp_path: Path,
+                                                                                       monkeypatch) -> None:
     path = str(tmp_path / "t")
     DeltaWriter().write(_df(spark, 1), path, batch=Batch("seed", 1))  # the table exists: both race on batch 1
+    both_checked = threading.Barrier(2, timeout=120)
+    checked = threading.local()
+    skip_rule = DeltaWriter.committed
+
+    def committed_then_meet(self, storage, target, batch):  # both writers pass the skip rule before either commits
+        found = skip_rule(self, storage, target, batch)
+        if not getattr(checked, "once", False):
+            checked.once = True
+            both_checked.wait()
+        return found
+
+    monkeypatch.setattr(DeltaWriter, "committed", committed_then_meet)
     results, errors = [], []
 
     def write() -> None:
@@ -108,7 +121,7 @@ def test_concurrent_writers_of_one_batch_commit_it_once_and_report_the_other_as_
     assert errors == []
     assert sorted(r.skipped for r in results) == [False, True]
     skipped = next(r for r in results if r.skipped)
-    assert "committed" in skipped.reason and skipped.batch_rows == 6
+    assert "committed concurrently by another writer" in skipped.reason and skipped.batch_rows == 6
     assert spark.read.format("delta").load(path).count() == 7
 
 

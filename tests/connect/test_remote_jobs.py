@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -15,17 +16,20 @@ import pytest
 from spark_flows.connect_server import free_port
 from spark_flows.samples import write_devices, write_visits
 from spark_flows.submit import submit_env
+from tests import procs
 from tests.streams import FILES, assert_each_event_once_in_every_sink, write_input
 
 ROOT = Path(__file__).resolve().parents[2]
-CLIENT_VENV = ROOT / ".cache" / "client-venv"
+#: the machine's cache, shared by clones (the version runs' venvs live there too, scripts/test_versions.sh)
+CACHE = Path(os.environ.get("SPARK_FLOWS_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+             / "spark_flows")
 
 
 def _python_job(python: str, job: str, *args: str, remote: str) -> subprocess.CompletedProcess[str]:
-    env = submit_env()
+    env = submit_env({"PYTHONPATH": str(ROOT)})
     env.pop("SPARK_REMOTE", None)
-    return subprocess.run([python, str(ROOT / "jobs" / f"{job}.py"), *args, "--remote", remote], env=env,
-                          capture_output=True, text=True, timeout=600, check=False, cwd=ROOT)
+    return procs.run([python, str(ROOT / "jobs" / f"{job}.py"), *args, "--remote", remote], env=env, timeout=600,
+                     cwd=ROOT)
 
 
 @pytest.mark.connect
@@ -92,27 +96,34 @@ def test_an_unreachable_connect_server_is_one_line_naming_the_address(tmp_path: 
 
 
 def _client_venv() -> Path:
-    """A venv with spark_flows[connect] (pyspark-client, no pyspark, no py4j), rebuilt when the sources change."""
+    """A venv with the dependencies of spark_flows[connect] only (pyspark-client: no pyspark, no py4j), kept
+    in the machine's cache (``$SPARK_FLOWS_CACHE``, default ``~/.cache/spark_flows``) and keyed on the
+    dependency files, so fresh clones share it; the job imports this checkout's sources through PYTHONPATH."""
     digest = hashlib.sha256()
-    for path in sorted([ROOT / "pyproject.toml", ROOT / "constraints.txt", *(ROOT / "spark_flows").rglob("*.py")]):
+    for path in (ROOT / "pyproject.toml", ROOT / "constraints.txt"):
         digest.update(path.read_bytes())
-    stamp = CLIENT_VENV / ".stamp"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
-        return CLIENT_VENV
-    venv.EnvBuilder(clear=True, with_pip=True).create(CLIENT_VENV)
-    python = str(CLIENT_VENV / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
-                    f"{ROOT}[connect]"], check=True, timeout=900)
-    stamp.write_text(digest.hexdigest())
-    return CLIENT_VENV
+    venv_dir = CACHE / f"client-venv-{digest.hexdigest()[:12]}"
+    stamp = venv_dir / ".complete"
+    if stamp.exists():
+        return venv_dir
+    venv.EnvBuilder(clear=True, with_pip=True).create(venv_dir)
+    python = str(venv_dir / "bin" / "python")
+    done = procs.run([python, "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                      f"{ROOT}[connect]"], timeout=900)
+    assert done.returncode == 0, f"could not install spark_flows[connect] into {venv_dir}:\n{done.stderr[-2000:]}"
+    done = procs.run([python, "-m", "pip", "uninstall", "--yes", "--quiet", "spark_flows"], timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    stamp.touch()
+    return venv_dir
 
 
 @pytest.mark.connect
 def test_a_job_runs_from_a_venv_with_only_the_connect_client(spark, connect_url: str, data_root: str) -> None:
     python = str(_client_venv() / "bin" / "python")
-    probe = subprocess.run([python, "-c", "import importlib.util as u; print(u.find_spec('py4j') is None, "
-                                          "u.find_spec('delta') is None)"], capture_output=True, text=True, check=True)
-    assert probe.stdout.split() == ["True", "True"], "the client venv must have no py4j and no delta-spark"
+    probe = procs.run([python, "-c", "import importlib.util as u; print(u.find_spec('py4j') is None, "
+                                     "u.find_spec('delta') is None, u.find_spec('pyspark.sql.connect') is not None)"],
+                      timeout=120)
+    assert probe.stdout.split() == ["True", "True", "True"], "the client venv must have pyspark-client only"
     write_devices(spark, f"{data_root}/raw/devices", rows=40)
     done = _python_job(python, "devices_sequence", "--data-root", data_root, "--run-id", "client", remote=connect_url)
     assert done.returncode == 0, done.stderr[-2000:]

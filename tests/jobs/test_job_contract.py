@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from jobs import backfill, devices_exporter, devices_loader, visits_cube
 from spark_flows.config import Settings
 from spark_flows.samples import write_devices
 from spark_flows.submit import submit_command, submit_env
+from tests import procs
 from tests.procs import ROOT, SUBMIT_CONF
 
 
@@ -45,7 +45,7 @@ def test_under_spark_submit_a_spark_failure_is_one_line_on_stderr_and_no_stack_t
                              ["--input", str(tmp_path / "raw"), "--output", f"{blocker}/table",
                               "--boundary-root", str(tmp_path / "b")],
                              Settings(spark_conf=SUBMIT_CONF), master="local[1]")
-    done = subprocess.run(command, env=submit_env(), capture_output=True, text=True, timeout=300, check=False)
+    done = procs.run(command, env=submit_env(), timeout=300)
     assert done.returncode == 1, done.stderr[-2000:]
     # the JVM's own start-up notice (Spark 4.2 adds the vector incubator module) is not Spark's log
     errors = [line for line in done.stderr.splitlines()
@@ -66,7 +66,6 @@ def test_the_readme_s_job_commands_work_as_written_without_the_venv_on_path(tmp_
     env = {k: v for k, v in submit_env().items() if k not in ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON")}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if ".venv" not in p)
     for command in commands:
-        done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        done = procs.run(["bash", "-c", command], cwd=tmp_path, env=env, timeout=300)
         assert done.returncode == 0, f"{command}\n{done.stdout[-1500:]}\n{done.stderr[-1500:]}"
     assert (tmp_path / "data" / "tables" / "devices_clean" / "_delta_log").is_dir()

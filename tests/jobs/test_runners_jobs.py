@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import os
+import re
 import time
 from pathlib import Path
 
@@ -75,48 +78,49 @@ def test_backfill_runs_a_single_runner_job_in_order(spark, data_root: str, caplo
 
 
 @pytest.mark.subprocess
-def test_two_processes_at_once_exactly_one_runs(spark, data_root: str) -> None:
+def test_a_run_is_refused_while_a_process_holds_the_lock_and_takes_it_over_once_the_killed_holder_expired(
+        spark, data_root: str, tmp_path: Path, capsys) -> None:
     _visits(spark, data_root, "2024-01-01", "2024-01-02")
-    args = ["--data-root", data_root, "--execution-date", "2024-01-02"]
-    jobs = [JobProcess("visits_trend_generator", args) for _ in range(2)]
-    codes = sorted(j.wait(300) for j in jobs)
-    assert codes == [0, 1], [j.tail() for j in jobs]
-    loser = next(j for j in jobs if j.proc.returncode == 1)
-    assert any("RUN_LOCKED" in line and "locked by run" in line and "pid" in line for line in loser.lines)
-
-
-@pytest.mark.subprocess
-def test_sigkilled_run_leaves_a_lock_taken_over_after_the_ttl(spark, data_root: str, tmp_path: Path,
-                                                              capsys) -> None:
-    _visits(spark, data_root, "2024-01-01", "2024-01-02")
-    conf = tmp_path / "short_ttl.toml"
-    conf.write_text('[runner]\nlock_ttl_seconds = 6\nheartbeat_seconds = 1\n')
+    conf = tmp_path / "runner.toml"
+    conf.write_text("[runner]\nlock_ttl_seconds = 600\nheartbeat_seconds = 5\n")
     args = ["--data-root", data_root, "--execution-date", "2024-01-02", "--conf-file", str(conf)]
-    job = JobProcess("visits_trend_generator", args)
-    job.wait_for(r"run \w+ started \(attempt 1\)", timeout=180)  # locked and recorded as running
-    job.kill()
+    # the holder: a spark-submit run stopped dead inside its single-run block (locked, recorded as running)
+    holder = JobProcess("visits_trend_generator", args, pause="before:jobs.visits_trend_generator:read_json")
+    holder.wait_for("PAUSED AT before:jobs.visits_trend_generator:read_json")
+    assert any(re.search(r"run \w+ started \(attempt 1\)", line) for line in holder.lines), holder.tail()
     lock = Path(data_root, "_locks", "visits_trend_generator.lock")
+    holder_pid = json.loads(lock.read_text())["pid"]
+    assert holder_pid != os.getpid()
+    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 1  # a second run, while the holder lives
+    err = capsys.readouterr().err
+    assert "RUN_LOCKED" in err and f"(pid {holder_pid})" in err, err
+    holder.kill()  # SIGKILL: no release, no more heartbeats; the lock file stays
     assert lock.exists(), "the killed run's lock should remain"
-    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 1
+    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 1, "taken over before its TTL ran out"
     assert "RUN_LOCKED" in capsys.readouterr().err
-    time.sleep(7)
+    stale = time.time() - 601  # the last heartbeat as 600 s of silence would leave it
+    os.utime(lock, (stale, stale))
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
     assert not lock.exists()
     from spark_flows.runners import RunLedger
-    statuses = [r.status for r in RunLedger(spark, f"{data_root}/_ledger/runs").runs().collect()]
-    assert sorted(statuses) == ["abandoned", "refused", "succeeded"], statuses
+    runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs().collect()
+    assert sorted(r.status for r in runs) == ["abandoned", "refused", "refused", "succeeded"], runs
+    abandoned = next(r for r in runs if r.status == "abandoned")
+    assert f"pid {holder_pid}" in abandoned.error
 
 
 @pytest.mark.subprocess
 def test_backfill_under_spark_submit_loads_its_siblings_and_runs_one_spark_submit_per_date(spark,
                                                                                           data_root: str) -> None:
-    _visits(spark, data_root, "2024-01-01", "2024-01-02")
-    job = JobProcess("backfill", ["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-01",
-                                  "--to", "2024-01-02", "--concurrency", "2", "--isolation", "process"])
+    _visits(spark, data_root, "2024-01-02")
+    job = JobProcess("backfill", ["--data-root", data_root, "--job", "visits_cube", "--from", "2024-01-02",
+                                  "--to", "2024-01-02", "--isolation", "process"])
     assert job.wait(300) == 0, job.tail()
-    assert "2 ok, 0 failed" in "\n".join(job.lines)
+    assert "1 ok, 0 failed" in job.output()
     cube = spark.read.format("delta").load(f"{data_root}/tables/visits_cube")
-    assert sorted(r.date for r in cube.select("date").distinct().collect()) == ["20240101", "20240102"]
+    assert [r.date for r in cube.select("date").distinct().collect()] == ["20240102"]
+    flow = run_flow(data_root, "visits_cube", "2024-01-02")  # written by the date's own spark-submit
+    assert flow.node("hours").facts["status"] == "ran"
 
 
 def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_error(spark, data_root: str,
