@@ -6,7 +6,8 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 # data: the C1 compiler and the serial collector halve the CPU a spark-submit of a bundled job takes here.
 export SPARK_FLOWS_JAVA_OPTIONS ?= -XX:TieredStopAtLevel=1 -XX:+UseSerialGC
 # Set only when the bootstrap had to fetch Delta's jars with mvn (read at run time, after bootstrap).
-RUN := SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" $(PY)
+JARS := SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}"
+RUN := $(JARS) $(PY)
 
 .PHONY: demo test check test-fast test-connect test-versions lint bench cluster-test bootstrap dist clean
 
@@ -14,10 +15,10 @@ demo: bootstrap            ## run every bundled job on generated sample data, lo
 	$(RUN) scripts/demo.py
 
 test: bootstrap lint       ## static checks, the suite on classic Spark and on Spark Connect, the wheel on Python 3.10 and 3.13
-	SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" bash scripts/test.sh
+	$(JARS) bash scripts/test.sh
 
 check: bootstrap lint      ## the fast loop: lint, then the in-process tests of the modules the working tree changed
-	SPARK_FLOWS_JARS="$${SPARK_FLOWS_JARS:-$$(cat .cache/delta-jars.txt 2>/dev/null)}" bash scripts/check.sh
+	$(JARS) bash scripts/check.sh
 
 test-versions: bootstrap   ## only the wheel on Python 3.10 + pyspark 4.2 and Python 3.13 + pyspark 4.1
 	bash scripts/test_versions.sh

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 logs=dist/test-logs
 rm -rf "$logs" && mkdir -p "$logs"
 summary=()
-failed=0
+failed=0 total_passed=0 total_failed=0
 
 lane_counts() {  # "N M": tests passed and failed (errors included) in a log's pytest summary lines
   local lines passed=0 bad=0 n
@@ -21,9 +21,10 @@ lane_counts() {  # "N M": tests passed and failed (errors included) in a log's p
 }
 
 record() {  # lane, exit code, seconds, log
-  local counts
-  counts=$(lane_counts "$4")
-  summary+=("$(printf '%-8s %4ss  exit %s  %s passed, %s failed' "$1" "$3" "$2" ${counts})")
+  local passed bad
+  read -r passed bad < <(lane_counts "$4")
+  summary+=("$(printf '%-8s %4ss  exit %s  %s passed, %s failed' "$1" "$3" "$2" "$passed" "$bad")")
+  total_passed=$((total_passed + passed)) total_failed=$((total_failed + bad))
   [ "$2" -eq 0 ] || failed=1
 }
 
@@ -48,10 +49,5 @@ record versions "$code" "$(cat "$logs/versions.seconds" 2>/dev/null || echo '?')
 
 echo "--- make test: lanes (wall seconds; $((SECONDS - began))s in all) ---"
 printf '%s\n' "${summary[@]}"
-total_passed=0 total_failed=0
-for line in "${summary[@]}"; do
-  read -r p f < <(grep -oE "[0-9]+ passed, [0-9]+ failed" <<< "$line" | sed 's/ passed, / /; s/ failed//')
-  total_passed=$((total_passed + p)); total_failed=$((total_failed + f))
-done
 echo "${total_passed} passed, ${total_failed} failed"
 exit "$failed"

@@ -73,14 +73,13 @@ def kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def kill_started() -> list[str]:
-    """Kill every process group started through this module that is still alive; return their commands."""
+def kill_started() -> None:
+    """Kill every process group started through this module (a finished leader may leave children in its
+    group, such as the JVM's Python driver)."""
     with _guard:
         procs, _started[:] = list(_started), []
-    alive = [p for p in procs if p.poll() is None]
-    for proc in procs:  # a finished leader may leave children in its group (the JVM's Python driver)
+    for proc in procs:
         kill_group(proc)
-    return [" ".join(map(str, p.args[:3])) for p in alive]  # type: ignore[index]
 
 
 def popen(command: Sequence[str], **kwargs: object) -> subprocess.Popen:
