@@ -30,7 +30,7 @@ collect_ignore = [
 ]
 
 #: marks of tests that need the other backend: deselected (and reported as such), never skipped quietly
-NOT_ON = {"classic": ("connect",), "connect": ("classic", "subprocess", "cluster")}
+NOT_ON = {"classic": ("connect",), "connect": ("classic", "subprocess", "cluster", "no_spark")}
 
 
 @pytest.fixture(scope="session")

@@ -37,11 +37,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# --- Delta Lake jars --------------------------------------------------------------------------------
-# Spark resolves io.delta:delta-spark_4.2_2.13 from Maven Central with Ivy and caches it in ~/.ivy2.5.2.
-# If that resolver cannot reach Maven Central, fall back to `mvn dependency:copy-dependencies` into
-# .cache/jars, which the Makefile passes to Spark as SPARK_FLOWS_JARS.
-package=$(.venv/bin/python -c 'from spark_flows.config import load_settings; print(load_settings().delta_package)')
+# --- Delta Lake and S3A jars -------------------------------------------------------------------------
+# Spark resolves io.delta:delta-spark_4.2_2.13 and org.apache.hadoop:hadoop-aws (matching pyspark's Hadoop, for
+# s3a:// and the suite's S3 server; its AWS SDK bundle is about 690 MB the first time) from Maven Central with
+# Ivy and caches them in ~/.ivy2.5.2. If that resolver cannot reach Maven Central, fall back to
+# `mvn dependency:copy-dependencies` into .cache/jars. The Makefile passes the jar list to Spark as
+# SPARK_FLOWS_JARS.
+package=$(.venv/bin/python -c 'from spark_flows.config import load_settings
+print(",".join(load_settings(overrides={"s3a": True}).packages()))')
 resolved=".cache/delta-resolved"
 mkdir -p .cache
 jars_present() {  # every jar of the saved list still exists (the Ivy cache may have been wiped)
@@ -51,16 +54,21 @@ jars_present() {  # every jar of the saved list still exists (the Ivy cache may 
 }
 if [ "$(cat "$resolved" 2>/dev/null)" != "$package" ] || ! jars_present; then
   rm -f .cache/delta-jars.txt
-  echo "bootstrap: resolving $package with Spark's resolver (first time only)"
+  echo "bootstrap: resolving $package with Spark's resolver (first time only; a few minutes)"
   if SPARK_LOCAL_IP=127.0.0.1 .venv/bin/python - <<'PY' > .cache/resolve.log 2>&1
 from spark_flows.config import load_settings
 from spark_flows.session import get_session
-spark = get_session(load_settings(overrides={"master": "local[1]", "spark_conf": {"spark.ui.enabled": "false"}}))
+spark = get_session(load_settings(overrides={"master": "local[1]", "s3a": True,
+                                             "spark_conf": {"spark.ui.enabled": "false"}}))
+from spark_flows.backend import class_loadable
+assert class_loadable(spark, "org.apache.hadoop.fs.s3a.S3AFileSystem"), "hadoop-aws did not resolve"
 spark.range(1).write.format("delta").mode("overwrite").save(".cache/delta-check")
 assert spark.read.format("delta").load(".cache/delta-check").count() == 1
 # spark-submit records the jars Ivy resolved in spark.jars: keep the list, so later sessions use the cached
 # jars directly (no resolver chatter, no network).
-open(".cache/delta-jars.txt", "w").write(spark.sparkContext.getConf().get("spark.jars", ""))
+from spark_flows.session import without_bundled
+jars = [j for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
+open(".cache/delta-jars.txt", "w").write(",".join(without_bundled(jars)))
 spark.stop()
 PY
   then
@@ -68,16 +76,22 @@ PY
   else
     echo "bootstrap: Spark's resolver failed (see .cache/resolve.log); trying mvn dependency:copy-dependencies"
     command -v mvn >/dev/null 2>&1 || die "cannot resolve $package: Spark's resolver failed and mvn is not installed"
-    IFS=: read -r group artifact version <<<"$package"
+    dependencies=""
+    for coordinates in ${package//,/ }; do
+      IFS=: read -r group artifact version <<<"$coordinates"
+      dependencies+="<dependency><groupId>$group</groupId><artifactId>$artifact</artifactId><version>$version</version></dependency>"
+    done
     cat > .cache/delta-pom.xml <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
   <groupId>local</groupId><artifactId>delta-jars</artifactId><version>1</version>
-  <dependencies><dependency><groupId>$group</groupId><artifactId>$artifact</artifactId><version>$version</version></dependency></dependencies>
+  <dependencies>$dependencies</dependencies>
 </project>
 POM
     mvn -q -f .cache/delta-pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/.cache/jars" -DincludeScope=runtime \
       || die "mvn could not fetch $package from Maven Central"
-    ls "$PWD"/.cache/jars/*.jar | paste -sd, - > .cache/delta-jars.txt
+    ls "$PWD"/.cache/jars/*.jar | paste -sd, - | .venv/bin/python -c 'import sys
+from spark_flows.session import without_bundled
+print(",".join(without_bundled(sys.stdin.read().strip().split(","))))' > .cache/delta-jars.txt
     echo "$package" > "$resolved"
   fi
 fi

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# `make test`: ruff and mypy, then the suite's lanes, each timed: classic Spark (in-process tests, spark-submit,
-# the standalone cluster), Spark Connect (a local server, started and always stopped), and the built wheel on
-# Python 3.10 and 3.13 (scripts/test_versions.sh). The version runs spend most of their time starting JVMs
-# and waiting on pip, so they run beside the classic lane; their output follows it. The last line adds up
-# every lane's tests.
+# `make test` (after ruff and mypy): the suite's lanes, side by side, each timed and logged on its own:
+#   classic    the in-process tests and doctests on one classic session
+#   jobs       the bundled jobs run in-process (tests/jobs), on a classic session of its own
+#   processes  what only a process shows: bundled jobs under spark-submit (SIGKILLs, exit paths, the zip on a
+#              standalone cluster's executors), on a classic session of its own for reading their outputs
+#   connect    the in-process tests again on Spark Connect (a local server, started and always stopped)
+#   versions   the built wheel on Python 3.10 and 3.13 (scripts/test_versions.sh)
+# No lane uses both cores for long: the in-process tests wait on Spark's scheduling more than they compute, the
+# process tests on JVMs starting, the version runs on pip; so they run together, and a lane's log is printed
+# whole as soon as it ends. Tests never depend on timing, so a lane's result does not change with its
+# neighbours; only its wall time does. The last lines give each lane's time and the tests it passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 logs=dist/test-logs
 rm -rf "$logs" && mkdir -p "$logs"
-summary=()
-failed=0 total_passed=0 total_failed=0
+py=.venv/bin/python
 
 lane_counts() {  # "N M": tests passed and failed (errors included) in a log's pytest summary lines
   local lines passed=0 bad=0 n
@@ -20,34 +25,41 @@ lane_counts() {  # "N M": tests passed and failed (errors included) in a log's p
   echo "$passed $bad"
 }
 
-record() {  # lane, exit code, seconds, log
-  local passed bad
-  read -r passed bad < <(lane_counts "$4")
-  summary+=("$(printf '%-8s %4ss  exit %s  %s passed, %s failed' "$1" "$3" "$2" "$passed" "$bad")")
-  total_passed=$((total_passed + passed)) total_failed=$((total_failed + bad))
-  [ "$2" -eq 0 ] || failed=1
+declare -A lane_of=()
+# a TERM (CI's timeout) reaches every lane as an interrupt, so pytest stops its servers and child processes
+trap 'trap - TERM; kill -INT 0; wait; exit 143' TERM
+start_lane() {  # name, command...: run in the background, its output and wall seconds under $logs
+  local name=$1; shift
+  (start=$SECONDS; "$@"; code=$?; echo $((SECONDS - start)) > "$logs/$name.seconds"; exit "$code") \
+    > "$logs/$name.log" 2>&1 &
+  lane_of[$!]=$name
 }
 
 began=$SECONDS
-(start=$SECONDS; bash scripts/test_versions.sh; code=$?; echo $((SECONDS - start)) > "$logs/versions.seconds"
- exit "$code") > "$logs/versions.log" 2>&1 &
-versions_pid=$!
+bash scripts/build_weed.sh || exit 1  # the S3 server of the object-store tests, built once per machine
+start_lane classic $py -m pytest -m "not subprocess and not cluster" --ignore=tests/jobs
+start_lane jobs $py -m pytest -p no:cacheprovider -m "not subprocess and not cluster" tests/jobs
+start_lane processes $py -m pytest -p no:cacheprovider -m "subprocess or cluster" tests
+start_lane connect env SPARK_FLOWS_TEST_BACKEND=connect $py -m pytest -p no:cacheprovider tests --ignore=tests/jobs
+start_lane versions bash scripts/test_versions.sh
+echo "make test: lanes ${lane_of[*]} started side by side; each log follows when its lane ends (and stays in $logs)"
 
-start=$SECONDS
-.venv/bin/python -m pytest 2>&1 | tee "$logs/classic.log"
-record classic "${PIPESTATUS[0]}" $((SECONDS - start)) "$logs/classic.log"
+summary=() failed=0 total_passed=0 total_failed=0
+while [ ${#lane_of[@]} -gt 0 ]; do
+  wait -n -p pid "${!lane_of[@]}"
+  code=$?
+  name=${lane_of[$pid]}
+  unset "lane_of[$pid]"
+  seconds=$(cat "$logs/$name.seconds" 2>/dev/null || echo '?')
+  echo "=============== lane $name: exit $code after ${seconds}s ==============="
+  cat "$logs/$name.log"
+  read -r passed bad < <(lane_counts "$logs/$name.log")
+  summary+=("$(printf '%-9s %4ss  exit %s  %s passed, %s failed' "$name" "$seconds" "$code" "$passed" "$bad")")
+  total_passed=$((total_passed + passed)) total_failed=$((total_failed + bad))
+  [ "$code" -eq 0 ] || failed=1
+done
 
-start=$SECONDS
-SPARK_FLOWS_TEST_BACKEND=connect .venv/bin/python -m pytest tests --ignore=tests/jobs 2>&1 | tee "$logs/connect.log"
-record connect "${PIPESTATUS[0]}" $((SECONDS - start)) "$logs/connect.log"
-
-wait "$versions_pid"
-code=$?
-echo "--- the version runs (beside the classic lane) ---"
-cat "$logs/versions.log"
-record versions "$code" "$(cat "$logs/versions.seconds" 2>/dev/null || echo '?')" "$logs/versions.log"
-
-echo "--- make test: lanes (wall seconds; $((SECONDS - began))s in all) ---"
+echo "--- make test: lanes (wall seconds, side by side; $((SECONDS - began))s in all) ---"
 printf '%s\n' "${summary[@]}"
 echo "${total_passed} passed, ${total_failed} failed"
 exit "$failed"

@@ -42,6 +42,14 @@ class Settings:
         pyspark's Spark line (:func:`default_delta_package`).
     lock_ttl_seconds: a run lock whose heartbeat is older than this may be taken over.
     heartbeat_seconds: how often a live run refreshes its lock.
+    s3a: put Hadoop's S3A (``hadoop-aws`` matching pyspark's Hadoop, :func:`hadoop_aws_package`) beside Delta
+        on the classpath of the sessions, servers and ``spark-submit`` runs spark_flows starts, for
+        ``s3a://`` paths; implied by ``s3_endpoint``.
+    s3_endpoint: an S3-compatible server instead of AWS's (``http://127.0.0.1:8333``); ``http://`` turns
+        TLS off.
+    s3_path_style: path-style requests (``endpoint/bucket/key``), as most S3-compatible servers want.
+    s3_region: the signing region (``fs.s3a.endpoint.region``). Credentials never come from here: S3A's
+        provider chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles, instance roles) finds them.
     source: where the settings came from (file path, or ``embedded``).
     """
 
@@ -53,7 +61,32 @@ class Settings:
     delta_package: str = field(default_factory=lambda: default_delta_package())
     lock_ttl_seconds: int = 120
     heartbeat_seconds: int = 20
+    s3a: bool = False
+    s3_endpoint: str | None = None
+    s3_path_style: bool = False
+    s3_region: str | None = None
     source: str = "embedded"
+
+    def packages(self) -> list[str]:
+        """The Maven packages of the JVMs spark_flows starts: Delta's, and ``hadoop-aws`` for ``s3a://``."""
+        return [self.delta_package, *([hadoop_aws_package()] if self.s3a or self.s3_endpoint else [])]
+
+    def storage_conf(self) -> dict[str, str]:
+        """The ``spark.hadoop.fs.s3a.*`` settings that :attr:`s3_endpoint`, path style and region stand for.
+
+        >>> conf = Settings(s3_endpoint="http://127.0.0.1:8333", s3_path_style=True).storage_conf()
+        >>> conf["spark.hadoop.fs.s3a.connection.ssl.enabled"], conf["spark.hadoop.fs.s3a.path.style.access"]
+        ('false', 'true')
+        """
+        conf: dict[str, str] = {}
+        if self.s3_endpoint:
+            conf["spark.hadoop.fs.s3a.endpoint"] = self.s3_endpoint
+            conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(self.s3_endpoint.startswith("https")).lower()
+        if self.s3_path_style:
+            conf["spark.hadoop.fs.s3a.path.style.access"] = "true"
+        if self.s3_region:
+            conf["spark.hadoop.fs.s3a.endpoint.region"] = self.s3_region
+        return conf
 
     def path(self, *parts: str) -> str:
         """Join ``parts`` under :attr:`data_root` (``'data'``, ``'raw'`` -> ``'data/raw'``)."""
@@ -76,6 +109,19 @@ def default_delta_package(spark_version: str | None = None) -> str:
         spark_version = str(installed)
     line = ".".join(spark_version.split(".")[:2])
     return f"io.delta:delta-spark_{line}_2.13:{DELTA_JVM_VERSION}"
+
+
+def hadoop_aws_package() -> str:
+    """``org.apache.hadoop:hadoop-aws`` at the version of the Hadoop the installed pyspark bundles (S3A must
+    match it), e.g. ``org.apache.hadoop:hadoop-aws:3.5.0`` with pyspark 4.2."""
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    found = sorted(jars.glob("hadoop-client-api-*.jar"))
+    if not found:
+        raise ConfigError(f"no hadoop-client-api jar under {jars}: s3a needs pyspark's bundled Hadoop")
+    version = found[-1].name.removeprefix("hadoop-client-api-").removesuffix(".jar")
+    return f"org.apache.hadoop:hadoop-aws:{version}"
 
 
 def embedded_conf_text(name: str = DEFAULT_CONF_NAME) -> str:
@@ -110,12 +156,19 @@ def java_options(spark_conf: Mapping[str, str], role: str = "driver") -> str:
     return " ".join(p.strip() for p in parts if p.strip())
 
 
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def _from_toml(raw: Mapping[str, Any], source: str) -> Settings:
     try:
         spark = raw.get("spark", {})
         paths = raw.get("paths", {})
         delta = raw.get("delta", {})
         runner = raw.get("runner", {})
+        storage = raw.get("storage", {})
         conf = {str(k): str(v) for k, v in spark.get("conf", {}).items()}
         return Settings(
             master=str(spark.get("master", Settings.master)),
@@ -126,6 +179,10 @@ def _from_toml(raw: Mapping[str, Any], source: str) -> Settings:
             delta_package=str(delta.get("package") or default_delta_package()),
             lock_ttl_seconds=int(runner.get("lock_ttl_seconds", Settings.lock_ttl_seconds)),
             heartbeat_seconds=int(runner.get("heartbeat_seconds", Settings.heartbeat_seconds)),
+            s3a=_flag(storage.get("s3a", False), "storage.s3a"),
+            s3_endpoint=str(storage["s3_endpoint"]) if storage.get("s3_endpoint") else None,
+            s3_path_style=_flag(storage.get("s3_path_style", False), "storage.s3_path_style"),
+            s3_region=str(storage["s3_region"]) if storage.get("s3_region") else None,
             source=source,
         )
     except (AttributeError, TypeError, ValueError) as exc:

@@ -29,7 +29,7 @@ from typing import IO
 
 from spark_flows.config import Settings, java_options
 from spark_flows.errors import EnvironmentSetupError
-from spark_flows.session import DELTA_CATALOG, DELTA_EXTENSION, cached_jars
+from spark_flows.session import DELTA_CATALOG, DELTA_EXTENSION, jar_conf
 from spark_flows.submit import spark_submit_path, submit_env
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,22 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def stop_process_group(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop a server started in a session of its own: SIGTERM to its group, SIGKILL after ``timeout`` s."""
+    if process is None or process.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 class ConnectServer:
@@ -68,20 +84,20 @@ class ConnectServer:
 
     def command(self) -> list[str]:
         """The ``spark-submit`` command that runs the server."""
-        jars = cached_jars()
         conf = {
             "spark.connect.grpc.binding.address": "127.0.0.1",
             "spark.connect.grpc.binding.port": str(self.port),
             "spark.sql.extensions": DELTA_EXTENSION,
             "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
             "spark.ui.enabled": "false",
+            **self.settings.storage_conf(),
             **self.settings.spark_conf,
             **self.conf,
         }
+        conf.update(jar_conf(self.settings, conf))
         conf["spark.driver.extraJavaOptions"] = java_options(conf)
         command = [spark_submit_path(), "--class", SERVER_CLASS, "--master", self.master,
                    "--name", "spark-flows-connect-server"]
-        command += ["--jars", jars] if jars else ["--packages", self.settings.delta_package]
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
         return [*command, "spark-internal"]
@@ -125,17 +141,7 @@ class ConnectServer:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server's process group: SIGTERM, then SIGKILL after ``timeout`` seconds."""
         process, self._process, self.url = self._process, None, None
-        if process is not None and process.poll() is None:
-            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 10.0)):
-                try:
-                    os.killpg(process.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        stop_process_group(process, timeout)
         if self._log is not None:
             self._log.close()
 

@@ -67,6 +67,11 @@ def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.
     common.add_argument(
         "--spark-conf", action="append", metavar="KEY=VALUE", help="extra Spark configuration, repeatable"
     )
+    common.add_argument("--s3-endpoint", metavar="URL",
+                        help="an S3-compatible server for s3a:// paths (http://host:port); implies S3A")
+    common.add_argument("--s3-path-style", action="store_true", default=None,
+                        help="path-style S3 requests (endpoint/bucket/key), as most S3-compatible servers want")
+    common.add_argument("--s3-region", help="the S3 signing region")
     common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="spark_flows' log level (Spark's own lines stay at WARN unless DEBUG)")
     common.add_argument("--progress", type=float, nargs="?", const=30.0, default=None, metavar="SECONDS",
@@ -90,6 +95,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "remote": args.remote,
             "data_root": args.data_root,
             "spark_conf": parse_key_values(args.spark_conf) or None,
+            "s3_endpoint": getattr(args, "s3_endpoint", None),
+            "s3_path_style": getattr(args, "s3_path_style", None),
+            "s3_region": getattr(args, "s3_region", None),
         },
     )
 

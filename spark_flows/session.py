@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
@@ -34,17 +34,51 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 #: Environment variable holding a comma-separated list of local jar files to use instead of resolving
-#: ``Settings.delta_package``: the bootstrap saves the jars Spark's resolver fetched once (or, when that
+#: ``Settings.packages()``: the bootstrap saves the jars Spark's resolver fetched once (or, when that
 #: resolver cannot reach Maven Central, the jars ``mvn`` copied), so later starts need no resolution.
 JARS_ENV = "SPARK_FLOWS_JARS"
 
 
 def cached_jars() -> str | None:
     """The jar list in ``$SPARK_FLOWS_JARS`` if every file in it exists, else ``None`` (resolve instead)."""
-    jars = [j for j in os.environ.get(JARS_ENV, "").split(",") if j.strip()]
-    if jars and all(os.path.isfile(j.removeprefix("file:")) for j in jars):
-        return ",".join(jars)
-    return None
+    jars = [j.strip().removeprefix("file:") for j in os.environ.get(JARS_ENV, "").split(",") if j.strip()]
+    return ",".join(jars) if jars and all(os.path.isfile(j) for j in jars) else None
+
+
+def without_bundled(jars: list[str]) -> list[str]:
+    """``jars`` without those holding a class pyspark's own jars hold too (Ivy brings Hadoop 3.4, Parquet,
+    Jackson, log4j and commons-logging along with Delta): on the class path in front of pyspark's jars they
+    would replace the versions Spark runs with. The bootstrap saves the list this leaves."""
+    import zipfile
+
+    import pyspark
+
+    def classes(jar: str) -> set[str]:
+        with zipfile.ZipFile(jar) as archive:
+            return {n for n in archive.namelist() if n.endswith(".class") and not n.startswith("META-INF/")}
+
+    home = os.path.join(os.path.dirname(pyspark.__file__), "jars")
+    bundled: set[str] = set()
+    for name in os.listdir(home):
+        if name.endswith(".jar"):
+            bundled |= classes(os.path.join(home, name))
+    return [j for j in jars if not classes(j.removeprefix("file:")) & bundled]
+
+
+def jar_conf(settings: Settings, given: Mapping[str, str] | None = None) -> dict[str, str]:
+    """How the JVMs spark_flows starts get Delta's (and S3A's) jars: the cached jars on the driver's and the
+    executors' class path (read in place: ``spark.jars`` would copy every jar, 690 MB with S3A's SDK, into
+    each application's work directory), else ``spark.jars.packages`` for Spark's resolver. Class paths the
+    caller set in ``given`` stay in front."""
+    jars = cached_jars()
+    if not jars:
+        return {"spark.jars.packages": ",".join(settings.packages())}
+    path = jars.replace(",", os.pathsep)
+    conf = {}
+    for key in ("spark.driver.extraClassPath", "spark.executor.extraClassPath"):
+        own = (given or {}).get(key) or settings.spark_conf.get(key)
+        conf[key] = os.pathsep.join(p for p in (own, path) if p)
+    return conf
 
 
 def launched_by_spark_submit() -> bool:
@@ -73,12 +107,7 @@ def delta_builder(settings: Settings) -> SparkSession.Builder:
         # whichever `python3` is first on PATH: a driver on 3.13 beside a system 3.11 would otherwise fail
         # with PYTHON_VERSION_MISMATCH on the first job that runs Python on the executors
         os.environ["PYSPARK_PYTHON"] = sys.executable
-    jars = cached_jars()
-    if jars:
-        builder = builder.config("spark.jars", jars)
-    else:
-        builder = builder.config("spark.jars.packages", settings.delta_package)
-    for key, value in settings.spark_conf.items():
+    for key, value in {**settings.storage_conf(), **settings.spark_conf, **jar_conf(settings)}.items():
         builder = builder.config(key, value)
     return builder.config("spark.driver.extraJavaOptions", java_options(settings.spark_conf))
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spark_flows.config import Settings, java_options
-from spark_flows.session import cached_jars
+from spark_flows.session import jar_conf
 
 logger = logging.getLogger(__name__)
 
@@ -74,9 +74,8 @@ def submit_command(
     ``--conf`` pairs; ``py_files`` are shipped to executors.
     """
     command = [spark_submit_path(), "--master", master or settings.master, "--name", Path(job).stem]
-    jars = cached_jars()
-    command += ["--jars", jars] if jars else ["--packages", settings.delta_package]
-    conf = {**settings.spark_conf, **(spark_conf or {})}
+    conf = {**settings.storage_conf(), **settings.spark_conf, **(spark_conf or {})}
+    conf.update(jar_conf(settings, conf))
     conf["spark.driver.extraJavaOptions"] = java_options(conf, "driver")
     conf["spark.executor.extraJavaOptions"] = java_options(conf, "executor")
     for key, value in conf.items():

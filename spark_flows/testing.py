@@ -7,6 +7,8 @@ Installed with spark_flows, this module is a pytest plugin (entry point ``spark_
   Delta Lake on. Classic Spark by default; with ``--spark-flows-backend=connect`` (or
   ``SPARK_FLOWS_TEST_BACKEND=connect``) a Spark Connect session to a local server with Delta that the plugin
   starts on 127.0.0.1 from the pyspark wheel's jars and always stops (``spark_flows_connect_url``).
+* ``spark_flows_s3_server``: a local S3-compatible server (SeaweedFS) on 127.0.0.1 with one bucket, for
+  object-store tests (:class:`spark_flows.s3_server.S3Server`), started once for the run and always stopped.
 * the assertions below: :func:`assert_frames_equal`, :func:`assert_replay_writes_nothing`,
   :func:`assert_route`, :func:`assert_completeness`.
 
@@ -40,6 +42,7 @@ from spark_flows.choice import ROUTE_RECORD, Route
 from spark_flows.completeness import Completeness
 from spark_flows.config import Settings, load_settings
 from spark_flows.connect_server import ConnectServer, free_port
+from spark_flows.s3_server import S3Server
 from spark_flows.session import get_session
 from spark_flows.storage import Storage
 from spark_flows.write_contract import PUBLISHED_MARKER
@@ -90,6 +93,14 @@ def spark_flows_connect_url(request: pytest.FixtureRequest) -> Iterator[str]:
     with ConnectServer(master="local[2]", settings=test_settings()) as server:
         assert server.url is not None
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def spark_flows_s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A local S3-compatible server (SeaweedFS ``weed mini``) on 127.0.0.1 with one bucket, for the run;
+    always stopped. Its ``endpoint``, ``bucket``, credentials and ``hadoop_conf()`` reach it."""
+    with S3Server(tmp_path_factory.mktemp("s3-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -43,14 +43,49 @@ def test_bad_flags_are_usage_errors(data_root: str, capsys) -> None:
     assert visits_stream.main(["--data-root", data_root, "--files-per-batch", "0"]) == 2
 
 
-# Where the job is killed, in order: each run resumes from the checkpoint the previous kill left, re-runs the
-# interrupted micro-batch, and stops dead at the next point (the job's hidden --pause-at) for the SIGKILL.
+# Where the job is stopped, in order: each run resumes from the checkpoint the previous stop left, re-runs the
+# interrupted micro-batch, and stops at the next point (the job's hidden --pause-at). A real SIGKILL needs a
+# process of its own (about 30 s each here), so two points are killed and two are failed in-process (the
+# micro-batch raises there, as a crash would leave it: nothing after the point ran).
 KILL_POINTS = [
-    "0:after-events",    # the events table's first commit holds micro-batch 0; the pages table and the CSV nothing
     "1:before-csv",      # both tables committed micro-batch 1, the CSV export not
-    "3:before-markers",  # every sink committed micro-batch 3, which closes 2024-01-01; its marker not written
     "4:after-batch",     # micro-batch 4 fully handled; Spark has not recorded it as committed
 ]
+FAIL_POINTS = [
+    "0:after-events",    # the events table's first commit holds micro-batch 0; the pages table and the CSV nothing
+    "3:before-markers",  # every sink committed micro-batch 3, which closes 2024-01-01; its marker not written
+]
+
+
+def _resume_writes_every_event_once(spark, data_root: str, args: list[str], capsys, rerun: str) -> None:
+    """The last restart: it re-runs the interrupted micro-batch, then the rest; every sink holds every event once."""
+    assert visits_stream.main(args) == 0
+    assert rerun in capsys.readouterr().out
+    assert_each_event_once_in_every_sink(spark, data_root, FILES)
+    marker = read_marker(spark, f"{data_root}/tables/visits_events", dt.date(2024, 1, 1))
+    assert marker is not None and marker.rows == 48
+    commits = sorted(p.name for p in Path(data_root, "checkpoints", "visits_stream", "commits").iterdir()
+                     if not p.name.startswith("."))
+    assert commits == [str(b) for b in range(FILES)]
+
+
+def test_a_failure_at_any_point_then_restart_writes_every_event_exactly_once_in_every_sink(
+        spark, data_root: str, capsys, monkeypatch) -> None:
+    write_input(data_root)
+    args = ["--data-root", data_root]
+
+    def fail_there(here: str, pause_at: str) -> None:
+        if here == pause_at:
+            raise RuntimeError(f"crashed at {here}")
+
+    monkeypatch.setattr(visits_stream, "_pause", fail_there)
+    held = []
+    for point in FAIL_POINTS:
+        assert visits_stream.main([*args, "--pause-at", point]) == 1
+        assert f"crashed at {point}" in capsys.readouterr().err
+        held.append(assert_nothing_half_visible(spark, data_root))
+    assert held == [1, 4]  # micro-batches in the events table at each failure
+    _resume_writes_every_event_once(spark, data_root, args, capsys, "3 micro-batch(es), 48 rows; batch ids [3, 4, 5]")
 
 
 @pytest.mark.subprocess
@@ -66,13 +101,5 @@ def test_sigkill_at_any_point_then_restart_writes_every_event_exactly_once_in_ev
         finally:
             job.kill()
         held.append(assert_nothing_half_visible(spark, data_root))
-    assert held == [1, 2, 4, 5]  # micro-batches in the events table at each kill
-    # the last restart in this process: it re-runs micro-batch 4, then runs 5
-    assert visits_stream.main(args) == 0
-    assert "2 micro-batch(es), 32 rows; batch ids [4, 5]" in capsys.readouterr().out
-    assert_each_event_once_in_every_sink(spark, data_root, FILES)
-    marker = read_marker(spark, f"{data_root}/tables/visits_events", dt.date(2024, 1, 1))
-    assert marker is not None and marker.rows == 48
-    commits = sorted(p.name for p in Path(data_root, "checkpoints", "visits_stream", "commits").iterdir()
-                     if not p.name.startswith("."))
-    assert commits == [str(b) for b in range(FILES)]
+    assert held == [2, 5]  # micro-batches in the events table at each kill
+    _resume_writes_every_event_once(spark, data_root, args, capsys, "2 micro-batch(es), 32 rows; batch ids [4, 5]")
