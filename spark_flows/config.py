@@ -111,12 +111,22 @@ def default_delta_package(spark_version: str | None = None) -> str:
     return f"io.delta:delta-spark_{line}_2.13:{DELTA_JVM_VERSION}"
 
 
+def spark_jars_dir() -> Path:
+    """The jars Spark runs with: ``$SPARK_HOME/jars`` (set under ``spark-submit``, where ``pyspark`` may be
+    imported from a zip), else the installed pyspark's."""
+    import pyspark
+
+    home = os.environ.get("SPARK_HOME")
+    for candidate in ([Path(home) / "jars"] if home else []) + [Path(pyspark.__file__).parent / "jars"]:
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("no Spark jars directory: set SPARK_HOME or install pyspark")
+
+
 def hadoop_aws_package() -> str:
     """``org.apache.hadoop:hadoop-aws`` at the version of the Hadoop the installed pyspark bundles (S3A must
     match it), e.g. ``org.apache.hadoop:hadoop-aws:3.5.0`` with pyspark 4.2."""
-    import pyspark
-
-    jars = Path(pyspark.__file__).parent / "jars"
+    jars = spark_jars_dir()
     found = sorted(jars.glob("hadoop-client-api-*.jar"))
     if not found:
         raise ConfigError(f"no hadoop-client-api jar under {jars}: s3a needs pyspark's bundled Hadoop")

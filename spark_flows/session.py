@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pyspark.sql import SparkSession
 
 from spark_flows.backend import class_loadable, is_remote, live_session, submitted_conf_keys
-from spark_flows.config import Settings, java_options, load_settings
+from spark_flows.config import Settings, java_options, load_settings, spark_jars_dir
 from spark_flows.errors import EnvironmentSetupError
 
 logger = logging.getLogger(__name__)
@@ -51,17 +51,13 @@ def without_bundled(jars: list[str]) -> list[str]:
     would replace the versions Spark runs with. The bootstrap saves the list this leaves."""
     import zipfile
 
-    import pyspark
-
     def classes(jar: str) -> set[str]:
         with zipfile.ZipFile(jar) as archive:
             return {n for n in archive.namelist() if n.endswith(".class") and not n.startswith("META-INF/")}
 
-    home = os.path.join(os.path.dirname(pyspark.__file__), "jars")
     bundled: set[str] = set()
-    for name in os.listdir(home):
-        if name.endswith(".jar"):
-            bundled |= classes(os.path.join(home, name))
+    for jar in spark_jars_dir().glob("*.jar"):
+        bundled |= classes(str(jar))
     return [j for j in jars if not classes(j.removeprefix("file:")) & bundled]
 
 
