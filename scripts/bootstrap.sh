@@ -52,6 +52,12 @@ jars_present() {  # every jar of the saved list still exists (the Ivy cache may 
   local jar
   for jar in $(tr ',' ' ' < .cache/delta-jars.txt); do [ -f "${jar#file:}" ] || return 1; done
 }
+# The machine's cache keeps the list too (keyed on the packages), so a fresh clone starts no Spark to resolve.
+cache="${SPARK_FLOWS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spark_flows}"
+machine_list="$cache/jars-$(sha256sum <<< "$package" | cut -c1-12).txt"
+if [ "$(cat "$resolved" 2>/dev/null)" != "$package" ] || ! jars_present; then
+  cp "$machine_list" .cache/delta-jars.txt 2>/dev/null && jars_present && echo "$package" > "$resolved"
+fi
 if [ "$(cat "$resolved" 2>/dev/null)" != "$package" ] || ! jars_present; then
   rm -f .cache/delta-jars.txt
   echo "bootstrap: resolving $package with Spark's resolver (first time only; a few minutes)"
@@ -96,3 +102,4 @@ print(",".join(without_bundled(sys.stdin.read().strip().split(","))))' > .cache/
   fi
 fi
 rm -rf .cache/delta-check
+mkdir -p "$cache" && cp .cache/delta-jars.txt "$machine_list.tmp" && mv "$machine_list.tmp" "$machine_list"

@@ -18,6 +18,7 @@ Example
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -260,6 +261,24 @@ def _root_cause(java: Any) -> str | None:
         return None
 
 
+_PYTHON_PROXY = "An exception was raised by the Python Proxy"
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b.*")
+
+
+def _python_error(message: str) -> str | None:
+    r"""The last ``Type: message`` line of the Python traceback a Spark error carries (``foreachBatch``).
+
+    >>> _python_error("Reason: An exception was raised by the Python Proxy. Return Message: Traceback (most "
+    ...               "recent call last):\n  File 'j.py', line 3\nRuntimeError: disk full\n\n=== Streaming Query ===")
+    'RuntimeError: disk full'
+    """
+    if _PYTHON_PROXY not in message:
+        return None
+    traceback = message.split(_PYTHON_PROXY, 1)[1].split("=== Streaming Query", 1)[0]
+    lines = [line.strip() for line in traceback.splitlines()]
+    return next((line for line in reversed(lines) if _EXCEPTION_LINE.match(line)), None)
+
+
 def error_summary(exc: BaseException) -> str:
     """One line naming what failed and why: a library error's condition, a Spark error's condition and root cause.
 
@@ -276,6 +295,9 @@ def error_summary(exc: BaseException) -> str:
     condition = getattr(exc, "getCondition", None)
     java = getattr(exc, "java_exception", None)
     if condition is not None:  # a pyspark error: its message starts with [CONDITION] already
+        raised = _python_error(str(exc))
+        if raised:  # a foreachBatch function failed: its own exception, not the proxy's first traceback line
+            return f"{text.split(' Return Message:')[0]} (cause: {_first_line(raised, 300)})"
         cause = _root_cause(java) if java is not None else None
         first_cause = _first_line(cause or "", 300)
         if first_cause and first_cause.split(":")[0].split(".")[-1] not in text:

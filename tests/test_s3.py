@@ -42,8 +42,8 @@ def _race(attempt: Callable[[int], bool]) -> list[int]:
     barrier, winners, errors = threading.Barrier(CONTENDERS), [], []
 
     def contender(i: int) -> None:
-        barrier.wait(timeout=60)
         try:
+            barrier.wait(timeout=60)  # a contender that never arrives breaks the barrier: reported below
             if attempt(i):
                 winners.append(i)
         except Exception as error:  # reported below: a contender must win or be refused
