@@ -15,9 +15,12 @@ False
 from __future__ import annotations
 
 import os
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from spark_flows.errors import ClassicOnlyError
+from spark_flows.filesystems import HDFS, UNKNOWN, Guarantees, no_compare_and_swap
+from spark_flows.object_store import S3ObjectStore, hadoop_lookup, spark_conf_lookup
 from spark_flows.storage import ArrowFileSystem, FileInfo, FileSystem, LocalFileSystem, RoutingFileSystem, now_ms
 
 if TYPE_CHECKING:
@@ -173,6 +176,16 @@ class HadoopFileSystem:
     def _path(self, path: str) -> Any:
         return self._jvm.org.apache.hadoop.fs.Path(path)
 
+    def guarantees(self, path: str) -> Guarantees:
+        """HDFS: atomic rename and exclusive create (NameNode); any other scheme here: none assumed."""
+        return HDFS if path.startswith(("hdfs:", "viewfs:")) or (":/" not in path[:12]) else UNKNOWN
+
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None:
+        raise no_compare_and_swap(path)
+
+    def write_if_match(self, path: str, data: bytes, tag: str) -> str | None:
+        raise no_compare_and_swap(path)
+
     def _fs(self, jpath: Any) -> Any:
         return jpath.getFileSystem(self._conf)
 
@@ -271,11 +284,21 @@ def file_system(spark: SparkSession) -> FileSystem:
     On Connect the client reaches only what it can mount or address itself, so the data root must be a
     path that client and server share (local mode, a mounted volume, an object store both can reach).
     """
+    objects = _OBJECT_STORES.get(spark)
     if is_remote(spark):
-        return RoutingFileSystem(LocalFileSystem(), ArrowFileSystem())
+        if objects is None:
+            objects = _OBJECT_STORES[spark] = S3ObjectStore(spark_conf_lookup(lambda key: spark.conf.get(key, None)))
+        return RoutingFileSystem(LocalFileSystem(), ArrowFileSystem(), objects=objects)
     hadoop = HadoopFileSystem(spark)
-    default = str(spark.sparkContext._jsc.hadoopConfiguration().get("fs.defaultFS", "file:///"))
-    return RoutingFileSystem(LocalFileSystem(), hadoop, local_default=default.startswith("file:"))
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    if objects is None:
+        objects = _OBJECT_STORES[spark] = S3ObjectStore(hadoop_lookup(conf))
+    default = str(conf.get("fs.defaultFS", "file:///"))
+    return RoutingFileSystem(LocalFileSystem(), hadoop, local_default=default.startswith("file:"), objects=objects)
+
+
+#: one object store per session: its clients (one per bucket) are reused by every Storage of the session
+_OBJECT_STORES: weakref.WeakKeyDictionary[Any, S3ObjectStore] = weakref.WeakKeyDictionary()
 
 
 # --- scheduling ---------------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ Example
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,9 +34,47 @@ class FileInfo:
     modified_ms: int
 
 
-class FileSystem(Protocol):
-    """The primitive operations a storage backend provides; :class:`Storage` builds the rest on them."""
+@dataclass(frozen=True)
+class Guarantees:
+    """What a filesystem guarantees, which decides how spark_flows commits and locks on it.
 
+    atomic_rename: a rename is one atomic step (local, HDFS); publishes stage and rename.
+    create_exclusive: of two creates of one absent file exactly one succeeds; locks are taken by it.
+    compare_and_swap: a file can be replaced only if unchanged since read; leases are renewed and taken over
+        by it, and manifests committed by it where there is no atomic rename.
+    list_after_write: a listing shows every file whose write returned.
+    """
+
+    atomic_rename: bool
+    create_exclusive: bool
+    compare_and_swap: bool
+    list_after_write: bool
+
+
+LOCAL_DISK = Guarantees(atomic_rename=True, create_exclusive=True, compare_and_swap=True, list_after_write=True)
+HDFS = Guarantees(atomic_rename=True, create_exclusive=True, compare_and_swap=False, list_after_write=True)
+UNKNOWN = Guarantees(atomic_rename=False, create_exclusive=False, compare_and_swap=False, list_after_write=False)
+
+
+def no_compare_and_swap(path: str) -> Exception:
+    from spark_flows.errors import StorageError
+
+    return StorageError(f"the filesystem of {path} offers no compare-and-swap", condition="NO_COMPARE_AND_SWAP",
+                        parameters={"path": path})
+
+
+class FileSystem(Protocol):
+    """The primitive operations a storage backend provides; :class:`Storage` builds the rest on them.
+
+    ``read_tagged`` returns a file's bytes with a tag that changes whenever the file does;
+    ``write_if_match`` replaces it only while its tag is still the one given (compare-and-swap) and returns
+    the new tag, or None when the file changed (or vanished) since. Filesystems
+    without that primitive raise ``NO_COMPARE_AND_SWAP`` (:meth:`guarantees` says which have it).
+    """
+
+    def guarantees(self, path: str) -> Guarantees: ...
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None: ...
+    def write_if_match(self, path: str, data: bytes, tag: str) -> str | None: ...
     def qualify(self, path: str) -> str: ...
     def info(self, path: str) -> FileInfo | None: ...
     def list(self, path: str) -> list[FileInfo]: ...
@@ -62,7 +102,44 @@ def local_path(path: str) -> str:
 
 
 class LocalFileSystem:
-    """The local filesystem through ``os``: atomic rename and exclusive create."""
+    """The local filesystem through ``os``: atomic rename and exclusive create; compare-and-swap under an
+    advisory ``flock`` of a sidecar file (processes of one machine, which is what a local disk serves)."""
+
+    def guarantees(self, path: str) -> Guarantees:
+        return LOCAL_DISK
+
+    @staticmethod
+    def _tag(st: os.stat_result) -> str:
+        return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"  # every write_text/write_if_match is a new inode
+
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None:
+        local = local_path(path)
+        try:
+            with open(local, "rb") as handle:
+                return handle.read(), self._tag(os.fstat(handle.fileno()))
+        except FileNotFoundError:
+            return None
+
+    def write_if_match(self, path: str, data: bytes, tag: str) -> str | None:
+        local = local_path(path)
+        parent, name = os.path.split(local)
+        tmp = os.path.join(parent, f".{name}.{os.getpid()}.{threading.get_ident()}.cas")
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        with open(os.path.join(parent, f".{name}.cas-lock"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                try:
+                    current = self._tag(os.stat(local))
+                except FileNotFoundError:
+                    current = None
+                if current != tag:
+                    os.remove(tmp)
+                    return None
+                os.replace(tmp, local)
+                return self._tag(os.stat(local))
+            finally:
+                fcntl.flock(guard, fcntl.LOCK_UN)
 
     def qualify(self, path: str) -> str:
         return "file:" + os.path.abspath(local_path(path))
@@ -167,6 +244,15 @@ class ArrowFileSystem:
     def __init__(self, fs: Any | None = None) -> None:
         self._fs = fs
         self._by_root: dict[str, Any] = {}
+
+    def guarantees(self, path: str) -> Guarantees:
+        return LOCAL_DISK if self._fs is not None or path.startswith("file:") else UNKNOWN
+
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None:
+        raise no_compare_and_swap(path)
+
+    def write_if_match(self, path: str, data: bytes, tag: str) -> str | None:
+        raise no_compare_and_swap(path)
 
     def _resolve(self, path: str) -> tuple[Any, str]:
         if self._fs is not None:
@@ -278,20 +364,43 @@ class ArrowFileSystem:
 
 
 class RoutingFileSystem:
-    """Local paths through ``local``, every other scheme through ``other``.
+    """Local paths through ``local``, object-store paths (``s3a:``, ``s3:``) through ``objects``, every other
+    scheme through ``other``.
 
     A path with no scheme is local when ``local_default`` (a classic session whose ``fs.defaultFS`` is the
     local filesystem, or a Spark Connect client); otherwise it belongs to ``other`` (e.g. HDFS).
     """
 
-    def __init__(self, local: FileSystem, other: FileSystem, *, local_default: bool = True) -> None:
+    OBJECT_SCHEMES = ("s3a", "s3", "s3n")
+
+    def __init__(self, local: FileSystem, other: FileSystem, *, local_default: bool = True,
+                 objects: FileSystem | None = None) -> None:
         self._local, self._other, self._local_default = local, other, local_default
+        self._objects = objects
 
     def _pick(self, path: str) -> FileSystem:
         scheme = _SCHEME.match(path)
         if scheme is None:
             return self._local if self._local_default else self._other
-        return self._local if scheme.group(1).lower() == "file" else self._other
+        name = scheme.group(1).lower()
+        if name == "file":
+            return self._local
+        if name in self.OBJECT_SCHEMES:
+            if self._objects is None:
+                from spark_flows.object_store import S3ObjectStore
+
+                self._objects = S3ObjectStore()
+            return self._objects
+        return self._other
+
+    def guarantees(self, path: str) -> Guarantees:
+        return self._pick(path).guarantees(path)
+
+    def read_tagged(self, path: str) -> tuple[bytes, str] | None:
+        return self._pick(path).read_tagged(path)
+
+    def write_if_match(self, path: str, data: bytes, tag: str) -> str | None:
+        return self._pick(path).write_if_match(path, data, tag)
 
     def qualify(self, path: str) -> str:
         return self._pick(path).qualify(path)

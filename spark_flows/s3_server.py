@@ -153,6 +153,11 @@ class S3Server:
             "fs.s3a.secret.key": self.secret_key,
         }
 
+    def environment(self) -> dict[str, str]:
+        """AWS environment variables that reach this server from a process with no Spark (boto3's own)."""
+        return {"AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{self.port}", "AWS_DEFAULT_REGION": self.region,
+                "AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key}
+
     def request_counts(self) -> dict[str, float]:
         """The server's S3 request counters by action (``PUT``, ``GET``, ``LIST`` ...), from its metrics."""
         text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).read().decode()

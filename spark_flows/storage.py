@@ -1,21 +1,23 @@
 """Small-file and directory operations on any filesystem Spark can write to.
 
 Markers, locks, ledgers, staged publishes and Delta log reads go through :class:`Storage`, so they work on
-``file:``, ``hdfs:`` and ``s3a:`` alike, with the guarantees of each filesystem:
+``file:``, ``hdfs:`` and ``s3a:`` alike, with the guarantees of each filesystem (:meth:`Storage.guarantees`,
+:class:`~spark_flows.filesystems.Guarantees`); the contracts use only what a filesystem has:
 
-============  ==============================  ===================================================
-filesystem    :meth:`Storage.rename`          :meth:`Storage.create_exclusive`
-============  ==============================  ===================================================
-local         atomic (``rename(2)``)          atomic (``O_CREAT | O_EXCL``)
-HDFS          atomic (NameNode)               atomic (``create(overwrite=false)``)
-S3A           copy + delete, not atomic       atomic only with S3 conditional writes; else racy
-============  ==============================  ===================================================
+============  ======================  ==========================  ===============================
+filesystem    rename                  create-if-absent            compare-and-swap
+============  ======================  ==========================  ===============================
+local         atomic (``rename(2)``)  atomic (``O_CREAT|O_EXCL``)  ``flock``-guarded replace
+HDFS          atomic (NameNode)       atomic (``overwrite=false``) none (leases renew by mtime)
+S3            copy + delete           ``If-None-Match: *``         ``If-Match: <etag>``
+============  ======================  ==========================  ===============================
 
-Three implementations sit behind one interface, routed by the path's scheme: the local filesystem through
-Python's ``os`` (atomic ``rename(2)`` and ``O_EXCL``, no JVM round trip), the session's Hadoop FileSystem on
-classic Spark (``hdfs:``, ``s3a:`` ... as its Hadoop configuration knows them, reached through
+Four implementations sit behind one interface, routed by the path's scheme: the local filesystem through
+Python's ``os`` (atomic ``rename(2)`` and ``O_EXCL``, no JVM round trip), ``s3a:``/``s3:`` through
+:mod:`spark_flows.object_store` (``boto3``, conditional writes, on both backends), the session's Hadoop
+FileSystem on classic Spark (``hdfs:`` ... as its Hadoop configuration knows them, reached through
 :mod:`spark_flows.backend`), and ``pyarrow.fs`` where there is no JVM (a Spark Connect client, commands that
-only read files): S3, GCS, Azure, HDFS through libhdfs. Paths are strings and are never parsed as URLs: a
+only read files): GCS, Azure, HDFS through libhdfs. Paths are strings and are never parsed as URLs: a
 ``#`` or ``?`` in a directory name is part of the name.
 
 Example
@@ -43,6 +45,7 @@ from spark_flows.filesystems import (
     ArrowFileSystem,
     FileInfo,
     FileSystem,
+    Guarantees,
     LocalFileSystem,
     RoutingFileSystem,
 )
@@ -67,6 +70,25 @@ class Storage:
 
                 fs = file_system(spark)
         self.fs: FileSystem = fs
+
+    def guarantees(self, path: str) -> Guarantees:
+        """What the filesystem of ``path`` guarantees (atomic rename, create-if-absent, compare-and-swap ...)."""
+        return self.fs.guarantees(path)
+
+    def read_tagged(self, path: str) -> tuple[str, str] | None:
+        """The UTF-8 text of ``path`` and its tag for :meth:`write_if_match`, or None if it is absent."""
+        found = self.fs.read_tagged(path)
+        return None if found is None else (found[0].decode("utf-8"), found[1])
+
+    def write_if_match(self, path: str, text: str, tag: str) -> str | None:
+        """Replace ``path`` with ``text`` only if it is unchanged since the read that gave ``tag``: the new
+        tag, or None if another writer changed it first.
+
+        Raises
+        ------
+        StorageError: the filesystem has no compare-and-swap (``NO_COMPARE_AND_SWAP``; see :meth:`guarantees`).
+        """
+        return self.fs.write_if_match(path, text.encode("utf-8"), tag)
 
     def qualify(self, path: str) -> str:
         """Return ``path`` fully qualified (``data/x`` -> ``file:/work/data/x``)."""
@@ -139,15 +161,23 @@ class Storage:
         """Write a small UTF-8 file atomically: to a hidden temporary name, then rename into place.
 
         With ``overwrite`` an existing file is replaced (atomically where the filesystem can; on Hadoop
-        filesystems a reader may briefly see no file, never a partial one).
+        filesystems a reader may briefly see no file, never a partial one). On an object store (no rename)
+        the file is one ``PUT``, which replaces it atomically; without ``overwrite`` a create-if-absent.
 
         Raises
         ------
         StorageError: ``overwrite`` is False and ``path`` exists, or the rename failed.
         """
+        data = text.encode("utf-8")
+        if not self.fs.guarantees(path).atomic_rename:  # an object store: one PUT is atomic, a rename is not
+            if overwrite:
+                self.fs.write_bytes(path, data)
+            elif not self.fs.create_exclusive(path, data):
+                raise StorageError(f"could not write {path}: it exists", parameters={"path": path})
+            return
         parent, _, name = path.rstrip("/").rpartition("/")
         tmp = f"{parent}/.{name}.{uuid.uuid4().hex}.tmp" if parent else f".{name}.{uuid.uuid4().hex}.tmp"
-        self.fs.write_bytes(tmp, text.encode("utf-8"))
+        self.fs.write_bytes(tmp, data)
         done = self.fs.replace(tmp, path) if overwrite else self.fs.rename(tmp, path)
         if not done:
             self.fs.delete(tmp, False)

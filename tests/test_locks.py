@@ -9,6 +9,8 @@ import pytest
 
 from spark_flows.errors import RunLockedError
 from spark_flows.locks import RunLock
+from spark_flows.storage import local_storage
+from tests.leases import backdate_lease
 from tests.waits import wait_until
 
 
@@ -47,24 +49,31 @@ def test_waiting_acquire_gets_the_lock_when_released(spark, tmp_path: Path, monk
     second.release()
 
 
-def test_heartbeat_keeps_a_live_lock_and_a_dead_one_is_taken_over(spark, tmp_path: Path) -> None:
+def test_heartbeat_renews_a_live_lease_by_its_own_clock_and_a_dead_one_is_taken_over(spark, tmp_path: Path) -> None:
     lock_file = tmp_path / "job.lock"
     live = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=1, run_id="live")
-    live.acquire()
-    stale = time.time() - 120  # the lock as two minutes without a heartbeat would leave it
-    os.utime(lock_file, (stale, stale))
-    wait_until(lambda: lock_file.stat().st_mtime > stale + 60, "the live run's heartbeat to refresh its lock")
+    first = live.acquire().heartbeat_ms
+    assert first is not None
+    wait_until(lambda: json.loads(lock_file.read_text())["heartbeat_ms"] > first,
+               "the live run's heartbeat to renew its lease")
+    stale = time.time() - 120
+    os.utime(lock_file, (stale, stale))  # an old mtime means nothing: the lease's age is its holder's heartbeat
     with pytest.raises(RunLockedError, match="live"):
         RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=1).acquire()
     live._stop.set()  # the run dies: no more heartbeats, the lock file stays
     assert live._beat is not None
     live._beat.join(30)
-    os.utime(lock_file, (stale, stale))
+    backdate_lease(local_storage(), str(lock_file), 120)  # two minutes without a heartbeat
     taker = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=1, run_id="taker")
     holder = taker.acquire()
     assert holder.took_over_from and holder.took_over_from.startswith("live@")
     assert json.loads(lock_file.read_text())["run_id"] == "taker"
+    assert live.renew() is False and live.lost, "a holder taken over must learn it at its next heartbeat"
+    assert json.loads(lock_file.read_text())["run_id"] == "taker", "and never overwrite its successor"
+    live.release()  # a lost holder's release leaves the successor's lease alone
+    assert json.loads(lock_file.read_text())["run_id"] == "taker"
     taker.release()
+    assert not lock_file.exists()
 
 
 def test_an_unreadable_lock_file_is_a_holder_aged_by_its_mtime_never_spun_on(spark, tmp_path: Path) -> None:

@@ -3,14 +3,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
 
 from jobs import backfill, visits_trend_generator
 from spark_flows.samples import write_visits
+from spark_flows.storage import local_storage
 from tests.flows import assert_ran_as_declared, run_flow, statuses
+from tests.leases import backdate_lease
 from tests.procs import JobProcess
 
 
@@ -98,8 +99,7 @@ def test_a_run_is_refused_while_a_process_holds_the_lock_and_takes_it_over_once_
     assert lock.exists(), "the killed run's lock should remain"
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 1, "taken over before its TTL ran out"
     assert "RUN_LOCKED" in capsys.readouterr().err
-    stale = time.time() - 601  # the last heartbeat as 600 s of silence would leave it
-    os.utime(lock, (stale, stale))
+    backdate_lease(local_storage(), str(lock), 601)  # the last heartbeat as 600 s of silence would leave it
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
     assert not lock.exists()
     from spark_flows.runners import RunLedger
