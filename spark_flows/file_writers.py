@@ -1,4 +1,12 @@
-"""File writers (CSV, Parquet, JSON): staged, then published with one atomic rename, once per batch.
+"""File writers (CSV, Parquet, JSON): staged, then published once per batch by one commit point.
+
+Where the filesystem renames atomically (local disk, HDFS) the commit point is the rename of the staged
+directory into place. On an object store (S3: no rename, only copies) it is the output's manifest,
+``_PUBLISHED.json``, written last with a conditional write (create-if-absent, or compare-and-swap on the
+previous manifest's ETag) and naming the files that make up the output. :func:`read_published` reads only
+those files, on every filesystem. A plain ``spark.read.csv(path)`` on S3 lists the directory instead: during
+a publish it may see the new files beside the old ones (they are copied in before the manifest is written and
+the old ones removed after), and after a crash between the two, both until the next write cleans up.
 
 Part of :mod:`spark_flows.writers`.
 """
@@ -7,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
@@ -16,7 +25,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, MapType, StructType
 
-from spark_flows.errors import StorageError, invalid_argument
+from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument
 from spark_flows.storage import Storage
 from spark_flows.write_contract import PUBLISHED_MARKER, STAGING_DIR, Batch, Writer, WriteResult, out_of_order, refuse
 
@@ -110,6 +119,12 @@ class FilesWriter(Writer):
             for _, debris in _files(storage, path):
                 if _append_id(debris) not in recorded | {None}:
                     storage.delete(debris)  # a crashed append's files: its batch was never recorded
+        elif info is not None and not storage.guarantees(path).atomic_rename:
+            named = (self.published(storage, path) or {}).get("files")
+            if named is not None:  # files the manifest does not name: a crashed publish's, or the retired ones
+                for folder, debris in _files(storage, path):
+                    if "/".join([*folder, debris.rpartition("/")[2]]) not in set(named):
+                        storage.delete(debris)
         storage.delete(staging)  # debris of crashed attempts: never visible, safe to drop
         storage.delete_if_empty(staging.rpartition("/")[0])
 
@@ -127,8 +142,13 @@ class FilesWriter(Writer):
                            reason=f"batch {batch.version} {when} (app {batch.app_id})")
 
     def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
-        previous = self.published(storage, path) or {}
-        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{uuid.uuid4().hex[:8]}"
+        manifest = f"{path.rstrip('/')}/{PUBLISHED_MARKER}"
+        atomic = storage.guarantees(path).atomic_rename
+        tagged = None if atomic else storage.read_tagged(manifest)  # the compare-and-swap's expected state
+        previous = (json.loads(tagged[0]) if tagged else None) if not atomic else self.published(storage, path)
+        previous = previous or {}
+        attempt = uuid.uuid4().hex[:8]
+        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{attempt}"
         observed, observation = _observed(df)
         writer = observed.write.format(self.file_format).mode("error").options(**self.options)
         if self.partition_by:
@@ -141,28 +161,59 @@ class FilesWriter(Writer):
         record: dict[str, Any] = {
             "app_id": batch.app_id if batch else None, "version": batch.version if batch else None,
             "rows": rows, "format": self.file_format, "schema": df.schema.json(), "batches": batches,
+            "options": self.options,
             "published_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }
         if self.mode == "append":
             append_id = uuid.uuid4().hex[:12]
-            self._append(storage, staged, path, append_id)
+            added = self._move_in(storage, staged, path, f"{_APPENDED}{append_id}-")
             record.update(rows=(previous.get("rows") or 0) + rows, appends=[*previous.get("appends", []), append_id])
-            storage.write_json(f"{path.rstrip('/')}/{PUBLISHED_MARKER}", record)  # the batch is recorded last
-        else:
+            if "files" in previous or not previous:  # an output published before manifests named files: not here
+                record["files"] = [*previous.get("files", []), *added]
+            self._record(storage, manifest, record, tagged, atomic)  # the batch is recorded last
+        elif atomic:
+            record["files"] = ["/".join([*folder, file.rpartition("/")[2]]) for folder, file in _files(storage, staged)]
             storage.write_json(f"{staged}/{PUBLISHED_MARKER}", record)
             self._publish(storage, staged, path)
+        else:  # an object store: copy the files in beside the old ones, then the manifest says which are the output
+            record["files"] = self._move_in(storage, staged, path, f"{attempt}-")
+            self._record(storage, manifest, record, tagged, atomic)
+            for folder, old in _files(storage, path):
+                if "/".join([*folder, old.rpartition("/")[2]]) not in set(record["files"]):
+                    storage.delete(old)  # the previous output's files: only now, after the commit point
         storage.delete(self.staging_root(path))
         storage.delete_if_empty(self.staging_root(path).rpartition("/")[0])
         return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
 
-    def _append(self, storage: Storage, staged: str, path: str, append_id: str) -> None:
+    @staticmethod
+    def _move_in(storage: Storage, staged: str, path: str, prefix: str) -> list[str]:
+        """Move the staged data files into ``path`` (names prefixed); their paths relative to ``path``."""
+        moved = []
         for folder, file in _files(storage, staged):
-            name = file.rpartition("/")[2]
+            name = f"{prefix}{file.rpartition('/')[2]}"
             target_dir = "/".join([path.rstrip("/"), *folder])
             storage.mkdirs(target_dir)
-            if not storage.rename(file, f"{target_dir}/{_APPENDED}{append_id}-{name}"):
+            if not storage.rename(file, f"{target_dir}/{name}"):
                 raise StorageError(f"could not move {file} into {path}; the batch is not recorded and its files "
                                    "are removed by the next write", parameters={"path": path, "file": file})
+            moved.append("/".join([*folder, name]))
+        return moved
+
+    @staticmethod
+    def _record(storage: Storage, manifest: str, record: dict[str, Any], tagged: tuple[str, str] | None,
+                atomic: bool) -> None:
+        """Write the manifest: the commit point. Without atomic rename, conditionally on the state read before."""
+        text = json.dumps(record, indent=2, sort_keys=True, default=str)
+        if atomic:
+            storage.write_text(manifest, text)
+            return
+        done = (storage.write_if_match(manifest, text, tagged[1]) is not None if tagged
+                else storage.create_exclusive(manifest, text))
+        if not done:
+            raise ConcurrentWriteError(
+                f"{manifest} was published by another writer while this one wrote; this batch is not recorded (its "
+                "files are removed by the next write). Run one writer per output at a time",
+                condition="CONCURRENT_PUBLISH", parameters={"path": manifest})
 
     def _publish(self, storage: Storage, staged: str, path: str) -> None:
         retired = None
@@ -191,6 +242,37 @@ def _files(storage: Storage, path: str, folder: tuple[str, ...] = ()) -> list[tu
             continue
         found.extend(_files(storage, info.path, (*folder, info.name)) if info.is_dir else [(folder, info.path)])
     return found
+
+
+def read_published(spark: SparkSession, path: str, *, schema: StructType | str | None = None) -> DataFrame:
+    """Read the files output published at ``path``: exactly the files its ``_PUBLISHED.json`` names, with
+    the format, options and schema it was written with; the safe reader on object stores, where a plain
+    ``spark.read`` of the directory may see a publish in progress (see the module docstring).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> out = tempfile.mkdtemp() + "/report"
+    >>> _ = CsvWriter().write(spark.createDataFrame([(1, "a")], "id INT, name STRING"), out)
+    >>> read_published(spark, out).collect()
+    [Row(id=1, name='a')]
+
+    Raises
+    ------
+    InputNotFoundError: nothing is published at ``path`` (``NOT_PUBLISHED``).
+    """
+    record = FilesWriter.published(Storage(spark), path)
+    if record is None:
+        raise InputNotFoundError(f"nothing is published at {path} (no {PUBLISHED_MARKER}): is its producer done?",
+                                 condition="NOT_PUBLISHED", parameters={"path": path})
+    schema = schema or StructType.fromJson(json.loads(record["schema"]))
+    reader = spark.read.format(record["format"]).options(**record.get("options", {})).schema(schema)
+    base = path.rstrip("/")
+    if "files" not in record:  # published before manifests named their files: the directory is the output
+        return reader.load(base)
+    if not record["files"]:
+        return spark.createDataFrame([], schema)
+    return reader.option("basePath", base).load([f"{base}/{name}" for name in record["files"]])
 
 
 def _append_id(file: str) -> str | None:

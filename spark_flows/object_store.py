@@ -247,10 +247,14 @@ class S3ObjectStore:
         prefix = f"{key}/" if key else ""
         folders = {prefix + "/".join(parts[:n]) + "/" for parts in (k[len(prefix):].rstrip("/").split("/")
                                                                      for k in keys) for n in range(1, len(parts))}
-        keys = [*keys, *sorted(folders - set(keys), key=len, reverse=True), *([f"{key}/"] if key else [])]
-        for start in range(0, len(keys), 1000):
+        files = [k for k in keys if not k.endswith("/")]
+        for start in range(0, len(files), 1000):
             self._call(bucket, key, "delete_objects",
-                       Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+                       Delete={"Objects": [{"Key": k} for k in files[start:start + 1000]], "Quiet": True})
+        # one by one, deepest first: SeaweedFS keeps a folder a batch delete names while it still has children
+        for folder in [*sorted(folders | {k for k in keys if k.endswith("/")}, key=len, reverse=True),
+                       *([f"{key}/"] if key else [])]:
+            self._call(bucket, folder, "delete_object", Key=folder)
         return True
 
     def rename(self, src: str, dst: str) -> bool:

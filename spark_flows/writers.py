@@ -39,7 +39,7 @@ Example (needs a SparkSession ``spark``; run as a doctest)
 from __future__ import annotations
 
 from spark_flows.delta_writer import DeltaWriter
-from spark_flows.file_writers import CsvWriter, FilesWriter, ParquetWriter, flatten_nested
+from spark_flows.file_writers import CsvWriter, FilesWriter, ParquetWriter, flatten_nested, read_published
 from spark_flows.write_contract import (
     PUBLISHED_MARKER,
     STAGING_DIR,
@@ -52,5 +52,5 @@ from spark_flows.write_contract import (
 
 __all__ = [
     "PUBLISHED_MARKER", "STAGING_DIR", "Batch", "CsvWriter", "DeltaWriter", "FilesWriter", "ParquetWriter",
-    "WriteResult", "Writer", "check_not_nested", "flatten_nested", "timed_write",
+    "WriteResult", "Writer", "check_not_nested", "flatten_nested", "read_published", "timed_write",
 ]

@@ -10,9 +10,10 @@ from pyspark.sql import SparkSession
 
 from spark_flows import delta
 from spark_flows.config import Settings, hadoop_aws_package
+from spark_flows.errors import ConcurrentWriteError, InputNotFoundError
 from spark_flows.s3_server import S3Server
 from spark_flows.storage import Storage
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.writers import Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
 
 pytestmark = pytest.mark.classic
 
@@ -64,3 +65,80 @@ def test_a_csv_batch_on_s3_is_published_with_its_manifest_and_read_back_whole(sp
     back = spark.read.option("header", "true").option("sep", ";").csv(path)
     assert sorted(r.name for r in back.collect()) == sorted(f"d{i}" for i in range(50))
     assert CsvWriter().write(df, path, batch=Batch("exporter", 1)).skipped
+
+
+def _data_files(storage: Storage, path: str) -> list[str]:
+    found = []
+    for info in storage.list(path):
+        if info.is_dir and not info.name.startswith(("_", ".")):
+            found += [f"{info.name}/{name}" for name in _data_files(storage, info.path)]
+        elif not info.name.startswith(("_", ".")):
+            found.append(info.name)
+    return sorted(found)
+
+
+def test_without_rename_the_manifest_is_the_commit_point_and_the_safe_reader_reads_only_what_it_names(
+        spark: SparkSession, s3_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, storage = f"{s3_root}/exports/by_manifest", Storage(spark)
+    assert not storage.guarantees(path).atomic_rename and storage.guarantees(path).compare_and_swap
+    old = spark.range(30).selectExpr("id", "cast(id % 3 as string) as part")
+    CsvWriter(partition_by=["part"]).write(old, path, batch=Batch("exporter", 1))
+    published = storage.read_json(f"{path}/_PUBLISHED.json")
+    assert sorted(published["files"]) == _data_files(storage, path) and len(published["files"]) >= 3
+    assert sorted(r.id for r in read_published(spark, path).collect()) == list(range(30))
+
+    # the publish of batch 2 dies after its files were copied in, before its manifest: its commit point
+    def crash(*_: object, **__: object) -> None:
+        raise OSError("killed before the manifest")
+
+    monkeypatch.setattr(FilesWriter, "_record", staticmethod(crash))
+    with pytest.raises(OSError, match="killed before the manifest"):
+        CsvWriter(partition_by=["part"]).write(spark.range(100, 110).selectExpr("id", "'x' as part"), path,
+                                               batch=Batch("exporter", 2))
+    monkeypatch.undo()
+    def plain() -> int:
+        return spark.read.option("header", "true").option("sep", ";").csv(path).count()
+
+    assert plain() == 40  # what the module docstring says a plain read of the directory may see
+    assert sorted(r.id for r in read_published(spark, path).collect()) == list(range(30))  # batch 1, whole
+    assert storage.read_json(f"{path}/_PUBLISHED.json")["batches"] == {"exporter": {"1": 30}}
+
+    CsvWriter(partition_by=["part"]).write(spark.range(100, 110).selectExpr("id", "'x' as part"), path,
+                                           batch=Batch("exporter", 2))
+    named = storage.read_json(f"{path}/_PUBLISHED.json")["files"]
+    assert _data_files(storage, path) == sorted(named) and all(n.startswith("part=x/") for n in named)
+    assert sorted(r.id for r in read_published(spark, path).collect()) == list(range(100, 110))
+    assert plain() == 10 and storage.size(f"{s3_root}/exports/_staging") == 0  # no staged file left
+
+
+def test_a_publish_that_lost_the_race_for_the_manifest_is_refused_and_the_winner_stays_whole(
+        spark: SparkSession, s3_root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, storage = f"{s3_root}/exports/raced", Storage(spark)
+    CsvWriter().write(spark.range(5).selectExpr("id"), path, batch=Batch("exporter", 1))
+    move_in = FilesWriter._move_in
+
+    def then_another_writer(*args: object) -> list[str]:  # the other writer publishes while this one copies
+        moved = move_in(*args)  # type: ignore[arg-type]
+        monkeypatch.setattr(FilesWriter, "_move_in", staticmethod(move_in))
+        CsvWriter().write(spark.range(200, 207).selectExpr("id"), path, batch=Batch("exporter", 3))
+        return moved
+
+    monkeypatch.setattr(FilesWriter, "_move_in", staticmethod(then_another_writer))
+    with pytest.raises(ConcurrentWriteError, match="published by another writer") as lost:
+        CsvWriter().write(spark.range(100, 150).selectExpr("id"), path, batch=Batch("exporter", 2))
+    assert lost.value.getCondition() == "CONCURRENT_PUBLISH"
+    assert sorted(r.id for r in read_published(spark, path).collect()) == list(range(200, 207))
+    assert storage.read_json(f"{path}/_PUBLISHED.json")["batches"]["exporter"] == {"1": 5, "3": 7}
+
+
+def test_appends_on_s3_are_recorded_by_compare_and_swap_and_read_back_batch_by_batch(
+        spark: SparkSession, s3_root: str) -> None:
+    path = f"{s3_root}/exports/appended"
+    for version in (1, 2):
+        CsvWriter(mode="append").write(spark.range(version * 10, version * 10 + 4).selectExpr("id"), path,
+                                       batch=Batch("appender", version))
+    assert CsvWriter(mode="append").write(spark.range(3).selectExpr("id"), path, batch=Batch("appender", 1)).skipped
+    assert sorted(r.id for r in read_published(spark, path).collect()) == [10, 11, 12, 13, 20, 21, 22, 23]
+    with pytest.raises(InputNotFoundError, match=r"nothing is published at .*/exports/never") as none:
+        read_published(spark, f"{s3_root}/exports/never")
+    assert none.value.getCondition() == "NOT_PUBLISHED"
