@@ -32,8 +32,9 @@ from spark_flows.backend import connect_url, master
 from spark_flows.config import Settings
 from spark_flows.errors import InputNotFoundError, JobFailedError
 from spark_flows.job import job_parser, last_error, parse_date, run_job
-from spark_flows.runners import concurrent_graph, run_concurrently, run_processes
+from spark_flows.runners import concurrent_graph, require_many_driver_commits, run_concurrently, run_processes
 from spark_flows.session import remote_url
+from spark_flows.storage import Storage
 from spark_flows.structure import Graph, note
 from spark_flows.submit import job_command
 
@@ -137,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             for pair in args.spark_conf or []:
                 common += ["--spark-conf", pair]
         if args.isolation == "process":
+            require_many_driver_commits(spark, Storage(spark).qualify(settings.data_root), drivers=concurrency)
             commands = [(d.isoformat(), job_command(job_file, [*common, *extra, "--execution-date", d.isoformat()],
                                                     settings, master=master(spark),
                                                     remote=remote_url(settings) or connect_url(spark)))

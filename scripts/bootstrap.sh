@@ -41,7 +41,8 @@ fi
 # Spark resolves io.delta:delta-spark_4.2_2.13 and org.apache.hadoop:hadoop-aws (matching pyspark's Hadoop, for
 # s3a:// and the suite's S3 server; its AWS SDK bundle is about 690 MB the first time) from Maven Central with
 # Ivy and caches them in ~/.ivy2.5.2. If that resolver cannot reach Maven Central, fall back to
-# `mvn dependency:copy-dependencies` into .cache/jars. The Makefile passes the jar list to Spark as
+# `mvn dependency:copy-dependencies` into the machine's cache (beside the saved list, so later clones reuse
+# them). The Makefile passes the jar list to Spark as
 # SPARK_FLOWS_JARS.
 package=$(.venv/bin/python -c 'from spark_flows.config import load_settings
 print(",".join(load_settings(overrides={"s3a": True}).packages()))')
@@ -93,9 +94,11 @@ PY
   <dependencies>$dependencies</dependencies>
 </project>
 POM
-    mvn -q -f .cache/delta-pom.xml dependency:copy-dependencies -DoutputDirectory="$PWD/.cache/jars" -DincludeScope=runtime \
+    jar_dir="${machine_list%.txt}"
+    mkdir -p "$jar_dir"
+    mvn -q -f .cache/delta-pom.xml dependency:copy-dependencies -DoutputDirectory="$jar_dir" -DincludeScope=runtime \
       || die "mvn could not fetch $package from Maven Central"
-    ls "$PWD"/.cache/jars/*.jar | paste -sd, - | .venv/bin/python -c 'import sys
+    ls "$jar_dir"/*.jar | paste -sd, - | .venv/bin/python -c 'import sys
 from spark_flows.session import without_bundled
 print(",".join(without_bundled(sys.stdin.read().strip().split(","))))' > .cache/delta-jars.txt
     echo "$package" > "$resolved"

@@ -202,14 +202,14 @@ class HadoopFileSystem:
         return FileInfo(path, str(jpath.getName()), bool(st.isDirectory()), int(st.getLen()),
                         int(st.getModificationTime()))
 
-    def list(self, path: str) -> list[FileInfo]:
+    def list(self, path: str, after: str = "") -> list[FileInfo]:
         jpath = self._path(path)
         fs = self._fs(jpath)
         if not fs.exists(jpath) or not fs.getFileStatus(jpath).isDirectory():
             return []
         return [FileInfo(f"{path.rstrip('/')}/{st.getPath().getName()}", str(st.getPath().getName()),
                          bool(st.isDirectory()), int(st.getLen()), int(st.getModificationTime()))
-                for st in fs.listStatus(jpath)]
+                for st in fs.listStatus(jpath) if str(st.getPath().getName()) > after]
 
     def size(self, path: str) -> int:
         jpath = self._path(path)

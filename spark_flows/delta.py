@@ -39,12 +39,12 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from spark_flows.errors import ConcurrentWriteError
+from spark_flows.errors import ConcurrentWriteError, SparkFlowsError
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 LOG_DIR = "_delta_log"
 _COMMIT = re.compile(r"^(\d{20})\.json$")
-_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.\d+\.\d+)?\.parquet$")
+_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint(?:\.\d+\.(\d+))?\.parquet$")  # single or multi-part
+_V2_CHECKPOINT = re.compile(r"^(\d{20})\.checkpoint\.[0-9a-fA-F-]{36}\.(?:json|parquet)$")
 
 
 @dataclass(frozen=True)
@@ -70,25 +71,74 @@ def _log(path: str) -> str:
     return f"{path.rstrip('/')}/{LOG_DIR}"
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """One read of a table's log: its newest version, its newest complete checkpoint and the commits since.
+
+    Reading it costs one small GET (``_last_checkpoint``) and one listing that starts at that checkpoint, so
+    it does not grow with the table's history; :func:`snapshot` makes it, and the facts below take it so that
+    one write asks the log once before and once after.
+    """
+
+    path: str
+    version: int | None  # None: no table at path
+    checkpoint: int | None = None
+    checkpoint_files: tuple[str, ...] = ()
+    commits: tuple[int, ...] = ()  # retained commits from the checkpoint's version on (all of them without one)
+
+
+def _last_checkpoint(storage: Storage, log: str) -> int | None:
+    try:
+        return int(json.loads(storage.read_text(f"{log}/_last_checkpoint"))["version"])
+    except (OSError, ValueError, KeyError, TypeError):  # absent (young table), or not what Delta writes
+        return None
+
+
+def _scan(storage: Storage, path: str, after: str, at_most: int | None = None) -> Snapshot:
+    log = _log(path)
+    commits: list[int] = []
+    parts: dict[int, list[str]] = {}
+    expected: dict[int, int] = {}
+    for info in storage.list(log, after=after):
+        if (m := _COMMIT.match(info.name)) is not None:
+            commits.append(int(m.group(1)))
+        elif (m := _CHECKPOINT.match(info.name)) is not None:
+            version = int(m.group(1))
+            parts.setdefault(version, []).append(info.path)
+            expected[version] = int(m.group(2) or 1)
+        elif _V2_CHECKPOINT.match(info.name):
+            raise unsupported_table(path, "V2 checkpoints (checkpointPolicy=v2)")
+    complete = [v for v in parts if len(parts[v]) == expected[v]  # a multi-part checkpoint being written is not
+                and (at_most is None or v <= at_most)]
+    checkpoint = max(complete) if complete else None
+    commits.sort()
+    kept = tuple(v for v in commits if (checkpoint is None or v >= checkpoint) and (at_most is None or v <= at_most))
+    newest = max([*kept, *([checkpoint] if checkpoint is not None else [])], default=None)
+    return Snapshot(path, newest, checkpoint, tuple(sorted(parts[checkpoint])) if checkpoint is not None else (),
+                    kept)
+
+
+def snapshot(storage: Storage, path: str) -> Snapshot:
+    """The table's log as of now, read from its last checkpoint on (see :class:`Snapshot`)."""
+    log = _log(path)
+    start = _last_checkpoint(storage, log)
+    if start is not None:
+        found = _scan(storage, path, f"{start:020d}")
+        if found.checkpoint is not None:
+            return found
+    return _scan(storage, path, "")  # no checkpoint yet, or _last_checkpoint names one that is gone
+
+
+def unsupported_table(path: str, feature: str) -> SparkFlowsError:
+    """The table uses a log feature spark_flows' reader does not read: an error, never a wrong answer."""
+    return SparkFlowsError(f"the Delta table at {path} uses {feature}, which spark_flows' log reader does not read; "
+                           "recreate the table without it, or write it without a batch",
+                           condition="UNSUPPORTED_TABLE_FEATURE", parameters={"path": path, "feature": feature})
+
+
 def is_delta_table(storage: Storage, path: str) -> bool:
     """True when ``path`` holds a Delta table (its log has at least one commit)."""
-    return bool(_commits(storage, path))
-
-
-def _commits(storage: Storage, path: str) -> list[int]:
-    return sorted(int(m.group(1)) for i in storage.list(_log(path)) if (m := _COMMIT.match(i.name)))
-
-
-def _checkpoint(storage: Storage, path: str, at_most: int | None = None) -> tuple[int, list[str]] | None:
-    parts: dict[int, list[str]] = {}
-    for info in storage.list(_log(path)):
-        if (m := _CHECKPOINT.match(info.name)) is not None:
-            parts.setdefault(int(m.group(1)), []).append(info.path)
-    usable = [v for v in parts if at_most is None or v <= at_most]
-    if not usable:
-        return None
-    version = max(usable)
-    return version, sorted(parts[version])
+    return snapshot(storage, path).version is not None
 
 
 def _actions(storage: Storage, path: str, version: int) -> list[dict[str, Any]]:
@@ -96,7 +146,7 @@ def _actions(storage: Storage, path: str, version: int) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def _checkpoint_rows(storage: Storage, files: list[str], column: str) -> Iterator[dict[str, Any]]:
+def _checkpoint_rows(storage: Storage, files: Sequence[str], column: str) -> Iterator[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     for file in files:
@@ -108,24 +158,24 @@ def _checkpoint_rows(storage: Storage, files: list[str], column: str) -> Iterato
 
 def table_version(storage: Storage, path: str) -> int | None:
     """The newest committed version of the Delta table at ``path``; ``None`` if there is no table."""
-    commits = _commits(storage, path)
-    return commits[-1] if commits else None
+    return snapshot(storage, path).version
 
 
-def latest_txn(storage: Storage, path: str, app_id: str) -> int | None:
-    """The last ``txnVersion`` the table at ``path`` recorded for ``app_id``; ``None`` if never."""
-    commits = _commits(storage, path)
-    checkpoint = _checkpoint(storage, path)
-    after = checkpoint[0] if checkpoint else -1
-    for version in reversed([v for v in commits if v > after]):
+def latest_txn(storage: Storage, path: str, app_id: str, snap: Snapshot | None = None) -> int | None:
+    """The last ``txnVersion`` the table at ``path`` recorded for ``app_id``; ``None`` if never.
+
+    Read from the commits since the last checkpoint, then the checkpoint (which keeps every app's last txn
+    after the commits that recorded them are cleaned up), as Delta itself does.
+    """
+    snap = snap or snapshot(storage, path)
+    for version in reversed(snap.commits):
         for action in _actions(storage, path, version):
             txn = action.get("txn")
             if txn and txn.get("appId") == app_id:
                 return int(txn["version"])
-    if checkpoint:
-        for txn in _checkpoint_rows(storage, checkpoint[1], "txn"):
-            if txn.get("appId") == app_id:
-                return int(txn["version"])
+    for txn in _checkpoint_rows(storage, snap.checkpoint_files, "txn"):
+        if txn.get("appId") == app_id:
+            return int(txn["version"])
     return None
 
 
@@ -159,6 +209,16 @@ def _user_metadata(actions: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
+def _commits(storage: Storage, path: str) -> list[int]:
+    """Every retained commit's version (a full listing of the log: for history, not for the write path)."""
+    return sorted(int(m.group(1)) for i in storage.list(_log(path)) if (m := _COMMIT.match(i.name)))
+
+
+def oldest_commit(storage: Storage, path: str) -> int | None:
+    """The oldest commit still in the log: 0 until Delta's log cleanup removed older ones."""
+    return next(iter(_commits(storage, path)), None)
+
+
 def txn_commits(storage: Storage, path: str, app_id: str | None = None) -> list[TxnCommit]:
     """Every retained commit that recorded a ``txn`` (of ``app_id``, or of any app), oldest first: a batch
     written twice shows up twice.
@@ -176,12 +236,16 @@ def txn_commits(storage: Storage, path: str, app_id: str | None = None) -> list[
     return found
 
 
-def find_txn(storage: Storage, path: str, app_id: str, txn_version: int) -> TxnCommit | None:
-    """The retained commit that recorded ``(app_id, txn_version)``, newest first; ``None`` if none did.
+def find_txn(storage: Storage, path: str, app_id: str, txn_version: int,
+             snap: Snapshot | None = None) -> TxnCommit | None:
+    """The commit that recorded ``(app_id, txn_version)``, newest first; ``None`` if none did.
 
-    Only commits still in the log (``delta.logRetentionDuration``, 30 days by default) can be found.
+    Searches every commit still in the log (``delta.logRetentionDuration``, 30 days by default: older ones
+    are gone, and so are their details), or with ``snap`` only its commits since the last checkpoint (what a
+    write's skip rule reads, at a cost that does not grow with the table's history).
     """
-    for version in reversed(_commits(storage, path)):
+    versions = list(snap.commits) if snap is not None else _commits(storage, path)
+    for version in reversed(versions):
         actions = _actions(storage, path, version)
         for action in actions:
             txn = action.get("txn")
@@ -210,17 +274,18 @@ def table_rows(storage: Storage, path: str, version: int | None = None, *,
 def _live_adds(storage: Storage, path: str, version: int | None,
                selected: Callable[[Mapping[str, Any]], bool]) -> dict[str, Mapping[str, Any]] | None:
     """The ``add`` actions of the files live at ``version`` (default: newest) that ``selected`` keeps."""
-    commits = _commits(storage, path)
-    if not commits:
+    snap = snapshot(storage, path)
+    if snap.version is None:
         return None
-    target = commits[-1] if version is None else version
+    if version is not None and (snap.checkpoint is None or version < snap.checkpoint):
+        snap = _scan(storage, path, "", at_most=version)  # an older version: its own checkpoint, from a full listing
     live: dict[str, Mapping[str, Any]] = {}
-    checkpoint = _checkpoint(storage, path, at_most=target)
-    if checkpoint:
-        for add in _checkpoint_rows(storage, checkpoint[1], "add"):
-            if selected(add):
-                live[add["path"]] = add
-    for commit in (v for v in commits if (checkpoint is None or v > checkpoint[0]) and v <= target):
+    for add in _checkpoint_rows(storage, snap.checkpoint_files, "add"):
+        if selected(add):
+            live[add["path"]] = add
+    for commit in snap.commits:
+        if commit == snap.checkpoint or (version is not None and commit > version):  # in the checkpoint; too new
+            continue
         for action in _actions(storage, path, commit):
             if "add" in action:
                 if selected(action["add"]):

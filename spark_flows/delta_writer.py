@@ -6,7 +6,9 @@ Part of :mod:`spark_flows.writers`; the facts it reports come from the table's l
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,6 +19,12 @@ from spark_flows import delta
 from spark_flows.errors import invalid_argument
 from spark_flows.storage import Storage
 from spark_flows.write_contract import Batch, Writer, WriteResult, out_of_order, refuse
+
+logger = logging.getLogger(__name__)
+
+# The snapshot ``prepare`` read, kept for the ``committed`` check that follows it on the same Storage (one
+# write's own object), so one write reads the log once before it.
+_SNAPSHOTS: weakref.WeakKeyDictionary[Storage, dict[str, delta.Snapshot]] = weakref.WeakKeyDictionary()
 
 
 class DeltaWriter(Writer):
@@ -51,16 +59,48 @@ class DeltaWriter(Writer):
         self.metadata = dict(metadata or {})
 
     def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
-        recorded = delta.latest_txn(storage, path, batch.app_id) if delta.is_delta_table(storage, path) else None
+        """Delta's own skip rule (``txnVersion`` <= the app's recorded one), told from one read of the log.
+
+        Only the last checkpoint and the commits after it are read, so the cost does not grow with the table's
+        history. A batch at the app's recorded version whose commit precedes the checkpoint (or was removed by
+        Delta's log cleanup) is skipped with its rows unreported, the reason saying so. A batch
+        below the recorded version is refused as out of order only when the log still holds every commit from
+        version 0 and none recorded it; when older commits were cleaned up it cannot be proven either way, and
+        it is skipped, as Delta skips it, with a warning.
+        """
+        snap = _SNAPSHOTS.get(storage, {}).pop(path, None) or delta.snapshot(storage, path)
+        if snap.version is None:
+            return None
+        recorded = delta.latest_txn(storage, path, batch.app_id, snap)
         if recorded is None or batch.version > recorded:
             return None
-        found = delta.find_txn(storage, path, batch.app_id, batch.version)
-        if found is None:
+        found = delta.find_txn(storage, path, batch.app_id, batch.version, snap)
+        if found is None and batch.version < recorded:
+            found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        if found is not None:
+            return self._skipped(path, batch, found.rows, found.table_version,
+                                 f"batch {batch.version} already committed (app {batch.app_id}, table version "
+                                 f"{found.table_version})")
+        if batch.version == recorded:
+            return self._skipped(path, batch, None, None,
+                                 f"batch {batch.version} already committed (app {batch.app_id}, recorded in the "
+                                 f"checkpoint at table version {snap.checkpoint}; its commit is older than the "
+                                 "checkpoint and not read, or already cleaned from the log, so its rows are not "
+                                 "reported)")
+        oldest = delta.oldest_commit(storage, path)
+        if oldest is None or oldest == 0:
             raise out_of_order(path, batch, recorded)
-        return WriteResult(path, self.output_type, 0, skipped=True, batch=batch, batch_rows=found.rows,
-                           table_version=found.table_version, partition=self.replace,
-                           reason=f"batch {batch.version} already committed (app {batch.app_id}, table version "
-                                  f"{found.table_version})")
+        logger.warning("%s: batch %s of app %s is below batch %s and its commit, if any, was cleaned from the log "
+                       "(oldest commit kept: %s); Delta skips it, so spark_flows does", path, batch.version,
+                       batch.app_id, recorded, oldest)
+        return self._skipped(path, batch, None, None,
+                             f"batch {batch.version} is below batch {recorded} of app {batch.app_id} and commits "
+                             f"before table version {oldest} were cleaned from the log: not proven committed, "
+                             "skipped as Delta skips it")
+
+    def _skipped(self, path: str, batch: Batch, rows: int | None, version: int | None, reason: str) -> WriteResult:
+        return WriteResult(path, self.output_type, 0, skipped=True, batch=batch, batch_rows=rows,
+                           table_version=version, partition=self.replace, reason=reason)
 
     def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
         write_id = uuid.uuid4().hex
@@ -91,14 +131,15 @@ class DeltaWriter(Writer):
         return delta.retry_on_conflict(attempt, path=path, attempts=self.retries, what="delta write")
 
     def _after_write(self, storage: Storage, path: str, batch: Batch | None, write_id: str) -> WriteResult:
-        version = delta.table_version(storage, path)
+        snap = delta.snapshot(storage, path)  # one read of the log after the commit
+        version = snap.version
         if batch is None:
             rows = delta.commit_rows(storage, path, version) if version is not None else None
             return WriteResult(path, self.output_type, rows, batch_rows=rows, table_version=version,
                                partition=self.replace)
-        found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        found = delta.find_txn(storage, path, batch.app_id, batch.version, snap)
         if found is None:  # Delta skipped it: a newer batch of this app id committed meanwhile
-            recorded = delta.latest_txn(storage, path, batch.app_id)
+            recorded = delta.latest_txn(storage, path, batch.app_id, snap)
             raise out_of_order(path, batch, recorded if recorded is not None else batch.version)
         ours = found.metadata.get("spark_flows_write") == write_id  # read with the commit: no second read
         result = WriteResult(path, self.output_type, found.rows, batch=batch, batch_rows=found.rows,
@@ -114,7 +155,11 @@ class DeltaWriter(Writer):
         directories) is a table being created by a concurrent writer, not a foreign target.
         """
         info = storage.fs.info(path)
-        if info is None or delta.is_delta_table(storage, path):
+        if info is None:
+            return
+        snap = delta.snapshot(storage, path)
+        if snap.version is not None:
+            _SNAPSHOTS.setdefault(storage, {})[path] = snap  # the skip rule that follows reads this one
             return
         foreign = [] if info.is_dir else [path]
         if info.is_dir:

@@ -77,7 +77,7 @@ class FileSystem(Protocol):
     def write_if_match(self, path: str, data: bytes, tag: str) -> str | None: ...
     def qualify(self, path: str) -> str: ...
     def info(self, path: str) -> FileInfo | None: ...
-    def list(self, path: str) -> list[FileInfo]: ...
+    def list(self, path: str, after: str = "") -> list[FileInfo]: ...
     def size(self, path: str) -> int: ...
     def touch(self, path: str) -> None: ...
     def mkdirs(self, path: str) -> None: ...
@@ -154,12 +154,14 @@ class LocalFileSystem:
         return FileInfo(path, os.path.basename(local.rstrip("/")), is_dir, 0 if is_dir else st.st_size,
                         int(st.st_mtime * 1000))
 
-    def list(self, path: str) -> list[FileInfo]:
+    def list(self, path: str, after: str = "") -> list[FileInfo]:
         local = local_path(path)
         if not os.path.isdir(local):
             return []
         found = []
         for entry in os.scandir(local):
+            if entry.name <= after:
+                continue
             try:
                 st = entry.stat()
             except FileNotFoundError:  # removed while listing
@@ -285,7 +287,7 @@ class ArrowFileSystem:
         return FileInfo(path, found.base_name, is_dir, 0 if is_dir else int(found.size or 0),
                         int((found.mtime_ns or 0) // 1_000_000))
 
-    def list(self, path: str) -> list[FileInfo]:
+    def list(self, path: str, after: str = "") -> list[FileInfo]:
         import pyarrow.fs as pafs
 
         fs, inner, found = self._info(path)
@@ -293,7 +295,7 @@ class ArrowFileSystem:
             return []
         return [FileInfo(f"{path.rstrip('/')}/{i.base_name}", i.base_name, i.type == pafs.FileType.Directory,
                          int(i.size or 0) if i.type == pafs.FileType.File else 0, int((i.mtime_ns or 0) // 1_000_000))
-                for i in fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True))]
+                for i in fs.get_file_info(pafs.FileSelector(inner, allow_not_found=True)) if i.base_name > after]
 
     def size(self, path: str) -> int:
         import pyarrow.fs as pafs
@@ -408,8 +410,8 @@ class RoutingFileSystem:
     def info(self, path: str) -> FileInfo | None:
         return self._pick(path).info(path)
 
-    def list(self, path: str) -> list[FileInfo]:
-        return self._pick(path).list(path)
+    def list(self, path: str, after: str = "") -> list[FileInfo]:
+        return self._pick(path).list(path, after)
 
     def size(self, path: str) -> int:
         return self._pick(path).size(path)

@@ -190,10 +190,12 @@ class S3ObjectStore:
         listed = self._call(bucket, key, "list_objects_v2", Prefix=f"{key}/" if key else "", MaxKeys=1)
         return FileInfo(path, name, True, 0, 0) if listed.get("KeyCount", 0) or not key else None
 
-    def _pages(self, bucket: str, prefix: str, delimiter: str | None) -> Iterator[dict[str, Any]]:
+    def _pages(self, bucket: str, prefix: str, delimiter: str | None, after: str = "") -> Iterator[dict[str, Any]]:
         token: str | None = None
         while True:
-            extra = {"Delimiter": delimiter} if delimiter else {}
+            extra: dict[str, str] = {"Delimiter": delimiter} if delimiter else {}
+            if after and not token:
+                extra["StartAfter"] = f"{prefix}{after}"
             page = self._call(bucket, prefix, "list_objects_v2", Prefix=prefix, **extra,
                               **({"ContinuationToken": token} if token else {}))
             yield page
@@ -205,11 +207,11 @@ class S3ObjectStore:
         return [(item["Key"], int(item["Size"])) for page in self._pages(bucket, f"{key}/" if key else "", None)
                 for item in page.get("Contents", [])]
 
-    def list(self, path: str) -> list[FileInfo]:
+    def list(self, path: str, after: str = "") -> list[FileInfo]:
         bucket, key = self.split(path)
         prefix, base = (f"{key}/" if key else ""), path.rstrip("/")
         found: dict[str, FileInfo] = {}
-        for page in self._pages(bucket, prefix, "/"):
+        for page in self._pages(bucket, prefix, "/", after):
             for common in page.get("CommonPrefixes", []):
                 name = common["Prefix"][len(prefix):].rstrip("/")
                 found[name] = FileInfo(f"{base}/{name}", name, True, 0, 0)

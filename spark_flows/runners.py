@@ -39,7 +39,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from spark_flows.errors import DependsOnPastError, JobFailedError, RunLockedError, error_summary
+from spark_flows.errors import ConfigError, DependsOnPastError, JobFailedError, RunLockedError, error_summary
 from spark_flows.ledger import (
     LEDGER_SCHEMA,
     REFUSED,
@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "LEDGER_SCHEMA", "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
-    "concurrent_graph", "run_concurrently", "run_processes", "single_run", "single_run_graph",
+    "concurrent_graph", "require_many_driver_commits", "run_concurrently", "run_processes", "single_run",
+    "single_run_graph",
 ]
 
 
@@ -258,6 +259,37 @@ def run_processes(commands: Sequence[tuple[str, Sequence[str]]], *, concurrency:
     results = tuple(PartitionResult(o.key, o.ok, o.seconds, _strip_condition(o.error), o.job_group)
                     for o in (outcomes[p] for p, _ in commands))
     return RunSummary(results, time.monotonic() - began)
+
+
+_S3_SCHEMES = ("s3", "s3a", "s3n")
+_SINGLE_DRIVER_STORE = "S3SingleDriverLogStore"
+
+
+def require_many_driver_commits(spark: SparkSession, root: str, *, drivers: int) -> None:
+    """Refuse ``drivers`` > 1 Spark applications committing to Delta tables under ``root`` on S3 when Delta's
+    log store for that scheme is its default, safe for one driver only.
+
+    Delta commits to S3 through ``S3SingleDriverLogStore`` unless ``spark.delta.logStore.<scheme>.impl`` names
+    another (``io.delta.storage.S3DynamoDBLogStore``): two drivers writing one table can then both write the
+    same commit file and one commit is lost. Threads of one application (``--isolation thread``) share its
+    driver and are safe. Local disk, HDFS and the other schemes pass.
+
+    Raises
+    ------
+    ConfigError: ``UNSAFE_CONCURRENT_DRIVERS``, naming the setting and the two ways out.
+    """
+    scheme = root.split("://", 1)[0].lower() if "://" in root else ""
+    if drivers <= 1 or scheme not in _S3_SCHEMES:
+        return
+    key = f"spark.delta.logStore.{scheme}.impl"
+    store = spark.conf.get(key, None) or spark.conf.get("spark.delta.logStore.class", None) or ""
+    if store and _SINGLE_DRIVER_STORE not in store:
+        return
+    raise ConfigError(f"{drivers} Spark applications at once would commit to Delta tables under {root} through "
+                      f"Delta's single-driver S3 log store, and concurrent commits can be lost: run the dates as "
+                      f"threads of one application (--isolation thread), one at a time (--concurrency 1), or set "
+                      f"{key} to a multi-driver log store (io.delta.storage.S3DynamoDBLogStore)",
+                      condition="UNSAFE_CONCURRENT_DRIVERS", parameters={"root": root, "setting": key})
 
 
 def _strip_condition(error: str | None) -> str | None:

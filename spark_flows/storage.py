@@ -103,9 +103,13 @@ class Storage:
         info = self.fs.info(path)
         return bool(info and info.is_dir)
 
-    def list(self, path: str) -> list[FileInfo]:
-        """List the direct children of ``path`` sorted by name; an absent path lists as empty."""
-        return sorted(self.fs.list(path), key=lambda i: i.name)
+    def list(self, path: str, *, after: str = "") -> list[FileInfo]:
+        """List the direct children of ``path`` sorted by name; an absent path lists as empty.
+
+        With ``after``, only the children whose names sort after it (an object store lists from there: the
+        request does not grow with what sorts before it, such as a Delta log's older commits).
+        """
+        return sorted(self.fs.list(path, after), key=lambda i: i.name)
 
     def modified_ms(self, path: str) -> int:
         """Modification time of ``path`` in epoch milliseconds."""

@@ -91,7 +91,7 @@ def refuse(message: str, condition: str, **parameters: Any) -> WriteRefusedError
 def out_of_order(path: str, batch: Batch, recorded: int) -> WriteRefusedError:
     return refuse(
         f"batch {batch.version} of app {batch.app_id} is older than batch {recorded} already committed to {path} "
-        f"and was never committed itself; a write with a version <= {recorded} would be skipped for ever. "
+        f"and no commit in the table's log recorded it; a write with a version <= {recorded} is skipped for ever. "
         f"Write it as a version above {recorded}, or under another app id",
         "BATCH_OUT_OF_ORDER", path=path, app_id=batch.app_id, version=batch.version, recorded=recorded)
 
@@ -176,7 +176,8 @@ class Writer(ABC):
     @abstractmethod
     def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
         """The skip rule: a skipped :class:`WriteResult` if ``batch`` is committed, ``None`` if it is to be
-        written; raises ``BATCH_OUT_OF_ORDER`` for an older batch that never committed. Reads metadata only."""
+        written; raises ``BATCH_OUT_OF_ORDER`` for an older batch no retained commit recorded while the whole log
+        is there. Reads metadata only."""
 
     @abstractmethod
     def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:

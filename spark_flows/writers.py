@@ -7,8 +7,10 @@ classes):
   last one recorded for its app id on the output is *skipped*, and reported as such
   (:attr:`WriteResult.skipped`, :attr:`WriteResult.reason`), only when it is known to be committed: for
   Delta, a ``txn`` action of the table's log recorded it; for files, the output's ``_PUBLISHED.json``
-  lists it. An older batch that never committed is refused with ``BATCH_OUT_OF_ORDER`` (Delta would
-  skip it *silently*), never reported as done.
+  lists it. An older batch that no commit in the log recorded is refused with ``BATCH_OUT_OF_ORDER``
+  (Delta would skip it *silently*), never reported as done. After Delta's log cleanup removed the old
+  commits, the checkpoint still records the app's txn: the recorded version is skipped (its rows are no
+  longer known, the reason says so), and an older one is skipped with a warning, as Delta skips it.
 * **An empty batch is refused** (``EMPTY_BATCH``) unless the writer allows it: writing 0 rows would use
   up the batch's version, and the real data under the same version would then be skipped for ever.
 * **Outputs never nest** inside another table or published output, and a path that spark_flows did not

@@ -142,3 +142,32 @@ def test_appends_on_s3_are_recorded_by_compare_and_swap_and_read_back_batch_by_b
     with pytest.raises(InputNotFoundError, match=r"nothing is published at .*/exports/never") as none:
         read_published(spark, f"{s3_root}/exports/never")
     assert none.value.getCondition() == "NOT_PUBLISHED"
+
+
+def test_the_replay_check_on_s3_costs_the_same_requests_however_long_the_table_s_history(
+        spark: SparkSession, s3_root: str, spark_flows_s3_server: S3Server) -> None:
+    path = f"{s3_root}/tables/long_lived"
+    spark.conf.set("spark.databricks.delta.properties.defaults.checkpointInterval", "2")  # new tables only
+    try:
+        DeltaWriter().write(spark.range(5).selectExpr("id"), path, batch=Batch("loader", 1))  # table version 0
+    finally:
+        spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
+
+    def grow_to(version: int) -> None:
+        while delta.table_version(Storage(spark), path) < version:
+            DeltaWriter(mode="append").write(spark.range(1).selectExpr("id"), path, batch=None)
+
+    def requests_to_check(batch: Batch) -> dict[str, float]:
+        before = spark_flows_s3_server.request_counts()
+        result = DeltaWriter().already_committed(spark, path, batch)
+        after = spark_flows_s3_server.request_counts()
+        assert result is not None and result.skipped, result
+        return {action: after[action] - before.get(action, 0.0) for action in after
+                if after[action] > before.get(action, 0.0)}
+
+    grow_to(3)  # checkpoint at 2, one commit after it
+    young = requests_to_check(Batch("loader", 1))
+    grow_to(13)  # checkpoint at 12, one commit after it: ten more versions of history
+    old = requests_to_check(Batch("loader", 1))
+    assert delta.snapshot(Storage(spark), path).checkpoint == 12
+    assert sum(young.values()) > 0 and old == young, f"requests at table version 3: {young}; at 13: {old}"

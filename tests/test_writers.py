@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -318,3 +320,49 @@ def test_csv_writes_nested_columns_as_json_text_or_names_them(spark, tmp_path: P
     with pytest.raises(WriteRefusedError, match=r"columns \['ctx', 'tags'\] are nested") as refused:
         CsvWriter(nested="error").write(nested, str(tmp_path / "refused"))
     assert refused.value.getCondition() == "NESTED_COLUMNS" and not (tmp_path / "refused").exists()
+
+
+def test_a_replay_after_delta_s_log_cleanup_is_skipped_as_delta_skips_it(spark, tmp_path: Path, caplog) -> None:
+    path, log = str(tmp_path / "t"), tmp_path / "t" / "_delta_log"
+    DeltaWriter().write(_df(spark), path, batch=Batch("loader", 1))
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES (delta.logRetentionDuration = 'interval 7 days', "
+              "delta.checkpointInterval = 10)")  # table version 1
+    for version in range(1, 9):  # table versions 2..9
+        DeltaWriter().write(_df(spark, 1, start=version), path, batch=Batch("other", version))
+    aged = time.time() - 10 * 86400  # older than the retention (Delta cleans whole days before its cut-off)
+    for file in log.iterdir():
+        os.utime(file, (aged, aged))
+    DeltaWriter().write(_df(spark, 1, start=9), path, batch=Batch("other", 9))  # version 10: checkpoint, cleanup
+    assert (log / f"{10:020d}.checkpoint.parquet").exists()
+    assert not (log / f"{0:020d}.json").exists(), sorted(p.name for p in log.iterdir())  # Delta's own cleanup ran
+    assert delta.oldest_commit(Storage(spark), path) == 10
+    rows = spark.read.format("delta").load(path).count()
+
+    replay = DeltaWriter().write(_df(spark), path, batch=Batch("loader", 1))
+    assert replay.skipped and "recorded in the checkpoint at table version 10" in replay.reason, replay
+    assert (replay.table_version, replay.batch_rows) == (None, None)
+    assert "never committed" not in replay.reason
+    with caplog.at_level("WARNING", logger="spark_flows.delta_writer"):
+        older = DeltaWriter().write(_df(spark), path, batch=Batch("other", 4))  # below 9; its commit cleaned up
+    assert older.skipped and "not proven committed" in older.reason, older
+    assert any("cleaned from the log" in r.getMessage() for r in caplog.records)
+    newest = DeltaWriter().write(_df(spark), path, batch=Batch("other", 9))
+    assert newest.skipped and newest.table_version == 10 and newest.batch_rows == 1
+    assert spark.read.format("delta").load(path).count() == rows  # nothing written by any replay
+
+
+def test_an_out_of_order_batch_is_refused_while_the_whole_log_is_there_even_past_a_checkpoint(spark, tmp_path: Path
+                                                                                               ) -> None:
+    path = str(tmp_path / "t")
+    spark.conf.set("spark.databricks.delta.properties.defaults.checkpointInterval", "2")  # new tables only
+    try:
+        for version in (1, 2, 4, 5):  # batch 3 never written; checkpoints at table versions 2
+            DeltaWriter().write(_df(spark, 1, start=version), path, batch=Batch("app", version))
+    finally:
+        spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
+    assert delta.snapshot(Storage(spark), path).checkpoint == 2
+    with pytest.raises(WriteRefusedError, match="no commit in the table's log recorded it") as refused:
+        DeltaWriter().write(_df(spark), path, batch=Batch("app", 3))
+    assert refused.value.getCondition() == "BATCH_OUT_OF_ORDER"
+    early = DeltaWriter().write(_df(spark), path, batch=Batch("app", 1))  # found among the older retained commits
+    assert early.skipped and early.table_version == 0
