@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows.errors import DependsOnPastError
-from spark_flows.runners import RunLedger, check_depends_on_past, run_concurrently, single_run
+from spark_flows.errors import ConfigError, DependsOnPastError
+from spark_flows.runners import (
+    RunLedger,
+    check_depends_on_past,
+    require_many_driver_commits,
+    run_concurrently,
+    single_run,
+)
 
 
 def test_ledger_and_depends_on_past(spark, tmp_path: Path) -> None:
@@ -132,3 +138,21 @@ def test_processes_share_the_bounded_runner_with_fail_fast_and_their_own_error_l
     assert summary.results[1].error == "exit -9: no error line", "the running process was killed, not left to finish"
     in_order = run_processes([("a", fails), ("b", sleeps)], concurrency=1, fail_fast=True)
     assert in_order.results[1].error == "skipped: an earlier task failed"
+
+
+def test_many_drivers_on_s3_are_refused_under_delta_s_single_driver_log_store(spark) -> None:
+    with pytest.raises(ConfigError, match=r"spark.delta.logStore.s3a.impl") as refused:
+        require_many_driver_commits(spark, "s3a://bucket/data", drivers=2)
+    assert refused.value.getCondition() == "UNSAFE_CONCURRENT_DRIVERS"
+    assert "--isolation thread" in str(refused.value)
+    require_many_driver_commits(spark, "s3a://bucket/data", drivers=1)  # one driver: Delta's own store is safe
+    require_many_driver_commits(spark, "file:/tmp/data", drivers=4)
+    require_many_driver_commits(spark, "hdfs://nn/data", drivers=4)
+    spark.conf.set("spark.delta.logStore.s3a.impl", "io.delta.storage.S3SingleDriverLogStore")
+    try:
+        with pytest.raises(ConfigError):  # naming the default store is no way out
+            require_many_driver_commits(spark, "s3a://bucket/data", drivers=2)
+        spark.conf.set("spark.delta.logStore.s3a.impl", "io.delta.storage.S3DynamoDBLogStore")
+        require_many_driver_commits(spark, "s3a://bucket/data", drivers=2)
+    finally:
+        spark.conf.unset("spark.delta.logStore.s3a.impl")

@@ -171,3 +171,15 @@ def test_the_replay_check_on_s3_costs_the_same_requests_however_long_the_table_s
     old = requests_to_check(Batch("loader", 1))
     assert delta.snapshot(Storage(spark), path).checkpoint == 12
     assert sum(young.values()) > 0 and old == young, f"requests at table version 3: {young}; at 13: {old}"
+
+
+def test_a_process_backfill_on_s3_is_refused_before_any_driver_starts(spark: SparkSession, s3_root: str,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from jobs import backfill
+
+    code = backfill.main(["--data-root", f"{s3_root}/backfilled", "--job", "visits_cube", "--from", "2024-01-01",
+                          "--to", "2024-01-03", "--concurrency", "2", "--isolation", "process"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) >= 1
+    assert "UNSAFE_CONCURRENT_DRIVERS" in err[-1] and "--isolation thread" in err[-1], err
+    assert not Storage(spark).exists(f"{s3_root}/backfilled/visits"), "no date ran"
