@@ -9,7 +9,10 @@ a Spark job and without the JVM:
 * :func:`find_txn`: the commit that recorded a given (app id, version), with its table version and rows,
   so a replay is reported as *skipped* only when the batch really committed;
 * :func:`table_version` and :func:`table_rows`: the table's newest version, and its row count at a version
-  (from the ``numRecords`` statistics of the live files).
+  (from the ``numRecords`` statistics of the live files, less the rows their deletion vectors mark).
+
+A table whose reader protocol this reader does not know (a reader feature outside :data:`READABLE_FEATURES`,
+V2 checkpoints) is refused with ``UNSUPPORTED_TABLE_FEATURE`` naming it, never answered wrongly.
 
 :func:`retry_on_conflict` retries Delta's optimistic-concurrency conflicts, matched by Delta's own exception
 classes (``delta.exceptions``) and error conditions, and raises :class:`ConcurrentWriteError` when they
@@ -131,8 +134,8 @@ def snapshot(storage: Storage, path: str) -> Snapshot:
 
 def unsupported_table(path: str, feature: str) -> SparkFlowsError:
     """The table uses a log feature spark_flows' reader does not read: an error, never a wrong answer."""
-    return SparkFlowsError(f"the Delta table at {path} uses {feature}, which spark_flows' log reader does not read; "
-                           "recreate the table without it, or write it without a batch",
+    return SparkFlowsError(f"the Delta table at {path} uses {feature}, which spark_flows' log reader does not read, so "
+                           "spark_flows cannot tell what it holds; keep its batches in a table without it",
                            condition="UNSUPPORTED_TABLE_FEATURE", parameters={"path": path, "feature": feature})
 
 
@@ -141,16 +144,40 @@ def is_delta_table(storage: Storage, path: str) -> bool:
     return snapshot(storage, path).version is not None
 
 
+# Reader features whose tables this reader answers rightly: txn facts, versions and row counts do not depend
+# on them (deletion vectors are subtracted from counts; read_rows refuses them). Any other one is refused.
+READABLE_FEATURES = frozenset({"columnMapping", "deletionVectors", "timestampNtz", "typeWidening",
+                               "typeWidening-preview", "vacuumProtocolCheck", "variantType", "variantType-preview"})
+
+
+def _check_protocol(path: str, protocol: Mapping[str, Any]) -> None:
+    """Refuse a table whose reader protocol this reader does not know (never a wrong answer)."""
+    version = int(protocol.get("minReaderVersion") or 1)
+    unknown = sorted(set(protocol.get("readerFeatures") or ()) - READABLE_FEATURES)
+    if version > 3:
+        raise unsupported_table(path, f"reader version {version}")
+    if unknown:
+        raise unsupported_table(path, f"the reader feature(s) {', '.join(unknown)}")
+
+
 def _actions(storage: Storage, path: str, version: int) -> list[dict[str, Any]]:
     text = storage.read_text(f"{_log(path)}/{version:020d}.json")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for action in actions:
+        if "protocol" in action:
+            _check_protocol(path, action["protocol"])
+    return actions
 
 
 def _checkpoint_rows(storage: Storage, files: Sequence[str], column: str) -> Iterator[dict[str, Any]]:
+    """The non-null ``column`` structs of a checkpoint's parts; the parts' protocol is checked in the same read."""
     import pyarrow.parquet as pq
 
     for file in files:
-        table = pq.read_table(io.BytesIO(storage.read_bytes(file)), columns=[column])
+        table = pq.read_table(io.BytesIO(storage.read_bytes(file)), columns=sorted({column, "protocol"}))
+        for protocol in table.column("protocol").to_pylist():
+            if protocol is not None:
+                _check_protocol(file.rsplit(f"/{LOG_DIR}/", 1)[0], protocol)
         for row in table.column(column).to_pylist():
             if row is not None:
                 yield row
@@ -268,7 +295,10 @@ def table_rows(storage: Storage, path: str, version: int | None = None, *,
     if live is None:
         return None
     counts = [_records(add.get("stats")) for add in live.values()]
-    return None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
+    if any(c is None for c in counts):
+        return None
+    deleted = sum(int((add.get("deletionVector") or {}).get("cardinality") or 0) for add in live.values())
+    return sum(c for c in counts if c is not None) - deleted  # rows a deletion vector marks are not in the table
 
 
 def _live_adds(storage: Storage, path: str, version: int | None,
@@ -279,20 +309,29 @@ def _live_adds(storage: Storage, path: str, version: int | None,
         return None
     if version is not None and (snap.checkpoint is None or version < snap.checkpoint):
         snap = _scan(storage, path, "", at_most=version)  # an older version: its own checkpoint, from a full listing
-    live: dict[str, Mapping[str, Any]] = {}
+    live: dict[tuple[str, str], Mapping[str, Any]] = {}
     for add in _checkpoint_rows(storage, snap.checkpoint_files, "add"):
         if selected(add):
-            live[add["path"]] = add
+            live[_file_id(add)] = add
     for commit in snap.commits:
         if commit == snap.checkpoint or (version is not None and commit > version):  # in the checkpoint; too new
             continue
         for action in _actions(storage, path, commit):
             if "add" in action:
                 if selected(action["add"]):
-                    live[action["add"]["path"]] = action["add"]
+                    live[_file_id(action["add"])] = action["add"]
             elif "remove" in action:
-                live.pop(action["remove"]["path"], None)
-    return live
+                live.pop(_file_id(action["remove"]), None)
+    return {add["path"]: add for add in live.values()}
+
+
+def _file_id(action: Mapping[str, Any]) -> tuple[str, str]:
+    """A logical file as Delta names it: its path and its deletion vector's id (a DELETE that marks rows adds
+    the same path with a new vector and removes it without one)."""
+    dv = action.get("deletionVector") or {}
+    offset = dv.get("offset")
+    return action["path"], f"{dv.get('storageType', '')}{dv.get('pathOrInlineDv', '')}" + (
+        f"@{offset}" if offset is not None else "")
 
 
 def read_rows(storage: Storage, path: str) -> list[dict[str, Any]]:
@@ -302,6 +341,8 @@ def read_rows(storage: Storage, path: str) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     live = _live_adds(storage, path, None, lambda add: True) or {}
+    if any(add.get("deletionVector") for add in live.values()):
+        raise unsupported_table(path, "deletion vectors (its rows are read from Parquet directly)")
     rows: list[dict[str, Any]] = []
     for file in live:
         location = f"{path.rstrip('/')}/{unquote(file)}" if "://" not in file else file

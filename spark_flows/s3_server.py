@@ -133,13 +133,20 @@ class S3Server:
                                     condition="S3_SERVER_NOT_STARTED", parameters={"port": self.port})
 
     def _bucket_answers(self, url: str) -> bool:
-        """True once the S3 endpoint answers for the bucket (403 without credentials: it exists)."""
+        """True once the bucket answers a signed ``HeadBucket`` (an unsigned request is refused with 403 before
+        the server has created the bucket, so it proves nothing)."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = boto3.client("s3", endpoint_url=url, region_name=self.region, aws_access_key_id=self.access_key,
+                              aws_secret_access_key=self.secret_key,
+                              config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=2,
+                                            retries={"max_attempts": 1}))
         try:
-            urllib.request.urlopen(f"{url}/{self.bucket}", timeout=2).close()
+            client.head_bucket(Bucket=self.bucket)
             return True
-        except urllib.error.HTTPError as answer:
-            return answer.code == 403
-        except OSError:
+        except (ClientError, BotoCoreError):
             return False
 
     def hadoop_conf(self) -> dict[str, str]:

@@ -366,3 +366,66 @@ def test_an_out_of_order_batch_is_refused_while_the_whole_log_is_there_even_past
     assert refused.value.getCondition() == "BATCH_OUT_OF_ORDER"
     early = DeltaWriter().write(_df(spark), path, batch=Batch("app", 1))  # found among the older retained commits
     assert early.skipped and early.table_version == 0
+
+
+def test_rows_marked_by_deletion_vectors_are_not_counted_and_their_table_is_not_read_around_them(
+        spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    DeltaWriter().write(spark.range(100).repartition(1).selectExpr("id", "cast(id as string) as name"), path,
+                        batch=Batch("loader", 1))
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    spark.sql(f"DELETE FROM delta.`{path}` WHERE id % 10 = 0")  # 10 rows marked, the Parquet file kept
+    storage = Storage(spark)
+    assert list((tmp_path / "t").glob("deletion_vector_*.bin")), "Delta wrote a deletion vector"
+    assert delta.table_rows(storage, path) == 90 == spark.read.format("delta").load(path).count()
+    assert delta.table_rows(storage, path, 1) == 100  # before the delete
+    with pytest.raises(Exception, match="deletion vectors") as refused:
+        delta.read_rows(storage, path)
+    assert refused.value.getCondition() == "UNSUPPORTED_TABLE_FEATURE"
+
+
+def test_a_table_whose_log_the_reader_cannot_read_is_refused_by_name_never_answered(spark, tmp_path: Path) -> None:
+    path = str(tmp_path / "t")
+    DeltaWriter().write(_df(spark), path, batch=Batch("loader", 1))
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.checkpointPolicy' = 'v2')")
+    for batch in (Batch("loader", 1), Batch("loader", 2)):  # a replay, and a new batch
+        with pytest.raises(Exception, match=r"reader feature.* v2Checkpoint") as refused:
+            DeltaWriter().write(_df(spark), path, batch=batch)
+        assert refused.value.getCondition() == "UNSUPPORTED_TABLE_FEATURE"
+    assert spark.read.format("delta").load(path).count() == 5  # nothing written by the refused writes
+
+
+def test_the_log_reader_agrees_with_spark_on_multi_part_checkpoints_column_mapping_and_partition_overwrites(
+        spark, tmp_path: Path) -> None:
+    storage = Storage(spark)
+    multi = str(tmp_path / "multi")
+    spark.conf.set("spark.databricks.delta.checkpoint.partSize", "1")  # one action per part: many parts
+    spark.conf.set("spark.databricks.delta.properties.defaults.checkpointInterval", "2")
+    try:
+        for version in (1, 2, 3):  # table versions 0..2: a multi-part checkpoint at 2
+            DeltaWriter().write(_df(spark, 2, start=version * 10), multi, batch=Batch("app", version))
+    finally:
+        spark.conf.unset("spark.databricks.delta.checkpoint.partSize")
+        spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
+    snap = delta.snapshot(storage, multi)
+    assert snap.checkpoint == 2 and len(snap.checkpoint_files) > 1, snap
+    assert delta.latest_txn(storage, multi, "app", snap) == 3
+    assert delta.table_rows(storage, multi) == 6 == spark.read.format("delta").load(multi).count()
+
+    mapped = str(tmp_path / "mapped")
+    DeltaWriter().write(_df(spark), mapped, batch=Batch("app", 1))
+    spark.sql(f"ALTER TABLE delta.`{mapped}` SET TBLPROPERTIES ('delta.columnMapping.mode' = 'name', "
+              "'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')")
+    spark.sql(f"ALTER TABLE delta.`{mapped}` RENAME COLUMN name TO label")
+    DeltaWriter().write(_df(spark, 3, start=5).withColumnRenamed("name", "label"), mapped, batch=Batch("app", 2))
+    assert delta.latest_txn(storage, mapped, "app") == 2
+    assert delta.table_rows(storage, mapped) == 8 == spark.read.format("delta").load(mapped).count()
+    assert DeltaWriter().write(_df(spark), mapped, batch=Batch("app", 2)).skipped
+
+    parted = str(tmp_path / "parted")
+    days = _df(spark, 6).selectExpr("id", "name", "cast(id % 3 as string) as day")
+    DeltaWriter(partition_by=["day"]).write(days, parted, batch=Batch("app", 1))
+    DeltaWriter(replace={"day": "1"}).write(_df(spark, 4, start=100), parted, batch=Batch("app", 2))
+    assert delta.table_rows(storage, parted) == 8 == spark.read.format("delta").load(parted).count()
+    assert delta.table_rows(storage, parted, partition={"day": "1"}) == 4
+    assert delta.table_rows(storage, parted, 0, partition={"day": "1"}) == 2
