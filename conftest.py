@@ -22,6 +22,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 sys.path.insert(0, str(ROOT))  # `import jobs.<name>` for in-process end-to-end runs
 
+from spark_flows.s3_server import S3Server  # noqa: E402
 from spark_flows.testing import backend_of  # noqa: E402  (the plugin: spark_flows_session, the assertions)
 
 collect_ignore = [
@@ -43,6 +44,17 @@ def connect_url(spark_flows_connect_url: str) -> str:
 def spark(spark_flows_session: SparkSession) -> SparkSession:
     """The plugin's session for the run's backend, as the suite and the doctests call it."""
     return spark_flows_session
+
+
+@pytest.fixture(scope="session")
+def s3_root(spark: SparkSession, spark_flows_s3_server: S3Server) -> str:
+    """A folder of the run's S3 server bucket, reached by the suite's classic session (per-bucket S3A
+    settings on its Hadoop configuration; spark_flows' own requests read the same settings)."""
+    server = spark_flows_s3_server
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in server.hadoop_conf().items():
+        hadoop.set(key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1), value)
+    return f"s3a://{server.bucket}/spark"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

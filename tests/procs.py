@@ -114,11 +114,12 @@ class JobProcess:
 
     def __init__(self, job: str, args: Sequence[str], *, master: str = "local[2]",
                  extra_env: dict[str, str] | None = None, py_files: tuple[str, ...] = (),
-                 pause: str | None = None) -> None:
+                 pause: str | None = None, spark_conf: Mapping[str, str] | None = None) -> None:
         script, job_args = str(ROOT / "jobs" / f"{job}.py"), list(args)
         if pause is not None:
             script, job_args = str(PAUSED_JOB), [job, pause, "--", *job_args]
-        command = submit_command(script, job_args, Settings(spark_conf=SUBMIT_CONF), master=master,
+        command = submit_command(script, job_args, Settings(spark_conf={**SUBMIT_CONF, **(spark_conf or {})}),
+                                 master=master,
                                  py_files=py_files)
         self.lines: list[str] = []
         self._changed = threading.Condition()

@@ -18,16 +18,6 @@ from spark_flows.writers import Batch, CsvWriter, DeltaWriter, FilesWriter, read
 pytestmark = pytest.mark.classic
 
 
-@pytest.fixture(scope="module")
-def s3_root(spark: SparkSession, spark_flows_s3_server: S3Server) -> str:
-    """A folder of the server's bucket, reached by the suite's session (per-bucket S3A settings)."""
-    server = spark_flows_s3_server
-    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in server.hadoop_conf().items():
-        hadoop.set(key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1), value)
-    return f"s3a://{server.bucket}/spark"
-
-
 def test_the_s3a_package_matches_the_hadoop_spark_runs_and_the_settings_name_the_server(spark: SparkSession) -> None:
     running = spark.sparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion()  # the JVM's own Hadoop
     assert hadoop_aws_package() == f"org.apache.hadoop:hadoop-aws:{running}"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -7,8 +8,13 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs import devices_aggregator, devices_loader
+from spark_flows import delta
+from spark_flows.errors import InputNotFoundError
+from spark_flows.markers import read_marker
+from spark_flows.s3_server import S3Server
 from spark_flows.samples import write_devices
-from spark_flows.writers import PUBLISHED_MARKER
+from spark_flows.storage import Storage
+from spark_flows.writers import PUBLISHED_MARKER, read_published
 from tests.flows import assert_ran_as_declared, run_flow, statuses
 from tests.procs import JobProcess
 
@@ -153,3 +159,36 @@ def test_a_replay_does_not_even_read_the_input(spark, data_root: str, capsys) ->
     out = capsys.readouterr().out
     assert out.count("already committed") == 2 and "already published" in out
     assert _counts(spark, data_root) == (15, 15)
+
+
+@pytest.mark.subprocess
+def test_on_s3_a_sigkill_between_two_branch_commits_then_replay_holds_every_row_once(
+        spark, s3_root: str, spark_flows_s3_server: S3Server) -> None:
+    server, rows = spark_flows_s3_server, 2_000
+    data_root = f"{s3_root}/loader-killed"
+    storage = Storage(spark)
+    write_devices(spark, f"{data_root}/raw/devices", rows=rows, files=2)
+    args = ["--data-root", data_root, "--batch-id", "9", "--csv", "--concurrency", "1", "--execution-date",
+            "2024-01-01"]
+    # the job reaches the server through S3A's per-bucket settings; its credentials come from the environment
+    reach = {f"spark.hadoop.{key.replace('fs.s3a.', f'fs.s3a.bucket.{server.bucket}.', 1)}": value
+             for key, value in server.hadoop_conf().items() if not key.endswith(("access.key", "secret.key"))}
+    pause = "before:spark_flows.delta_writer:DeltaWriter._write:2"  # the devices table committed, enriched next
+    job = JobProcess("devices_loader", args, pause=pause, spark_conf=reach, extra_env=server.environment())
+    job.wait_for(f"PAUSED AT {pause}")
+    job.kill()
+    assert spark.read.format("delta").load(f"{data_root}/tables/devices").count() == rows
+    assert not delta.is_delta_table(storage, f"{data_root}/tables/devices_enriched")
+    with pytest.raises(InputNotFoundError):  # the killed run's CSV export is not published
+        read_published(spark, f"{data_root}/exports/devices/batch=9")
+    assert read_marker(spark, f"{data_root}/tables/devices", dt.date(2024, 1, 1)) is None, "marker of a killed run"
+
+    assert devices_loader.main(args) == 0  # the replay, in this process: devices skipped, enriched and csv written
+    devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
+    raw = spark.read.schema(devices.schema).json(f"{data_root}/raw/devices")
+    assert devices.exceptAll(raw).count() == 0 and raw.exceptAll(devices).count() == 0, "each input row exactly once"
+    assert delta.table_version(storage, f"{data_root}/tables/devices") == 0, "the replay committed nothing there"
+    assert spark.read.format("delta").load(f"{data_root}/tables/devices_enriched").count() == rows
+    assert read_published(spark, f"{data_root}/exports/devices/batch=9").count() == rows
+    marker = read_marker(spark, f"{data_root}/tables/devices", dt.date(2024, 1, 1))
+    assert marker is not None and marker.rows == rows
