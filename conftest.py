@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,10 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 sys.path.insert(0, str(ROOT))  # `import jobs.<name>` for in-process end-to-end runs
 
+from spark_flows.backend import is_remote  # noqa: E402
+from spark_flows.connect_server import ConnectServer  # noqa: E402
 from spark_flows.s3_server import S3Server  # noqa: E402
-from spark_flows.testing import backend_of  # noqa: E402  (the plugin: spark_flows_session, the assertions)
+from spark_flows.testing import backend_of, test_settings  # noqa: E402  (the plugin: spark_flows_session ...)
 
 collect_ignore = [
     "tests/installed",  # run by scripts/test_versions.sh against the installed wheel
@@ -46,11 +50,36 @@ def spark(spark_flows_session: SparkSession) -> SparkSession:
     return spark_flows_session
 
 
+def _reach(server: S3Server) -> dict[str, str]:
+    """S3A's per-bucket settings that reach ``server``, credentials apart."""
+    return {key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1): value
+            for key, value in server.hadoop_conf().items() if not key.endswith(("access.key", "secret.key"))}
+
+
+@pytest.fixture(scope="session")
+def spark_flows_connect_url(spark_flows_s3_server: S3Server) -> Iterator[str]:
+    """The suite's Connect server (the plugin's fixture, overridden): it also reaches the run's S3 server, its
+    endpoint in the server's S3A settings, the credentials in its environment and in this client's (for
+    spark_flows' own requests), never on a command line."""
+    server = spark_flows_s3_server
+    settings = test_settings()
+    settings = replace(settings, spark_conf={**settings.spark_conf,
+                                             **{f"spark.hadoop.{k}": v for k, v in _reach(server).items()}})
+    credentials = {k: v for k, v in server.environment().items() if k != "AWS_ENDPOINT_URL_S3"}
+    os.environ.update(credentials)
+    with ConnectServer(master="local[2]", settings=settings, env=credentials) as connect:
+        assert connect.url is not None
+        yield connect.url
+
+
 @pytest.fixture(scope="session")
 def s3_root(spark: SparkSession, spark_flows_s3_server: S3Server) -> str:
-    """A folder of the run's S3 server bucket, reached by the suite's classic session (per-bucket S3A
-    settings on its Hadoop configuration; spark_flows' own requests read the same settings)."""
+    """A folder of the run's S3 server bucket, reached by the suite's session: on classic through per-bucket
+    S3A settings set on its Hadoop configuration (spark_flows' own requests read the same settings), on
+    Connect through the server's (see ``spark_flows_connect_url``)."""
     server = spark_flows_s3_server
+    if is_remote(spark):
+        return f"s3a://{server.bucket}/connect"
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
     for key, value in server.hadoop_conf().items():
         hadoop.set(key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1), value)

@@ -72,8 +72,10 @@ class ConnectServer:
     """
 
     def __init__(self, *, master: str = "local[2]", conf: Mapping[str, str] | None = None,
-                 settings: Settings | None = None, start_timeout: float = 180.0) -> None:
+                 settings: Settings | None = None, start_timeout: float = 180.0,
+                 env: Mapping[str, str] | None = None) -> None:
         self.master = master
+        self.env = dict(env or {})  # e.g. the object store's credentials, kept off the command line
         self.conf = dict(conf or {})
         self.settings = settings or Settings()
         self.start_timeout = start_timeout
@@ -111,8 +113,8 @@ class ConnectServer:
             gives the end of its log); it is stopped before raising.
         """
         self._log = tempfile.NamedTemporaryFile(prefix="spark-connect-", suffix=".log", delete=False)
-        self._process = subprocess.Popen(self.command(), env=submit_env(), stdout=self._log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+        self._process = subprocess.Popen(self.command(), env=submit_env(self.env), stdout=self._log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

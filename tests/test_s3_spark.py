@@ -1,6 +1,5 @@
-"""Classic Spark on the suite's S3 server through Hadoop's S3A (``hadoop-aws`` matching pyspark's Hadoop):
-spark_flows' writers and their skip rule on ``s3a://``, through the session's Hadoop FileSystem (the path every
-``hdfs://`` and ``s3a://`` URI takes on classic Spark).
+"""Spark on the suite's S3 server through Hadoop's S3A (``hadoop-aws`` matching pyspark's Hadoop), on classic
+Spark and on Spark Connect: spark_flows' writers, their skip rule and their manifests on ``s3a://``.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from spark_flows.s3_server import S3Server
 from spark_flows.storage import Storage
 from spark_flows.writers import Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
 
-pytestmark = pytest.mark.classic
 
-
+@pytest.mark.classic
 def test_the_s3a_package_matches_the_hadoop_spark_runs_and_the_settings_name_the_server(spark: SparkSession) -> None:
     running = spark.sparkContext._jvm.org.apache.hadoop.util.VersionInfo.getVersion()  # the JVM's own Hadoop
     assert hadoop_aws_package() == f"org.apache.hadoop:hadoop-aws:{running}"
@@ -163,6 +161,7 @@ def test_the_replay_check_on_s3_costs_the_same_requests_however_long_the_table_s
     assert sum(young.values()) > 0 and old == young, f"requests at table version 3: {young}; at 13: {old}"
 
 
+@pytest.mark.classic
 def test_a_process_backfill_on_s3_is_refused_before_any_driver_starts(spark: SparkSession, s3_root: str,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from jobs import backfill
