@@ -27,9 +27,10 @@ from pyspark.sql import SparkSession
 
 from benchmarks.common import table
 from spark_flows import delta
+from spark_flows.errors import EnvironmentSetupError
 from spark_flows.locks import RunLock
 from spark_flows.markers import publish, read_marker
-from spark_flows.s3_server import S3Server
+from spark_flows.s3_server import S3Server, weed_binary
 from spark_flows.storage import Storage
 from spark_flows.writers import Batch, DeltaWriter
 
@@ -49,6 +50,10 @@ def _measure(server: S3Server, call: Callable[[int], object]) -> tuple[float, fl
 
 
 def run(spark: SparkSession) -> list[str]:
+    try:
+        weed_binary()
+    except EnvironmentSetupError as missing:  # the other benchmarks still run
+        return [f"\nS3 benchmark not run: {missing}"]
     with S3Server(tempfile.mkdtemp(prefix="spark-flows-bench-s3-")) as server:
         hadoop = spark.sparkContext._jsc.hadoopConfiguration()
         for key, value in server.hadoop_conf().items():
