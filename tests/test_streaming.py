@@ -30,7 +30,7 @@ from spark_flows.streaming import (
     start,
     tag_sources,
 )
-from spark_flows.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter
+from spark_flows.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
 
 
 def _events(spark, root: Path, files: int = 3):
@@ -252,3 +252,39 @@ def test_the_micro_batch_is_scanned_once_for_three_sinks(spark, tmp_path: Path) 
               checkpoint=str(tmp_path / "cp-naive")).awaitTermination()
     # the emptiness checks and each sink read the micro-batch again
     assert len(meter.scan.micro_batch(VISIT_EVENTS_SCHEMA.fieldNames())) >= 3
+
+
+def test_with_its_checkpoint_and_sinks_on_s3_a_failed_micro_batch_is_restarted_and_every_sink_holds_it_once(
+        spark, tmp_path: Path, s3_root: str) -> None:
+    root, flag = f"{s3_root}/stream-{tmp_path.name}", tmp_path / "fail-csv-once"
+    flag.write_text("x")
+
+    def sinks(batch: Batch):
+        table = write_branch("table", DeltaWriter(), f"{root}/table", batch=batch)
+        csv = write_branch("csv", CsvWriter(replace={"batch": str(batch.version)}), f"{root}/csv", batch=batch)
+
+        def csv_unless_failing(df):
+            if batch.version == 1 and flag.exists():
+                flag.unlink()
+                raise RuntimeError("disk full")
+            return csv.run(df)
+        return [table, branch("csv", csv_unless_failing, key=csv.key)]
+
+    def attempt() -> None:
+        start(_events(spark, tmp_path), split_each_batch("sinks", sinks), name="visits",
+              checkpoint=f"{root}/checkpoint").awaitTermination()
+
+    with pytest.raises(StreamingQueryException, match="disk full"):
+        attempt()
+    storage = Storage(spark)
+    txns = [(c.app_id, c.txn_version) for c in delta.txn_commits(storage, f"{root}/table")]
+    app = txns[0][0]
+    assert query_id(storage, f"{root}/checkpoint") in app, "the query id kept in the checkpoint on S3"
+    assert txns == [(app, 0), (app, 1)], "the table committed micro-batch 1 before the CSV failed"
+    assert not storage.exists(f"{root}/csv/batch=1/{PUBLISHED_MARKER}"), "the failed batch's CSV is not published"
+    attempt()  # the restart re-runs micro-batch 1: the table skips it, the CSV writes it
+    assert [(c.app_id, c.txn_version) for c in delta.txn_commits(storage, f"{root}/table")] == [
+        (app, 0), (app, 1), (app, 2)]
+    assert spark.read.format("delta").load(f"{root}/table").count() == 48
+    published = [read_published(spark, f"{root}/csv/batch={v}").count() for v in range(3)]
+    assert sum(published) == 48 and all(published), published
