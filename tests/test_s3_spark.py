@@ -172,3 +172,18 @@ def test_a_process_backfill_on_s3_is_refused_before_any_driver_starts(spark: Spa
     assert code != 0 and len(err) >= 1
     assert "UNSAFE_CONCURRENT_DRIVERS" in err[-1] and "--isolation thread" in err[-1], err
     assert not Storage(spark).exists(f"{s3_root}/backfilled/visits"), "no date ran"
+
+
+@pytest.mark.classic
+def test_a_job_on_a_missing_bucket_exits_1_with_one_line_naming_it(
+        spark: SparkSession, s3_root: str, spark_flows_s3_server: S3Server, capsys: pytest.CaptureFixture[str]
+        ) -> None:
+    from jobs import devices_loader
+
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in spark_flows_s3_server.hadoop_conf().items():  # the same server, a bucket that is not there
+        hadoop.set(key.replace("fs.s3a.", "fs.s3a.bucket.no-such-bucket.", 1), value)
+    code = devices_loader.main(["--data-root", "s3a://no-such-bucket/data", "--batch-id", "1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code == 1 and err, err
+    assert "no-such-bucket" in err[-1] and "Traceback" not in "\n".join(err) and " at org." not in err[-1], err
