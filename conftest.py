@@ -50,12 +50,6 @@ def spark(spark_flows_session: SparkSession) -> SparkSession:
     return spark_flows_session
 
 
-def _reach(server: S3Server) -> dict[str, str]:
-    """S3A's per-bucket settings that reach ``server``, credentials apart."""
-    return {key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1): value
-            for key, value in server.hadoop_conf().items() if not key.endswith(("access.key", "secret.key"))}
-
-
 @pytest.fixture(scope="session")
 def spark_flows_connect_url(spark_flows_s3_server: S3Server) -> Iterator[str]:
     """The suite's Connect server (the plugin's fixture, overridden): it also reaches the run's S3 server, its
@@ -63,8 +57,8 @@ def spark_flows_connect_url(spark_flows_s3_server: S3Server) -> Iterator[str]:
     spark_flows' own requests), never on a command line."""
     server = spark_flows_s3_server
     settings = test_settings()
-    settings = replace(settings, spark_conf={**settings.spark_conf,
-                                             **{f"spark.hadoop.{k}": v for k, v in _reach(server).items()}})
+    reach = {f"spark.hadoop.{key}": value for key, value in server.bucket_conf(credentials=False).items()}
+    settings = replace(settings, spark_conf={**settings.spark_conf, **reach})
     credentials = {k: v for k, v in server.environment().items() if k != "AWS_ENDPOINT_URL_S3"}
     os.environ.update(credentials)
     with ConnectServer(master="local[2]", settings=settings, env=credentials) as connect:
@@ -81,8 +75,8 @@ def s3_root(spark: SparkSession, spark_flows_s3_server: S3Server) -> str:
     if is_remote(spark):
         return f"s3a://{server.bucket}/connect"
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in server.hadoop_conf().items():
-        hadoop.set(key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1), value)
+    for key, value in server.bucket_conf().items():
+        hadoop.set(key, value)
     return f"s3a://{server.bucket}/spark"
 
 

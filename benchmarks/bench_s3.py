@@ -56,8 +56,8 @@ def run(spark: SparkSession) -> list[str]:
         return [f"\nS3 benchmark not run: {missing}"]
     with S3Server(tempfile.mkdtemp(prefix="spark-flows-bench-s3-")) as server:
         hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-        for key, value in server.hadoop_conf().items():
-            hadoop.set(key.replace("fs.s3a.", f"fs.s3a.bucket.{server.bucket}.", 1), value)
+        for key, value in server.bucket_conf().items():
+            hadoop.set(key, value)
         root = f"s3a://{server.bucket}/bench"
         df = spark.range(1000).selectExpr("id", "cast(id % 7 as string) as type").cache()
         df.count()

@@ -236,14 +236,15 @@ def _user_metadata(actions: list[dict[str, Any]]) -> dict[str, Any]:
     return {}
 
 
-def _commits(storage: Storage, path: str) -> list[int]:
-    """Every retained commit's version (a full listing of the log: for history, not for the write path)."""
+def retained_commits(storage: Storage, path: str) -> list[int]:
+    """Every retained commit's version, oldest first (a full listing of the log: for history, not for the
+    write path)."""
     return sorted(int(m.group(1)) for i in storage.list(_log(path)) if (m := _COMMIT.match(i.name)))
 
 
 def oldest_commit(storage: Storage, path: str) -> int | None:
     """The oldest commit still in the log: 0 until Delta's log cleanup removed older ones."""
-    return next(iter(_commits(storage, path)), None)
+    return next(iter(retained_commits(storage, path)), None)
 
 
 def txn_commits(storage: Storage, path: str, app_id: str | None = None) -> list[TxnCommit]:
@@ -253,7 +254,7 @@ def txn_commits(storage: Storage, path: str, app_id: str | None = None) -> list[
     Only commits still in the log (``delta.logRetentionDuration``, 30 days by default) are listed.
     """
     found = []
-    for version in _commits(storage, path):
+    for version in retained_commits(storage, path):
         actions = _actions(storage, path, version)
         for action in actions:
             txn = action.get("txn")
@@ -264,15 +265,14 @@ def txn_commits(storage: Storage, path: str, app_id: str | None = None) -> list[
 
 
 def find_txn(storage: Storage, path: str, app_id: str, txn_version: int,
-             snap: Snapshot | None = None) -> TxnCommit | None:
+             among: Sequence[int] | None = None) -> TxnCommit | None:
     """The commit that recorded ``(app_id, txn_version)``, newest first; ``None`` if none did.
 
-    Searches every commit still in the log (``delta.logRetentionDuration``, 30 days by default: older ones
-    are gone, and so are their details), or with ``snap`` only its commits since the last checkpoint (what a
-    write's skip rule reads, at a cost that does not grow with the table's history).
+    Searches the commits ``among`` names (a :class:`Snapshot`'s commits since its checkpoint: what a write's
+    skip rule reads, at a cost that does not grow with the table's history), by default every commit still
+    in the log (``delta.logRetentionDuration``, 30 days by default: older ones are gone, with their details).
     """
-    versions = list(snap.commits) if snap is not None else _commits(storage, path)
-    for version in reversed(versions):
+    for version in reversed(among if among is not None else retained_commits(storage, path)):
         actions = _actions(storage, path, version)
         for action in actions:
             txn = action.get("txn")

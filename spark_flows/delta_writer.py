@@ -74,9 +74,11 @@ class DeltaWriter(Writer):
         recorded = delta.latest_txn(storage, path, batch.app_id, snap)
         if recorded is None or batch.version > recorded:
             return None
-        found = delta.find_txn(storage, path, batch.app_id, batch.version, snap)
-        if found is None and batch.version < recorded:
-            found = delta.find_txn(storage, path, batch.app_id, batch.version)
+        found = delta.find_txn(storage, path, batch.app_id, batch.version, snap.commits)
+        retained: list[int] = []
+        if found is None and batch.version < recorded:  # an older batch: only a search of the whole log tells
+            retained = delta.retained_commits(storage, path)
+            found = delta.find_txn(storage, path, batch.app_id, batch.version, retained)
         if found is not None:
             return self._skipped(path, batch, found.rows, found.table_version,
                                  f"batch {batch.version} already committed (app {batch.app_id}, table version "
@@ -87,7 +89,7 @@ class DeltaWriter(Writer):
                                  f"checkpoint at table version {snap.checkpoint}; its commit is older than the "
                                  "checkpoint and not read, or already cleaned from the log, so its rows are not "
                                  "reported)")
-        oldest = delta.oldest_commit(storage, path)
+        oldest = retained[0] if retained else None
         if oldest is None or oldest == 0:
             raise out_of_order(path, batch, recorded)
         logger.warning("%s: batch %s of app %s is below batch %s and its commit, if any, was cleaned from the log "
@@ -137,7 +139,7 @@ class DeltaWriter(Writer):
             rows = delta.commit_rows(storage, path, version) if version is not None else None
             return WriteResult(path, self.output_type, rows, batch_rows=rows, table_version=version,
                                partition=self.replace)
-        found = delta.find_txn(storage, path, batch.app_id, batch.version, snap)
+        found = delta.find_txn(storage, path, batch.app_id, batch.version, snap.commits)
         if found is None:  # Delta skipped it: a newer batch of this app id committed meanwhile
             recorded = delta.latest_txn(storage, path, batch.app_id, snap)
             raise out_of_order(path, batch, recorded if recorded is not None else batch.version)

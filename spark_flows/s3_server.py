@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from spark_flows.connect_server import free_port, stop_process_group
 from spark_flows.errors import EnvironmentSetupError
@@ -120,9 +120,10 @@ class S3Server:
         self._process = subprocess.Popen(command, cwd=self.directory, env=env, stdout=self._log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
         url = f"http://127.0.0.1:{self.port}"
+        probe = self._probe_client(url)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline and self._process.poll() is None:
-            if self._bucket_answers(url):
+            if self._bucket_answers(probe):
                 self.endpoint = url
                 logger.info("S3 server (SeaweedFS) at %s, bucket %s (pid %d)", url, self.bucket, self._process.pid)
                 return url
@@ -132,17 +133,20 @@ class S3Server:
         raise EnvironmentSetupError(f"the S3 server did not answer at {url} within {self.start_timeout:.0f}s: {tail}",
                                     condition="S3_SERVER_NOT_STARTED", parameters={"port": self.port})
 
-    def _bucket_answers(self, url: str) -> bool:
-        """True once the bucket answers a signed ``HeadBucket`` (an unsigned request is refused with 403 before
-        the server has created the bucket, so it proves nothing)."""
+    def _probe_client(self, url: str) -> Any:
         import boto3
         from botocore.config import Config
+
+        return boto3.client("s3", endpoint_url=url, region_name=self.region, aws_access_key_id=self.access_key,
+                            aws_secret_access_key=self.secret_key,
+                            config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=2,
+                                          retries={"max_attempts": 1}))
+
+    def _bucket_answers(self, client: Any) -> bool:
+        """True once the bucket answers a signed ``HeadBucket`` (an unsigned request is refused with 403 before
+        the server has created the bucket, so it proves nothing)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        client = boto3.client("s3", endpoint_url=url, region_name=self.region, aws_access_key_id=self.access_key,
-                              aws_secret_access_key=self.secret_key,
-                              config=Config(s3={"addressing_style": "path"}, connect_timeout=2, read_timeout=2,
-                                            retries={"max_attempts": 1}))
         try:
             client.head_bucket(Bucket=self.bucket)
             return True
@@ -159,6 +163,14 @@ class S3Server:
             "fs.s3a.access.key": self.access_key,
             "fs.s3a.secret.key": self.secret_key,
         }
+
+    def bucket_conf(self, bucket: str | None = None, *, credentials: bool = True) -> dict[str, str]:
+        """:meth:`hadoop_conf` as S3A's per-bucket settings (``fs.s3a.bucket.<bucket>.*``, default this server's
+        bucket), so they reach this server for that bucket only; ``credentials=False`` leaves the keys out
+        (for a process that takes them from its environment)."""
+        return {key.replace("fs.s3a.", f"fs.s3a.bucket.{bucket or self.bucket}.", 1): value
+                for key, value in self.hadoop_conf().items()
+                if credentials or not key.endswith(("access.key", "secret.key"))}
 
     def environment(self) -> dict[str, str]:
         """AWS environment variables that reach this server from a process with no Spark (boto3's own)."""

@@ -4,6 +4,8 @@ Spark and on Spark Connect: spark_flows' writers, their skip rule and their mani
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from pyspark.sql import SparkSession
 
@@ -181,9 +183,10 @@ def test_a_job_on_a_missing_bucket_exits_1_with_one_line_naming_it(
     from jobs import devices_loader
 
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    for key, value in spark_flows_s3_server.hadoop_conf().items():  # the same server, a bucket that is not there
-        hadoop.set(key.replace("fs.s3a.", "fs.s3a.bucket.no-such-bucket.", 1), value)
-    code = devices_loader.main(["--data-root", "s3a://no-such-bucket/data", "--batch-id", "1"])
+    bucket = f"no-such-bucket-{uuid.uuid4().hex[:8]}"  # its own name: SeaweedFS makes a bucket on a first write
+    for key, value in spark_flows_s3_server.bucket_conf(bucket).items():  # the server, a bucket it lacks
+        hadoop.set(key, value)
+    code = devices_loader.main(["--data-root", f"s3a://{bucket}/data", "--batch-id", "1"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 1 and err, err
-    assert "no-such-bucket" in err[-1] and "Traceback" not in "\n".join(err) and " at org." not in err[-1], err
+    assert bucket in err[-1] and "Traceback" not in "\n".join(err) and " at org." not in err[-1], err

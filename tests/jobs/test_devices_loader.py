@@ -171,8 +171,7 @@ def test_on_s3_a_sigkill_between_two_branch_commits_then_replay_holds_every_row_
     args = ["--data-root", data_root, "--batch-id", "9", "--csv", "--concurrency", "1", "--execution-date",
             "2024-01-01"]
     # the job reaches the server through S3A's per-bucket settings; its credentials come from the environment
-    reach = {f"spark.hadoop.{key.replace('fs.s3a.', f'fs.s3a.bucket.{server.bucket}.', 1)}": value
-             for key, value in server.hadoop_conf().items() if not key.endswith(("access.key", "secret.key"))}
+    reach = {f"spark.hadoop.{key}": value for key, value in server.bucket_conf(credentials=False).items()}
     pause = "before:spark_flows.delta_writer:DeltaWriter._write:2"  # the devices table committed, enriched next
     job = JobProcess("devices_loader", args, pause=pause, spark_conf=reach, extra_env=server.environment())
     job.wait_for(f"PAUSED AT {pause}")
