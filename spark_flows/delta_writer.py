@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from spark_flows import delta
 from spark_flows.errors import invalid_argument
+from spark_flows.filesystems import FileInfo
 from spark_flows.storage import Storage
-from spark_flows.write_contract import Batch, Writer, WriteResult, out_of_order, refuse
+from spark_flows.waiting import Wait
+from spark_flows.write_contract import Batch, Writer, WriteResult, check_nothing_inside, out_of_order, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ class DeltaWriter(Writer):
 
     output_type = "delta"
     idempotency = "Delta txnAppId/txnVersion"
+    #: seconds a directory of Delta data files without a log is watched for the first commit of the table
+    #: another writer may be creating in it, before it is refused as not a Delta table
+    creation_wait_s: ClassVar[float] = 60.0
 
     def __init__(self, *, mode: str = "append", replace: Mapping[str, str] | None = None,
                  partition_by: Sequence[str] = (), options: Mapping[str, str] | None = None, retries: int = 5,
@@ -151,30 +157,58 @@ class DeltaWriter(Writer):
         return result
 
     def prepare(self, storage: Storage, path: str) -> None:
-        """Refuse a target that is not a Delta table: a plain file, a files output, a user's directory.
+        """Refuse a target that is not a Delta table: a plain file, a files output, a user's directory, plain
+        Parquet, or a directory with another output inside it (``OUTPUT_NESTED``).
 
-        A directory holding only what a Delta write leaves (``_delta_log``, data files, partition
-        directories) is a table being created by a concurrent writer, not a foreign target.
+        A directory holding only what a Delta write leaves before its first commit (data files named as Delta
+        names them, partition directories) may be a table another writer is creating: it is watched for that
+        first commit for up to :attr:`creation_wait_s` seconds, and refused as not a Delta table if none comes.
         """
         info = storage.fs.info(path)
         if info is None:
             return
         snap = delta.snapshot(storage, path)
-        if snap.version is not None:
-            _SNAPSHOTS.setdefault(storage, {})[path] = snap  # the skip rule that follows reads this one
-            return
-        foreign = [] if info.is_dir else [path]
-        if info.is_dir:
-            foreign = [i.name for i in storage.list(path) if not _delta_entry(i.name)]
+        if snap.version is None and info.is_dir:
+            listing = storage.list(path)
+            check_nothing_inside(storage, path, listing)
+            foreign, data = _not_delta(storage, listing)
+            if not foreign and data:
+                def first_commit() -> delta.Snapshot | None:
+                    seen = delta.snapshot(storage, path)
+                    return seen if seen.version is not None else None
+
+                created = Wait(timeout=self.creation_wait_s, poll_interval=0.5, backoff=1.5, max_interval=5).until(
+                    first_commit, f"the first commit of the Delta table being created at {path}").value
+                snap, foreign = (created, []) if created is not None else (snap, [p.rpartition("/")[2] for p in data])
+        else:
+            foreign = [] if snap.version is not None else [path]
         if foreign:
-            raise refuse(f"{path} exists and is not a Delta table (it holds {foreign[:3]}); refusing to write a "
-                          "table over it. Choose another output path", "OUTPUT_NOT_OWNED", path=path)
+            raise refuse(f"{path} exists and is not a Delta table (it holds {foreign[:3]}, and no Delta log); "
+                          "refusing to write a table over it. Choose another output path (plain Parquet becomes a "
+                          f"table with CONVERT TO DELTA parquet.`{path}`)", "OUTPUT_NOT_OWNED", path=path)
+        _SNAPSHOTS.setdefault(storage, {})[path] = snap  # the skip rule that follows reads this one
 
 
-def _delta_entry(name: str) -> bool:
-    """True for what a Delta table's directory holds: its log, data files, partition directories."""
-    return (name in (delta.LOG_DIR, "_change_data", "_delta_index") or name.startswith(("part-", "."))
-            or name.endswith((".parquet", ".crc")) or "=" in name)
+# How Delta names what it writes into a table's directory before its first commit.
+_DATA_FILE = re.compile(r"^part-\d{5}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-c\d{3}(\.\w+)*"
+                        r"\.parquet$")
+_DELTA_DIRS = (delta.LOG_DIR, "_change_data", "_delta_index")
+
+
+def _not_delta(storage: Storage, listing: list[FileInfo], depth: int = 0) -> tuple[list[str], list[str]]:
+    """(entries no Delta write leaves, Delta data files) under a directory that has no Delta log yet."""
+    foreign: list[str] = []
+    data: list[str] = []
+    for info in listing:
+        if info.is_dir and "=" in info.name:  # a partition directory
+            inner = _not_delta(storage, storage.list(info.path), depth + 1)
+            foreign, data = foreign + inner[0], data + inner[1]
+        elif _DATA_FILE.match(info.name):
+            data.append(info.path)
+        elif not (info.name.startswith(".") or (depth == 0 and info.name in _DELTA_DIRS)
+                  or (depth == 0 and info.name.startswith("deletion_vector_"))):
+            foreign.append(info.name)
+    return foreign, data
 
 
 def _concurrently(skipped: WriteResult, batch: Batch) -> WriteResult:

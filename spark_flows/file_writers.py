@@ -27,7 +27,16 @@ from pyspark.sql.types import ArrayType, MapType, StructType
 
 from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument
 from spark_flows.storage import Storage
-from spark_flows.write_contract import PUBLISHED_MARKER, STAGING_DIR, Batch, Writer, WriteResult, out_of_order, refuse
+from spark_flows.write_contract import (
+    PUBLISHED_MARKER,
+    STAGING_DIR,
+    Batch,
+    Writer,
+    WriteResult,
+    check_nothing_inside,
+    out_of_order,
+    refuse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,18 +118,20 @@ class FilesWriter(Writer):
             storage.rename(retired[0], path)  # the old output comes back: the crashed publish never happened
             logger.warning("%s: restored the previous output moved aside by a crashed publish", path)
         info = storage.fs.info(path)
-        if info is not None and not self.replace_foreign and (
-                not info.is_dir or self.published(storage, path) is None):
+        manifest = self.published(storage, path) if info is not None and info.is_dir else None
+        if info is not None and info.is_dir and manifest is None:
+            check_nothing_inside(storage, path)  # replacing a directory must not delete another output
+        if info is not None and not self.replace_foreign and manifest is None:
             raise refuse(f"{path} exists and was not published by spark_flows (no {PUBLISHED_MARKER}); refusing to "
                           "replace it. Choose another output path, or pass replace_foreign=True",
                           "OUTPUT_NOT_OWNED", path=path)
         if self.mode == "append" and info is not None:
-            recorded = set((self.published(storage, path) or {}).get("appends") or [])
+            recorded = set((manifest or {}).get("appends") or [])
             for _, debris in _files(storage, path):
                 if _append_id(debris) not in recorded | {None}:
                     storage.delete(debris)  # a crashed append's files: its batch was never recorded
         elif info is not None and not storage.guarantees(path).atomic_rename:
-            named = (self.published(storage, path) or {}).get("files")
+            named = (manifest or {}).get("files")
             if named is not None:  # files the manifest does not name: a crashed publish's, or the retired ones
                 for folder, debris in _files(storage, path):
                     if "/".join([*folder, debris.rpartition("/")[2]]) not in set(named):

@@ -25,6 +25,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_flows import delta
 from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, invalid_argument
+from spark_flows.filesystems import FileInfo
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -106,7 +107,8 @@ def _ancestors(qualified: str) -> list[str]:
 
 
 def check_not_nested(storage: Storage, path: str) -> None:
-    """Raise ``OUTPUT_NESTED`` if an ancestor of ``path`` is a Delta table or a published files output.
+    """Raise ``OUTPUT_NESTED`` if an ancestor of ``path`` is a Delta table or a published files output (the
+    writers' ``prepare`` looks under a target that is not an output yet: :func:`check_nothing_inside`).
 
     ``VACUUM`` of the outer table would delete the inner output's files, and readers of the outer one would
     list them.
@@ -116,6 +118,25 @@ def check_not_nested(storage: Storage, path: str) -> None:
             if storage.exists(f"{ancestor}/{inner}"):
                 raise refuse(f"cannot write {path}: it is inside {ancestor}, which is {what}; choose an output "
                               "path outside any other table", "OUTPUT_NESTED", path=path, outer=ancestor)
+
+
+def check_nothing_inside(storage: Storage, path: str, listing: list[FileInfo] | None = None) -> None:
+    """Raise ``OUTPUT_NESTED`` if a Delta table or a published files output lies anywhere under ``path``.
+
+    Called when ``path`` is not itself an output (one that is refused every output under it when they were
+    written), so its cost is one listing per directory of a target about to be refused or taken over.
+    """
+    kinds = {delta.LOG_DIR: "a Delta table", PUBLISHED_MARKER: "a published output"}
+    for info in storage.list(path) if listing is None else listing:
+        if not info.is_dir:
+            continue
+        children = storage.list(info.path)
+        what = next((kinds[c.name] for c in children if c.name in kinds), None)
+        if what is not None:
+            raise refuse(f"cannot write {path}: {info.path} inside it is {what}, whose files the new output "
+                          "would list and its clean-up delete; choose an output path that holds no other table",
+                          "OUTPUT_NESTED", path=path, inner=info.path)
+        check_nothing_inside(storage, info.path, children)
 
 
 class Writer(ABC):

@@ -5,6 +5,8 @@ import threading
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 
@@ -227,6 +229,41 @@ def test_outputs_never_nest_inside_another_table(spark, tmp_path: Path) -> None:
             writer.write(_df(spark), str(table / "date=20240301"))
         assert refused.value.getCondition() == "OUTPUT_NESTED"
     assert not (table / "date=20240301").exists()
+
+
+def test_a_table_is_never_created_around_another_output(spark, tmp_path: Path) -> None:
+    """A table one level above another output: its VACUUM would delete the inner output's files."""
+    for inner_writer in (DeltaWriter(), CsvWriter()):
+        outer = tmp_path / f"around_{inner_writer.output_type}"
+        inner = outer / "date=20240302"
+        inner_writer.write(_df(spark), str(inner), batch=Batch("inner", 1))
+        for writer in (DeltaWriter(), CsvWriter()):
+            with pytest.raises(WriteRefusedError, match=r"date=20240302 inside it is a (Delta table|published output)"
+                               ) as refused:
+                writer.write(_df(spark), str(outer), batch=Batch("outer", 1))
+            assert refused.value.getCondition() == "OUTPUT_NESTED"
+        assert not (outer / "_delta_log").exists() and not (outer / PUBLISHED_MARKER).exists()
+    rows = (spark.read.format("delta").load(str(tmp_path / "around_delta" / "date=20240302")).count(),
+            _csv(spark, str(tmp_path / "around_csv" / "date=20240302")).count())
+    assert rows == (5, 5), "the inner outputs are whole"
+
+
+def test_a_directory_of_plain_parquet_is_not_taken_for_a_table_being_created(spark, tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    monkeypatch.setattr(DeltaWriter, "creation_wait_s", 0.5)  # no first commit ever comes: the wait's bound
+    for name, save in (("with_success", lambda df, p: df.write.parquet(p)),
+                       ("without_success", lambda df, p: df.write.option(
+                           "mapreduce.fileoutputcommitter.marksuccessfuljobs", "false").parquet(p)),
+                       ("partitioned", lambda df, p: df.write.partitionBy("id").parquet(p)),
+                       ("pyarrow", lambda df, p: pq.write_table(pa.Table.from_pylist(
+                           [r.asDict() for r in df.collect()]), Path(p, "data.parquet").as_posix()))):
+        plain = str(tmp_path / name)
+        Path(plain).mkdir() if name == "pyarrow" else None
+        save(_df(spark), plain)
+        with pytest.raises(WriteRefusedError, match="is not a Delta table") as refused:
+            DeltaWriter().write(_df(spark), plain, batch=Batch("a", 1))
+        assert refused.value.getCondition() == "OUTPUT_NOT_OWNED", name
+        assert spark.read.parquet(plain).count() == 5 and not (tmp_path / name / "_delta_log").exists()
 
 
 def test_replace_partition_keeps_other_dates_under_concurrent_writers(spark, tmp_path: Path) -> None:
