@@ -233,9 +233,12 @@ class _Plan:
         counters = [F.collect_set(PARENT_COLUMN).alias(SEEN)]
         if self.corrupt and paths:
             counters += _corrupt_counters([n for n in names if n in paths])
-            # Spark refuses scans whose only referenced column is the corrupt-record one (a bare count()
-            # after pruning): observing a real column too keeps every row parsed.
-            counters.append(F.count(F.col(f"`{self.schema.fields[0].name}`")).alias("_parsed"))
+            # A pruned scan parses only the columns read after it, so a record whose bad field the transform
+            # never reads would pass as good (and Spark refuses a scan that reads the corrupt-record column
+            # alone): the observation reads every column of the schema, so every field of every row is parsed.
+            # (a count of rows with every column null: an aggregate Spark cannot simplify away)
+            blank = reduce(lambda a, b: a & b, [F.col(f"`{f.name}`").isNull() for f in self.schema.fields])
+            counters.append(F.count_if(blank).alias("_blank"))
         if self.required:
             lacking = reduce(lambda a, b: a | b, [F.col(c).isNull() for c in self.required])
             if self.corrupt and paths:

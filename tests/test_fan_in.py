@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from spark_flows.errors import MissingParentsError
 from spark_flows.fan_in import (
@@ -80,6 +81,22 @@ def test_unaligned_drifted_hours_fail_and_contribute_no_rows(spark, tmp_path: Pa
     assert "corrupt record" in failures["08"] and "lack a required column" in failures["09"]
     assert evaluated.frame.count() == 22 * 2 and evaluated.scans == 2
     evaluated.unpersist()
+
+
+def test_a_record_corrupt_in_a_column_the_transform_never_reads_still_fails_its_parent(spark, tmp_path: Path) -> None:
+    """A pruned scan would parse only the transform's columns and let the bad hour into the result."""
+    root = str(tmp_path / "visits")
+    write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[8])
+    good = next(p for p in _hour(root, 10).iterdir() if p.suffix == ".json").read_text().splitlines()
+    _hour(root, 8).mkdir(parents=True)
+    (_hour(root, 8) / "part-drifted.json").write_text(
+        "\n".join(line.replace('"keep_private":false', '"keep_private":"nope"') for line in good))
+    for rule in ("all_done", "min_success=20"):
+        merged = fan_in(spark, hourly_parents(root, DAY), rule=rule, schema=VISITS_SCHEMA)
+        evaluated = merged.evaluate(lambda df: df.groupBy("page").count())  # never reads keep_private
+        assert evaluated.completeness.failures == {"08": "2 corrupt record(s)"}, rule
+        assert evaluated.frame.agg(F.sum("count")).first()[0] == 23 * 2, f"{rule}: hour 08 contributed rows"
+        evaluated.unpersist()
 
 
 def test_unaligned_with_no_usable_parent_is_a_failure(spark, tmp_path: Path) -> None:
