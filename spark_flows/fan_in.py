@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import reduce
@@ -196,8 +198,15 @@ def _parameters(completeness: Completeness, rule: TriggerRule) -> dict[str, obje
             "failures": dict(completeness.failures), "parents": list(completeness.expected), "rule": str(rule)}
 
 
-def _normalised(path: str) -> str:
+def _normalised(path: str, *, encoded: bool = False) -> str:
+    """``path`` without its ``file:`` scheme; ``encoded``: a URI to decode (Spark's errors name files so)."""
+    path = urllib.parse.unquote(path) if encoded else path
     return "/" + path.removeprefix("file:").lstrip("/")
+
+
+# A character a path's URI (what ``_metadata.file_path`` gives) percent-encodes: ASCII outside what a URI path
+# allows unquoted, or any non-ASCII letter (which Hadoop's ``Path.toUri`` may leave as it is or not).
+_URI_QUOTED = re.compile(r"[\x00-\x20\"#%<>?\[\\\]^`{|}\x7f-\U0010ffff]")
 
 
 @dataclass
@@ -320,7 +329,7 @@ class _Plan:
         failed = parameters.get("path")
         if not failed:
             return None
-        failed = _normalised(str(failed))
+        failed = _normalised(str(failed), encoded=True)
         for name in present:
             if name in self.paths and failed.startswith(_normalised(self.paths[name]).rstrip("/") + "/"):
                 return name
@@ -466,6 +475,8 @@ def _read_together(
     """Read same-schema parents in ONE scan (one file index, packed splits), tagging each row's parent."""
     reader = permissive_reader(spark, schema, file_format) if corrupt else spark.read.format(file_format).schema(schema)
     file_path = F.col("_metadata.file_path")
+    if any(_URI_QUOTED.search(p) for p in paths.values()):  # Spark gives the path URL-encoded: decode it back
+        file_path = F.url_decode(F.replace(file_path, F.lit("+"), F.lit("%2B")))  # a '+' is a '+', not a space
     items = list(paths.items())
     parent = F.when(file_path.startswith(items[0][1].rstrip("/") + "/"), F.lit(items[0][0]))
     for name, path in items[1:]:

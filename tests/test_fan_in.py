@@ -56,6 +56,18 @@ def test_unaligned_a_parent_that_cannot_be_read_is_a_failed_parent(spark, tmp_pa
     evaluated.unpersist()
 
 
+def test_parents_under_a_path_with_spaces_signs_and_letters_are_read_and_told_apart(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "sp ace ü #1 50%25 a+b")
+    write_visits(spark, root, DAY, rows_per_hour=2)
+    broken = next(p for p in _hour(root, 5).iterdir() if p.suffix == ".json")
+    broken.write_text(broken.read_text().upper())  # unreadable: named as hour 05's failure, not raised
+    evaluated = fan_in(spark, hourly_parents(root, DAY), mode="unaligned", schema=VISITS_SCHEMA).evaluate()
+    assert list(evaluated.completeness.failures) == ["05"], evaluated.completeness.failures
+    hours = evaluated.frame.groupBy("_parent").count().collect()
+    assert sorted((r["_parent"], r["count"]) for r in hours) == [(f"{h:02d}", 2) for h in range(24) if h != 5]
+    evaluated.unpersist()
+
+
 @pytest.mark.classic
 def test_an_unreadable_parent_names_the_root_cause_where_the_jvm_is_reachable(spark, tmp_path: Path) -> None:
     root = str(tmp_path / "visits")
