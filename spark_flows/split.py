@@ -32,7 +32,7 @@ from typing import cast
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_flows.errors import BranchFailedError, invalid_argument, not_callable
+from spark_flows.errors import BranchFailedError, WriteRefusedError, error_summary, invalid_argument, not_callable
 from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.structure import Edge, Graph, Node, note
 from spark_flows.writers import Batch, Writer, WriteResult
@@ -190,9 +190,15 @@ def split(
     began = time.monotonic()
     is_frame = hasattr(df, "sparkSession")  # a classic or a Spark Connect DataFrame, not a loader
     spark = cast(DataFrame, df).sparkSession if is_frame else None
-    done = _already_committed(branches, spark)
+    done, refused = _already_committed(branches, spark)
     pending = [b for b in branches if b.name not in done]
     outcomes = {n: TaskOutcome(n, True, 0.0, value=result) for n, result in done.items()}
+    if refused:  # one output refuses the batch: writing it to the others would make the outputs disagree
+        first = next(iter(refused))
+        logger.error("split %s: branch %s refuses the batch (%s): no branch writes", name, first, refused[first])
+        outcomes.update({b.name: TaskOutcome(b.name, False, 0.0, error=refused.get(
+            b.name, f"not run: branch {first} refuses the batch: {refused[first]}")) for b in pending})
+        pending = []
     if pending:
         frame = cast(DataFrame, df) if is_frame else cast(Callable[[], DataFrame], df)()
         source = frame.persist(storage_level) if storage_level is not None else frame
@@ -213,11 +219,12 @@ def split(
         finally:
             if storage_level is not None:
                 source.unpersist(blocking=True)
-    else:
+    elif not refused:
         logger.info("split %s: every branch's output already holds its batch: nothing read", name)
     result = SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)
-    note(name, status="ran" if pending else "skipped", reason=None if pending else "every output holds its batch",
-         seconds=round(result.seconds, 1))
+    status, reason = (("failed", "an output refuses the batch") if refused else ("ran", None) if pending
+                      else ("skipped", "every output holds its batch"))
+    note(name, status=status, reason=reason, seconds=round(result.seconds, 1))
     for outcome in result.branches:
         status = "failed" if not outcome.ok else ("skipped" if outcome.skipped else "ran")
         note(f"{name}.{outcome.name}", status=status, rows=outcome.rows, seconds=round(outcome.seconds, 1),
@@ -225,26 +232,32 @@ def split(
     return result
 
 
-def _already_committed(branches: Sequence[Branch], spark: SparkSession | None) -> dict[str, WriteResult]:
-    """The branches whose output already holds their batch, by name, when every branch can tell from metadata.
+def _already_committed(branches: Sequence[Branch],
+                       spark: SparkSession | None) -> tuple[dict[str, WriteResult], dict[str, str]]:
+    """From metadata alone: the branches whose output already holds their batch, and those whose output
+    refuses it (e.g. ``BATCH_OUT_OF_ORDER``), by name, each with its one-line refusal.
 
     With a loader instead of a DataFrame the session is the process's live one.
     """
-    if not branches or any(b.committed is None for b in branches):
-        return {}
+    if not any(b.committed is not None for b in branches):
+        return {}, {}
     if spark is None:
         from spark_flows.session import existing_session
 
         spark = existing_session()
         if spark is None:
-            return {}
+            return {}, {}
     found: dict[str, WriteResult] = {}
+    refused: dict[str, str] = {}
     for current in branches:
         try:
             result = current.committed(spark) if current.committed is not None else None
+        except WriteRefusedError as exc:  # knowable before anything is written: no branch may write the batch
+            refused[current.name] = error_summary(exc)
+            continue
         except Exception as exc:  # the branch will run, and fail, in isolation like any other
             logger.debug("branch %s: cannot tell whether it is committed: %s", current.name, exc)
             result = None
         if result is not None:
             found[current.name] = result
-    return found
+    return found, refused

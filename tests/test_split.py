@@ -154,3 +154,27 @@ def test_a_replay_whose_outputs_hold_the_batch_reads_nothing(spark, tmp_path: Pa
                                                                                               (True, 300)]
     nxt = split(load, branches(Batch("t", 2)), concurrency=2)
     assert nxt.ok and not any(b.skipped for b in nxt.branches) and loads == [1, 1]
+
+
+def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Path, source: str) -> None:
+    """Known from metadata before anything is read: the refusal stops every branch, not only its own."""
+    from spark_flows.split import write_branch
+    from spark_flows.writers import CsvWriter
+
+    loads: list[int] = []
+
+    def load():
+        loads.append(1)
+        return spark.read.schema("id long, k long").json(source)
+
+    def branches(batch: Batch):
+        return [write_branch("delta", DeltaWriter(), str(tmp_path / "t"), batch=batch),
+                write_branch("csv", CsvWriter(), str(tmp_path / f"csv_{batch.version}"), batch=batch)]
+
+    assert split(load, branches(Batch("t", 2))).ok
+    older = split(load, branches(Batch("t", 1)), concurrency=2)
+    assert older.failed == ["delta", "csv"] and loads == [1], "the older batch was read"
+    assert "[BATCH_OUT_OF_ORDER]" in (older["delta"].error or "")
+    assert (older["csv"].error or "").startswith("not run: branch delta refuses the batch")
+    assert not (tmp_path / "csv_1").exists(), "the older batch was published to the CSV output"
+    assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 300, "batch 2 alone"
