@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from spark_flows.errors import ConcurrentWriteError, SparkFlowsError
+from spark_flows.errors import ConcurrentWriteError, SparkFlowsError, StorageError
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -161,8 +161,18 @@ def _check_protocol(path: str, protocol: Mapping[str, Any]) -> None:
 
 
 def _actions(storage: Storage, path: str, version: int) -> list[dict[str, Any]]:
-    text = storage.read_text(f"{_log(path)}/{version:020d}.json")
-    actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+    file = f"{_log(path)}/{version:020d}.json"
+    text = storage.read_text(file)
+    try:
+        actions = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except ValueError as exc:
+        raise StorageError(f"the Delta table at {path} has a damaged commit {file}: it is not JSON lines ({exc}); "
+                           "restore the file from a backup, or restore the table to the version before it",
+                           condition="DELTA_LOG_CORRUPT", parameters={"path": path, "file": file}) from exc
+    if not actions:
+        raise StorageError(f"the Delta table at {path} has an empty commit {file}: Delta never writes one; restore "
+                           "the file from a backup, or restore the table to the version before it",
+                           condition="DELTA_LOG_CORRUPT", parameters={"path": path, "file": file})
     for action in actions:
         if "protocol" in action:
             _check_protocol(path, action["protocol"])

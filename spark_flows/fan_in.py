@@ -225,6 +225,34 @@ class _Plan:
     required: tuple[str, ...]
 
     def merge(self, names: Sequence[str]) -> tuple[DataFrame, Observation]:
+        frame, counters, corrupt = self._unfiltered(names)
+        observation = Observation()
+        try:
+            frame = frame.observe(observation, *counters)
+        except Exception as exc:  # observing analyses the plan (Spark Connect): refused in a pipeline query
+            if not analysis_refused(exc):
+                raise
+            logger.info("fan-in %s in a pipeline query function: rows are not counted per parent", self.name)
+        if corrupt:
+            frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
+        return frame, observation
+
+    def counts(self, observation: Observation, names: Sequence[str]) -> Mapping[str, object]:
+        """The per-parent counts the scan observed; counted by one more scan where Spark lost them (its
+        adaptive plan drops a stage's observed metrics when what follows it is empty: no row was good)."""
+        try:
+            observed = observation.get
+        except Exception as exc:  # Spark raises an assertion error here, not a documented one
+            logger.debug("fan-in %s: the scan's observed counts are lost: %s", self.name, exc)
+            observed = {}
+        if observed:
+            return observed
+        frame, counters, _ = self._unfiltered(names)
+        row = frame.agg(*counters).first()
+        return row.asDict() if row is not None else {}
+
+    def _unfiltered(self, names: Sequence[str]) -> tuple[DataFrame, list[Column], bool]:
+        """The merge of ``names`` with its corrupt rows, the per-parent counters, and whether rows may be corrupt."""
         paths = {n: self.paths[n] for n in names if n in self.paths}
         frames: dict[str, DataFrame] = {}
         if paths:
@@ -236,7 +264,6 @@ class _Plan:
                     extra = extra.withColumn(CORRUPT_COLUMN, F.lit(None).cast("string"))
                 frames[name] = extra
         frame = union_by_name(frames, allow_missing_columns=self.allow_missing_columns)
-        observation = Observation()
         # cheap per row: one set of the parents seen, and per-parent counts whose rare condition comes first
         # (a short-circuited AND compares the parent name only on a corrupt or lacking row)
         counters = [F.collect_set(PARENT_COLUMN).alias(SEEN)]
@@ -253,15 +280,7 @@ class _Plan:
             if self.corrupt and paths:
                 lacking = lacking & F.col(CORRUPT_COLUMN).isNull()
             counters += [F.count_if(lacking & (F.col(PARENT_COLUMN) == n)).alias(f"lacking_{n}") for n in names]
-        try:
-            frame = frame.observe(observation, *counters)
-        except Exception as exc:  # observing analyses the plan (Spark Connect): refused in a pipeline query
-            if not analysis_refused(exc):
-                raise
-            logger.info("fan-in %s in a pipeline query function: rows are not counted per parent", self.name)
-        if self.corrupt and paths:
-            frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
-        return frame, observation
+        return frame, counters, bool(self.corrupt and paths)
 
     def evaluate(self, completeness: Completeness, transform: Callable[[DataFrame], DataFrame],
                  storage_level: StorageLevel) -> Evaluated:
@@ -288,7 +307,7 @@ class _Plan:
                 failures[parent] = f"unreadable: [{condition}] {file}: {root_cause(exc) or error_summary(exc)}"
                 logger.warning("fan-in: parent %s cannot be read: %s", parent, failures[parent])
                 continue
-            found = self._found(observation.get, present)
+            found = self._found(self.counts(observation, present), present)
             failures.update(found)
             contributed = [p for p in found if not found[p].startswith("empty")]
             if refused or (contributed and self.rule.refused_by(failures)):

@@ -23,6 +23,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from pyspark.sql import SparkSession
 
@@ -50,13 +51,22 @@ def parse_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
 
 
+class JobArgumentParser(argparse.ArgumentParser):
+    """An ``argparse`` parser whose usage error is the job's one error line, on the stderr the user sees
+    (also under ``spark-submit``, which merges the Python driver's stderr into its stdout)."""
+
+    def error(self, message: str) -> NoReturn:
+        report_error(f"{self.prog}: error: {message} (see --help)")
+        self.exit(EXIT_USAGE)
+
+
 def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.ArgumentParser:
     """An ``argparse`` parser with the flags every bundled job shares.
 
     ``--conf-file`` (default: the embedded ``local.toml``), ``--master``, ``--data-root``, repeated
     ``--spark-conf KEY=VALUE`` and ``--log-level``; with ``dated``, a required ``--execution-date``.
     """
-    parser = argparse.ArgumentParser(prog=name, description=description)
+    parser = JobArgumentParser(prog=name, description=description)
     common = parser.add_argument_group("common options")
     common.add_argument("--conf-file", help="TOML configuration (default: the embedded local.toml)")
     common.add_argument("--master", help="Spark master when not given by spark-submit (overrides the conf)")
@@ -154,7 +164,7 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
             validate(args)
     except SystemExit as exc:  # argparse already printed usage and the reason
         code = int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-        if code:
+        if code and _last.error is None:
             _last.error = f"{name}: error: bad arguments (exit {code})"
         return code
     configure_logging(args.log_level)

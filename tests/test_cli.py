@@ -77,6 +77,22 @@ def test_markers_and_runs_read_files_without_spark(spark, tmp_path: Path, monkey
     assert expected == [(1, "failed", "boom"), (2, "succeeded", None)] and lines[0].endswith("boom")
 
 
+def test_a_damaged_or_empty_ledger_commit_is_one_line_naming_the_file(spark, tmp_path: Path, capsys) -> None:
+    import datetime as dt
+
+    from spark_flows.runners import RunLedger
+
+    ledger = tmp_path / "ledger"
+    RunLedger(spark, str(ledger)).record("trend", dt.date(2024, 1, 1), 1, "running", "r1")
+    RunLedger(spark, str(ledger)).record("trend", dt.date(2024, 1, 1), 1, "succeeded", "r1")
+    commit = ledger / "_delta_log" / f"{1:020d}.json"
+    for damage in ('{"add": {"path": "part-0', ""):
+        commit.write_text(damage)
+        assert cli(["runs", "trend", "--ledger", str(ledger)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "[DELTA_LOG_CORRUPT]" in err[0] and f"{1:020d}.json" in err[0], err
+
+
 def test_bootstrap_refuses_an_old_java(tmp_path: Path) -> None:
     fake = tmp_path / "jdk" / "bin"
     fake.mkdir(parents=True)

@@ -111,6 +111,18 @@ def test_a_record_corrupt_in_a_column_the_transform_never_reads_still_fails_its_
         evaluated.unpersist()
 
 
+def test_every_hour_present_and_every_record_corrupt_is_no_parent_named_hour_by_hour(spark, tmp_path: Path) -> None:
+    root = str(tmp_path / "visits")
+    for hour in range(24):
+        _hour(root, hour).mkdir(parents=True)
+        (_hour(root, hour) / "part-00000.json").write_text("not json\n{also not\n")
+    merged = fan_in(spark, hourly_parents(root, DAY), mode="unaligned", schema=VISITS_SCHEMA)
+    with pytest.raises(MissingParentsError, match=r"0 of 24 present .* 00 \(2 corrupt record\(s\)\)") as refused:
+        merged.evaluate(lambda df: df.groupBy("page").count())
+    assert refused.value.getCondition() == "NO_PARENTS"
+    assert set(refused.value.getMessageParameters()["failures"].values()) == {"2 corrupt record(s)"}
+
+
 def test_unaligned_with_no_usable_parent_is_a_failure(spark, tmp_path: Path) -> None:
     (tmp_path / "visits").mkdir()
     merged = fan_in(spark, hourly_parents(str(tmp_path / "visits"), DAY), mode="unaligned", schema=VISITS_SCHEMA)

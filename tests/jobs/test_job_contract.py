@@ -56,6 +56,18 @@ def test_under_spark_submit_a_spark_failure_is_one_line_on_stderr_and_no_stack_t
 
 
 @pytest.mark.subprocess
+def test_under_spark_submit_a_bad_flag_is_one_line_on_stderr_naming_it(tmp_path: Path) -> None:
+    command = submit_command(str(ROOT / "jobs" / "devices_loader.py"), ["--batch-id", "seven"],
+                             Settings(spark_conf=SUBMIT_CONF), master="local[1]")
+    done = procs.run(command, env=submit_env(), timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines()
+              if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    assert errors == ["devices_loader: error: argument --batch-id: invalid int value: 'seven' (see --help)"], errors
+    assert "error:" not in done.stdout, done.stdout[-2000:]
+
+
+@pytest.mark.subprocess
 def test_the_readme_s_job_commands_work_as_written_without_the_venv_on_path(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     block = readme.split("## Running a bundled job", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
