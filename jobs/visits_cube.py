@@ -26,7 +26,7 @@ from spark_flows.choice import Router
 from spark_flows.config import Settings
 from spark_flows.datasets import HOURS_PER_DAY, VISITS_SCHEMA, date_key
 from spark_flows.delta import is_delta_table
-from spark_flows.errors import SparkFlowsValueError, WriteRefusedError
+from spark_flows.errors import InvalidFlagError, SparkFlowsValueError, WriteRefusedError
 from spark_flows.fan_in import completeness_frame, fan_in, fan_in_graph, hourly_parents, with_completeness
 from spark_flows.graph import note_write
 from spark_flows.job import job_parser, run_job
@@ -47,9 +47,9 @@ def _ratio(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--min-completeness must be a number within 0..1, got {text!r}") from None
+        raise InvalidFlagError(f"--min-completeness must be a number within 0..1, got {text!r}") from None
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"--min-completeness must be within 0..1, got {text}")
+        raise InvalidFlagError(f"--min-completeness must be within 0..1, got {text}")
     return value
 
 
@@ -57,7 +57,7 @@ def _dimensions(text: str) -> tuple[str, ...]:
     names = tuple(d.strip() for d in text.split(",") if d.strip())
     unknown = [d for d in names if d not in VISIT_FIELDS]
     if not names or unknown or len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"--dimensions must be distinct fields among {', '.join(VISIT_FIELDS)}, "
+        raise InvalidFlagError(f"--dimensions must be distinct fields among {', '.join(VISIT_FIELDS)}, "
                                          f"got {text!r}")
     return names
 
@@ -66,7 +66,7 @@ def _rule(text: str) -> TriggerRule:
     try:
         return trigger_rule(text)
     except SparkFlowsValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise InvalidFlagError(str(exc)) from None
 
 
 def rule_of(args: argparse.Namespace) -> TriggerRule:

@@ -47,7 +47,7 @@ from pyspark.sql.types import (
 )
 
 from spark_flows.backend import analysis_refused
-from spark_flows.errors import DuplicateKeysError, SchemaConflictError, invalid_argument
+from spark_flows.errors import DuplicateKeysError, SchemaConflictError, invalid_argument, spark_failed
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def union_by_name(
         schemas = {n: df.schema for n, df in named.items()}
     except Exception as exc:
         if not analysis_refused(exc):
-            raise
+            raise spark_failed(f"union_by_name of {list(named)}: analysing the inputs", exc) from exc
         logger.warning("union_by_name inside a pipeline query function: inputs %s cannot be analysed here, so "
                        "Spark's unionByName checks them when the pipeline is analysed (pass schema= to declare "
                        "the result)", list(named))

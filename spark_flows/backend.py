@@ -18,7 +18,7 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from spark_flows.errors import ClassicOnlyError
+from spark_flows.errors import ClassicOnlyError, spark_error
 from spark_flows.filesystems import HDFS, UNKNOWN, Guarantees, no_compare_and_swap
 from spark_flows.object_store import S3ObjectStore, hadoop_lookup, spark_conf_lookup
 from spark_flows.storage import ArrowFileSystem, FileInfo, FileSystem, LocalFileSystem, RoutingFileSystem, now_ms
@@ -133,29 +133,6 @@ def driver_stderr(line: str) -> bool:
     except Exception:
         return False
     return True
-
-
-def spark_error(exc: BaseException) -> tuple[str | None, dict[str, str]]:
-    """The error condition and message parameters of a Spark error, however it arrived.
-
-    A pyspark error carries them itself; a raw ``Py4JJavaError`` (a job aborted by a failed task) carries a
-    Java ``SparkThrowable`` somewhere in its cause chain.
-    """
-    get_condition = getattr(exc, "getCondition", None)
-    get_parameters = getattr(exc, "getMessageParameters", None)
-    if callable(get_condition) and callable(get_parameters) and get_condition():
-        return str(get_condition()), {str(k): str(v) for k, v in (get_parameters() or {}).items()}
-    cause, depth = getattr(exc, "java_exception", None), 0
-    while cause is not None and depth < 20:
-        try:
-            condition = cause.getCondition() if hasattr(cause, "getCondition") else None
-            if condition:
-                parameters = cause.getMessageParameters()
-                return str(condition), {str(k): str(parameters.get(k)) for k in parameters.keySet()}
-            cause, depth = cause.getCause(), depth + 1
-        except Exception:  # not a SparkThrowable, or the gateway is gone
-            return None, {}
-    return None, {}
 
 
 def analysis_refused(exc: BaseException) -> bool:
@@ -349,10 +326,12 @@ def group_job_ids(spark: SparkSession, group: str) -> list[int]:
 
 
 def quiet_spark(spark: SparkSession, *, debug: bool = False) -> None:
-    """Spark's own log lines at WARN (INFO with ``debug``) for the rest of a classic application, however it
-    was launched; on Connect the server's logging is the server's."""
+    """Spark's own log lines fatal only (INFO with ``debug``) for the rest of a classic application, however
+    it was launched, as the shipped log4j2 file sets them: a failed job says what failed in its one error
+    line, and the task failures and stack traces Spark logs on the way tell the same failure hundreds of
+    lines longer. On Connect the server's logging is the server's."""
     if not is_remote(spark):
-        spark.sparkContext.setLogLevel("INFO" if debug else "WARN")
+        spark.sparkContext.setLogLevel("INFO" if debug else "FATAL")
 
 
 def running_jobs(spark: SparkSession) -> list[str] | None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from spark_flows.config import Settings, load_settings
-from spark_flows.errors import SparkFlowsError, error_summary
+from spark_flows.errors import InvalidFlagError, SparkFlowsError, error_summary
 from spark_flows.graph import FORMATS, job_graph, render
 from spark_flows.job import EXIT_FAILED, EXIT_USAGE, job_parser, parse_date, run_job
 from spark_flows.ledger import read_runs
@@ -37,10 +37,10 @@ def _hours(text: str) -> list[int]:
     try:
         hours = [int(h) for h in text.split(",") if h.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated hours like 6,11,16, got {text!r}") from None
+        raise InvalidFlagError(f"expected comma-separated hours like 6,11,16, got {text!r}") from None
     bad = [h for h in hours if not 0 <= h <= 23]
     if bad:
-        raise argparse.ArgumentTypeError(f"hours must be 0..23, got {bad}")
+        raise InvalidFlagError(f"hours must be 0..23, got {bad}")
     return hours
 
 

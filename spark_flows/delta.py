@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from spark_flows.errors import ConcurrentWriteError, SparkFlowsError, StorageError
+from spark_flows.errors import ConcurrentWriteError, SparkFlowsError, StorageError, spark_failed
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -426,7 +426,7 @@ def retry_on_conflict(action: Callable[[], T], *, path: str, attempts: int = 5, 
             return action()
         except Exception as exc:
             if not is_conflict(exc):
-                raise
+                raise spark_failed(f"{what} to {path}", exc) from exc
             if attempt == attempts:
                 raise ConcurrentWriteError(
                     f"{what} to {path} failed {attempts} times because {conflict_kind(exc)}; "

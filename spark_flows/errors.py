@@ -18,6 +18,7 @@ Example
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -223,6 +224,28 @@ class StreamingError(SparkFlowsError, RuntimeError):
     condition = "STREAMING_ERROR"
 
 
+class SparkFailedError(SparkFlowsError, RuntimeError):
+    """Spark failed below a spark_flows operation; ``getCondition()`` is Spark's own condition when it had
+    one, and Spark's error is the ``__cause__`` (see :func:`spark_failed`)."""
+
+    condition = "SPARK_FAILED"
+
+
+class UnknownNameError(SparkFlowsError, KeyError):
+    """A lookup by name (a branch, a node) found nothing; the message lists the names there are."""
+
+    condition = "UNKNOWN_NAME"
+
+    def __str__(self) -> str:  # a KeyError would print its message quoted
+        return self.message
+
+
+class InvalidFlagError(SparkFlowsValueError, argparse.ArgumentTypeError):
+    """A flag's value is malformed (argparse prints the message as the usage error)."""
+
+    condition = "INVALID_FLAG"
+
+
 class JobFailedError(SparkFlowsError, RuntimeError):
     """A job run by a runner (a backfill partition) exited with a failure; the message is its own error."""
 
@@ -279,6 +302,52 @@ def _python_error(message: str) -> str | None:
     return next((line for line in reversed(lines) if _EXCEPTION_LINE.match(line)), None)
 
 
+def spark_error(exc: BaseException) -> tuple[str | None, dict[str, str]]:
+    """The error condition and message parameters of a Spark error, however it arrived.
+
+    A pyspark error carries them itself; a raw ``Py4JJavaError`` (a job aborted by a failed task) carries a
+    Java ``SparkThrowable`` somewhere in its cause chain.
+    """
+    get_condition = getattr(exc, "getCondition", None)
+    get_parameters = getattr(exc, "getMessageParameters", None)
+    if callable(get_condition) and callable(get_parameters) and get_condition():
+        return str(get_condition()), {str(k): str(v) for k, v in (get_parameters() or {}).items()}
+    cause, depth = getattr(exc, "java_exception", None), 0
+    while cause is not None and depth < 20:
+        try:
+            condition = cause.getCondition() if hasattr(cause, "getCondition") else None
+            if condition:
+                parameters = cause.getMessageParameters()
+                return str(condition), {str(k): str(parameters.get(k)) for k in parameters.keySet()}
+            cause, depth = cause.getCause(), depth + 1
+        except Exception:  # not a SparkThrowable, or the gateway is gone
+            return None, {}
+    return None, {}
+
+
+def spark_failed(what: str, exc: BaseException) -> SparkFlowsError:
+    """The library error for a Spark failure below ``what`` (e.g. ``"delta write to /t"``): a full disk is
+    :class:`StorageError` ``DISK_FULL``; any other keeps Spark's condition (``SPARK_FAILED`` when it has
+    none). A library error passes through unchanged. Raise it ``from exc`` so Spark's error stays the cause.
+
+    >>> spark_failed("delta write to /t", OSError("[Errno 28] No space left on device")).getCondition()
+    'DISK_FULL'
+    >>> spark_failed("x", InputNotFoundError("gone")).getCondition()
+    'INPUT_NOT_FOUND'
+    """
+    if isinstance(exc, SparkFlowsError):
+        return exc
+    summary = _summary(exc)
+    condition, parameters = spark_error(exc)
+    if _NO_SPACE in f"{summary} {exc}":
+        return StorageError(f"{what} failed: the disk is full ({_NO_SPACE}); free space or write "
+                            "elsewhere, then run again", condition="DISK_FULL", parameters={"what": what})
+    if condition and summary.startswith(f"[{condition}"):  # the condition goes first once, not twice
+        summary = summary.split("]", 1)[1].strip()
+    return SparkFailedError(f"{what} failed: {summary}", condition=condition or SparkFailedError.condition,
+                            parameters={"what": what, **parameters})
+
+
 def error_summary(exc: BaseException) -> str:
     """One line naming what failed and why: a library error's condition, a Spark error's condition and root cause.
 
@@ -291,6 +360,16 @@ def error_summary(exc: BaseException) -> str:
     """
     if isinstance(exc, SparkFlowsError):
         return f"[{exc.getCondition()}] {_first_line(exc.message)}"
+    summary = _summary(exc)
+    if _NO_SPACE in f"{summary} {exc}":
+        return f"[DISK_FULL] the disk is full ({_NO_SPACE}); free space or write elsewhere, then run again: {summary}"
+    return summary
+
+
+_NO_SPACE = "No space left on device"
+
+
+def _summary(exc: BaseException) -> str:
     text = _first_line(str(exc))
     condition = getattr(exc, "getCondition", None)
     java = getattr(exc, "java_exception", None)

@@ -54,7 +54,14 @@ from spark_flows.completeness import (
     with_completeness,
 )
 from spark_flows.datasets import hour_path
-from spark_flows.errors import MissingParentsError, SchemaConflictError, error_summary, invalid_argument, root_cause
+from spark_flows.errors import (
+    MissingParentsError,
+    SchemaConflictError,
+    error_summary,
+    invalid_argument,
+    root_cause,
+    spark_failed,
+)
 from spark_flows.sources import CORRUPT_COLUMN, permissive_reader
 from spark_flows.storage import Storage
 from spark_flows.structure import Edge, Graph, Node, note
@@ -159,7 +166,9 @@ class FanIn:
     def _fall_back(self, completeness: Completeness, storage_level: StorageLevel) -> Evaluated:
         logger.warning("fan-in %s: no parent succeeded (%s): running the fallback branch", self.name,
                        completeness.describe())
-        assert self.fallback is not None
+        if self.fallback is None:
+            raise MissingParentsError(f"fan-in {self.name}: no parent succeeded and there is no fallback",
+                                      condition="NO_PARENTS", parameters=_parameters(completeness, self.rule))
         result = self.fallback(completeness).persist(storage_level)
         rows = result.count()
         note(f"{self.name}.fallback", status="ran", rows=rows)
@@ -231,7 +240,7 @@ class _Plan:
             frame = frame.observe(observation, *counters)
         except Exception as exc:  # observing analyses the plan (Spark Connect): refused in a pipeline query
             if not analysis_refused(exc):
-                raise
+                raise spark_failed(f"fan-in {self.name}: merging {len(names)} parent(s)", exc) from exc
             logger.info("fan-in %s in a pipeline query function: rows are not counted per parent", self.name)
         if corrupt:
             frame = frame.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN)
@@ -301,7 +310,7 @@ class _Plan:
                 result.unpersist()
                 parent = self._unreadable_parent(exc, present)
                 if parent is None:
-                    raise
+                    raise spark_failed(f"fan-in {self.name}: the scan of {len(present)} parent(s)", exc) from exc
                 condition, parameters = spark_error(exc)
                 file = str(parameters.get("path", "")).rsplit("/", 1)[-1]
                 failures[parent] = f"unreadable: [{condition}] {file}: {root_cause(exc) or error_summary(exc)}"

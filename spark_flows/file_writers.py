@@ -13,6 +13,7 @@ Part of :mod:`spark_flows.writers`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -25,7 +26,7 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, MapType, StructType
 
-from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument
+from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument, spark_failed
 from spark_flows.storage import Storage
 from spark_flows.write_contract import (
     PUBLISHED_MARKER,
@@ -164,7 +165,12 @@ class FilesWriter(Writer):
         writer = observed.write.format(self.file_format).mode("error").options(**self.options)
         if self.partition_by:
             writer = writer.partitionBy(*self.partition_by)
-        writer.save(staged)
+        try:
+            writer.save(staged)
+        except Exception as exc:
+            with contextlib.suppress(Exception):  # the attempt's debris; never visible, and the next one drops it
+                storage.delete(staged)
+            raise spark_failed(f"{self.file_format} write to {path}", exc) from exc
         rows = int(observation.get["rows"])  # the save above was the observed action
         batches: dict[str, dict[str, int]] = dict(previous.get("batches") or {})
         if batch is not None:

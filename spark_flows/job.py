@@ -30,7 +30,7 @@ from pyspark.sql import SparkSession
 from spark_flows import backend, graph
 from spark_flows.backend import driver_stderr
 from spark_flows.config import Settings, load_settings, parse_key_values
-from spark_flows.errors import ConfigError, error_summary
+from spark_flows.errors import ConfigError, InvalidFlagError, error_summary
 from spark_flows.progress import configure_logging, enable_progress
 from spark_flows.session import job_session, launched_by_spark_submit
 from spark_flows.structure import FlowRun, Graph, recording
@@ -48,7 +48,7 @@ def parse_date(text: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
+        raise InvalidFlagError(f"invalid date {text!r}: expected YYYY-MM-DD") from None
 
 
 class JobArgumentParser(argparse.ArgumentParser):
@@ -83,7 +83,7 @@ def job_parser(name: str, description: str, *, dated: bool = False) -> argparse.
                         help="path-style S3 requests (endpoint/bucket/key), as most S3-compatible servers want")
     common.add_argument("--s3-region", help="the S3 signing region")
     common.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="spark_flows' log level (Spark's own lines stay at WARN unless DEBUG)")
+                        help="spark_flows' log level (Spark's own log is fatal errors only, INFO with DEBUG)")
     common.add_argument("--progress", type=float, nargs="?", const=30.0, default=None, metavar="SECONDS",
                         help="a line every SECONDS (default 30) naming the Spark jobs still running")
     common.add_argument("--graph", choices=graph.FORMATS, metavar="FORMAT",

@@ -32,7 +32,14 @@ from typing import cast
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_flows.errors import BranchFailedError, WriteRefusedError, error_summary, invalid_argument, not_callable
+from spark_flows.errors import (
+    BranchFailedError,
+    UnknownNameError,
+    WriteRefusedError,
+    error_summary,
+    invalid_argument,
+    not_callable,
+)
 from spark_flows.scheduling import TaskOutcome, run_bounded
 from spark_flows.structure import Edge, Graph, Node, note
 from spark_flows.writers import Batch, Writer, WriteResult
@@ -117,7 +124,8 @@ class SplitResult:
         for result in self.branches:
             if result.name == name:
                 return result
-        raise KeyError(f"no branch named {name!r}; branches: {[b.name for b in self.branches]}")
+        raise UnknownNameError(f"no branch named {name!r}; branches: {[b.name for b in self.branches]}",
+                               parameters={"name": name, "names": [b.name for b in self.branches]})
 
     def raise_for_failures(self) -> None:
         """Raise :class:`BranchFailedError` naming every failed branch and its error."""

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
-from spark_flows.errors import SparkFlowsValueError, invalid_argument
+from spark_flows.errors import SparkFlowsValueError, UnknownNameError, invalid_argument
 
 __all__ = ["Edge", "FlowRun", "Graph", "Node", "Structure", "note", "note_route", "recording"]
 
@@ -130,7 +130,8 @@ class Graph:
         for current in self.nodes:
             if current.id == node_id:
                 return current
-        raise KeyError(f"no node {node_id!r} in graph {self.name!r}; nodes: {[n.id for n in self.nodes]}")
+        raise UnknownNameError(f"no node {node_id!r} in graph {self.name!r}; nodes: {[n.id for n in self.nodes]}",
+                               parameters={"name": node_id, "names": [n.id for n in self.nodes]})
 
     def children(self, node_id: str) -> list[str]:
         """The targets of ``node_id``'s edges, in declaration order."""

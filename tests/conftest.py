@@ -23,6 +23,34 @@ def data_root(tmp_path: Path) -> str:
     return str(tmp_path / "data")
 
 
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a 1 MB tmpfs filled to its last page: every write of data into it fails with ENOSPC
+    ("No space left on device"), as on a full disk. Unmounted when the test ends, pass or fail."""
+    import subprocess
+
+    mount = tmp_path / "full"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+                             capture_output=True, text=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"a full disk is a 1 MB tmpfs, which this machine does not let the suite mount: "
+                    f"{mounted.stderr.strip()}")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as filler:
+            for chunk in (65536, 4096, 512, 1):
+                try:
+                    while True:
+                        filler.write(b"\0" * chunk)
+                except OSError:
+                    pass
+        with pytest.raises(OSError, match="No space left"), open(mount / "probe", "wb", buffering=0) as probe:
+            probe.write(b"x" * 4096)
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
 class _Webhook:
     def __init__(self, url: str, received: list[dict]) -> None:
         self.url, self.received = url, received

@@ -11,7 +11,7 @@ import pytest
 from chispa import assert_df_equality
 
 from spark_flows import delta
-from spark_flows.errors import SparkFlowsValueError, WriteRefusedError
+from spark_flows.errors import SparkFlowsValueError, StorageError, WriteRefusedError
 from spark_flows.storage import Storage
 from spark_flows.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, ParquetWriter
 
@@ -466,3 +466,13 @@ def test_the_log_reader_agrees_with_spark_on_multi_part_checkpoints_column_mappi
     assert delta.table_rows(storage, parted) == 8 == spark.read.format("delta").load(parted).count()
     assert delta.table_rows(storage, parted, partition={"day": "1"}) == 4
     assert delta.table_rows(storage, parted, 0, partition={"day": "1"}) == 2
+
+
+def test_a_write_to_a_full_disk_is_disk_full_in_one_line_and_leaves_nothing_visible(spark, full_disk: Path) -> None:
+    for writer in (DeltaWriter(), CsvWriter()):
+        target = full_disk / writer.output_type
+        with pytest.raises(StorageError) as failed:
+            writer.write(_df(spark), str(target), batch=Batch("a", 1))
+        assert failed.value.getCondition() == "DISK_FULL", failed.value
+        assert "the disk is full" in str(failed.value) and len(str(failed.value).splitlines()) == 1
+        assert not (target / "_delta_log" / f"{0:020d}.json").exists() and not (target / PUBLISHED_MARKER).exists()

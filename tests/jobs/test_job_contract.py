@@ -56,6 +56,23 @@ def test_under_spark_submit_a_spark_failure_is_one_line_on_stderr_and_no_stack_t
 
 
 @pytest.mark.subprocess
+def test_under_spark_submit_a_full_disk_is_one_line_saying_so_and_no_stack_trace(spark, tmp_path: Path,
+                                                                                 full_disk: Path) -> None:
+    write_devices(spark, str(tmp_path / "raw"), rows=10)
+    command = submit_command(str(ROOT / "jobs" / "devices_sequence.py"),
+                             ["--input", str(tmp_path / "raw"), "--output", str(full_disk / "table"),
+                              "--boundary-root", str(tmp_path / "b")],
+                             Settings(spark_conf=SUBMIT_CONF), master="local[1]")
+    done = procs.run(command, env=submit_env(), timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines()
+              if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    assert len(errors) == 1 and "[DISK_FULL]" in errors[0] and "the disk is full" in errors[0], errors[:20]
+    assert len(errors[0]) < 400, errors[0]
+    assert "\tat " not in done.stdout + done.stderr, "a Java stack trace"
+
+
+@pytest.mark.subprocess
 def test_under_spark_submit_a_bad_flag_is_one_line_on_stderr_naming_it(tmp_path: Path) -> None:
     command = submit_command(str(ROOT / "jobs" / "devices_loader.py"), ["--batch-id", "seven"],
                              Settings(spark_conf=SUBMIT_CONF), master="local[1]")
