@@ -12,6 +12,9 @@ written to the ``visits_events`` Delta table (partitioned by event date), the ``
 exactly once. Once the event-time watermark (latest event minus ``--delay``) passes a day, the events
 table's readiness marker for that day is written, for batch consumers.
 
+A line that does not parse (not JSON, a value of the wrong type) fails its micro-batch, naming the file; with
+``--on-bad-records quarantine`` it is set aside in ``<events table>_bad_records`` and the rest goes on.
+
 A new ``--checkpoint`` is a new query: it reads the whole input again into sinks that already hold it.
 Delete the outputs with the checkpoint, or keep the checkpoint.
 """
@@ -36,6 +39,7 @@ from spark_flows.config import Settings
 from spark_flows.datasets import VISIT_EVENTS_SCHEMA
 from spark_flows.job import job_parser, run_job
 from spark_flows.sequence import Sequence, step
+from spark_flows.sources import checked_each_batch, read_json_stream
 from spark_flows.split import Branch, split_graph, write_branch
 from spark_flows.storage import Storage
 from spark_flows.streaming import (
@@ -178,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-minutes", type=int, default=60,
                         help="watermark delay: a day's marker is written once an event this much later arrives")
     parser.add_argument("--concurrency", type=int, default=1, help="sinks written at once (default: %(default)s)")
+    parser.add_argument("--on-bad-records", choices=["fail", "quarantine"], default="fail",
+                        help="lines that do not parse (not JSON, a value of the wrong type): fail the micro-batch "
+                             "naming the files, or set them aside in <events table>_bad_records and go on "
+                             "(default: %(default)s)")
     parser.add_argument("--pause-at", help=argparse.SUPPRESS)
 
     def validate(args: argparse.Namespace) -> None:
@@ -192,11 +200,13 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
         where = paths(args, settings)
-        events = (spark.readStream.schema(VISIT_EVENTS_SCHEMA).option("maxFilesPerTrigger", args.files_per_batch)
-                  .json(where["input"]))
+        events = read_json_stream(spark, where["input"], VISIT_EVENTS_SCHEMA,
+                                  maxFilesPerTrigger=str(args.files_per_batch))
         storage = Storage(spark)
         before = set(committed_batches(storage, where["checkpoint"]))
-        query = start(events, handler_of(args, where), name=NAME, checkpoint=where["checkpoint"],
+        checked = checked_each_batch(handler_of(args, where), where=where["input"], on_bad_records=args.on_bad_records,
+                                     quarantine_path=f"{where['events']}_bad_records")
+        query = start(events, checked, name=NAME, checkpoint=where["checkpoint"],
                       trigger=TRIGGERS[args.trigger], interval=args.interval)
         if args.trigger == "continuous":
             _run_until_stopped(query, lambda: len(set(committed_batches(storage, where["checkpoint"])) - before),

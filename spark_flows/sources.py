@@ -21,8 +21,9 @@ Example
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pyspark.sql import DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
@@ -30,6 +31,9 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_flows.errors import BadRecordsError, InputNotFoundError, invalid_argument
 from spark_flows.storage import Storage
+
+if TYPE_CHECKING:
+    from spark_flows.write_contract import Batch
 
 logger = logging.getLogger(__name__)
 
@@ -136,14 +140,69 @@ def read_json(
     good = parsed.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN, SOURCE_FILE_COLUMN)
     if count and on_bad_records == "fail":
         parsed.unpersist()
-        files = ", ".join(f"{name} ({n})" for name, n in sorted(per_file.items()))
-        raise BadRecordsError(
-            f"{count} malformed JSON row(s) under {path}: {files}; fix the input or pass "
-            "--on-bad-records quarantine to set them aside",
-            parameters={"path": path, "count": count, "files": dict(per_file)},
-        )
+        raise _bad_records(path, per_file)
     if count and quarantine_path:
-        bad.select(SOURCE_FILE_COLUMN, CORRUPT_COLUMN).write.mode("overwrite").json(quarantine_path)
+        _quarantined(bad).write.mode("overwrite").json(quarantine_path)
         logger.warning("quarantined %d malformed row(s) from %s to %s", count, path, quarantine_path)
     return ParsedInput(frame=good, rows=sum(r["good"] for r in stats), bad_records=count,
                        quarantine_path=quarantine_path if count else None, persisted=parsed)
+
+
+def _quarantined(bad: DataFrame) -> DataFrame:
+    """A quarantined line as ``source_file`` and ``record`` (the line as read): a plain ``spark.read.json``
+    would take a column named ``_corrupt_record`` for its own corrupt-record column and read it as null."""
+    return bad.select(F.col(SOURCE_FILE_COLUMN).alias("source_file"), F.col(CORRUPT_COLUMN).alias("record"))
+
+
+def _bad_records(where: str, per_file: dict[str, int]) -> BadRecordsError:
+    count = sum(per_file.values())
+    files = ", ".join(f"{name} ({n})" for name, n in sorted(per_file.items()))
+    return BadRecordsError(f"{count} malformed JSON row(s) under {where}: {files}; fix the input or pass "
+                           "--on-bad-records quarantine to set them aside",
+                           parameters={"path": where, "count": count, "files": dict(per_file)})
+
+
+def read_json_stream(spark: SparkSession, path: str, schema: StructType, **options: str) -> DataFrame:
+    """A streaming read of the JSON lines files under ``path`` with ``schema`` that keeps each line that does
+    not parse (not JSON, or a value of the wrong type) in :data:`CORRUPT_COLUMN`, with its file in
+    :data:`SOURCE_FILE_COLUMN`, for :func:`checked_each_batch` to fail on or quarantine: never a row
+    dropped or a field nulled without a word. ``options`` are the file source's (``maxFilesPerTrigger``).
+    """
+    with_corrupt = StructType([*schema.fields, StructField(CORRUPT_COLUMN, StringType())])
+    return (spark.readStream.schema(with_corrupt).option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT_COLUMN).options(**options).json(path)
+            .withColumn(SOURCE_FILE_COLUMN, F.col("_metadata.file_path")))
+
+
+def checked_each_batch(then: Callable[[DataFrame, Batch], object], *, where: str,
+                       on_bad_records: BadRecordsPolicy = "fail",
+                       quarantine_path: str | None = None) -> Callable[[DataFrame, Batch], object]:
+    """The bad-records policy on each micro-batch of :func:`read_json_stream`, then ``then`` on its good rows.
+
+    ``"fail"`` (the default, as the batch jobs'): a micro-batch with rows that did not parse fails, naming
+    the files and counts; nothing of it is written, and the query restarted from its checkpoint runs the
+    same micro-batch again (fix the files, or restart with ``"quarantine"``). ``"quarantine"``: the bad
+    lines, with their file, are appended to the JSON output at ``quarantine_path`` under the micro-batch's
+    :class:`Batch` (a retried micro-batch sets them aside once), a warning gives the count, and the good
+    rows go on. Runs one small Spark job per micro-batch (the count, over the persisted micro-batch).
+    """
+    if on_bad_records not in ("fail", "quarantine"):
+        raise invalid_argument("on_bad_records", on_bad_records, "'fail' or 'quarantine'")
+    if on_bad_records == "quarantine" and not quarantine_path:
+        raise invalid_argument("quarantine_path", quarantine_path, "a path when on_bad_records='quarantine'")
+
+    def handle(df: DataFrame, batch: Batch) -> object:
+        bad = df.where(F.col(CORRUPT_COLUMN).isNotNull())
+        per_file = {r[SOURCE_FILE_COLUMN]: r["bad"] for r in bad.groupBy(SOURCE_FILE_COLUMN)
+                    .agg(F.count(F.lit(1)).alias("bad")).collect()}
+        if per_file and on_bad_records == "fail":
+            raise _bad_records(f"{where} (micro-batch {batch.version})", per_file)
+        if per_file and quarantine_path:
+            from spark_flows.file_writers import FilesWriter
+
+            FilesWriter("json", mode="append").write(_quarantined(bad), quarantine_path, batch=batch)
+            logger.warning("micro-batch %d: quarantined %d malformed row(s) from %s to %s", batch.version,
+                           sum(per_file.values()), sorted(per_file), quarantine_path)
+        return then(df.where(F.col(CORRUPT_COLUMN).isNull()).drop(CORRUPT_COLUMN, SOURCE_FILE_COLUMN), batch)
+
+    return handle

@@ -55,7 +55,7 @@ def test_malformed_rows_can_be_quarantined(spark, data_root: str) -> None:
     assert devices_sequence.main(["--data-root", data_root, "--on-bad-records", "quarantine"]) == 0
     bad = spark.read.json(f"{data_root}/tables/devices_clean_bad_records")
     assert bad.count() == 2
-    assert {r._source_file.rsplit("/", 1)[-1] for r in bad.collect()} == {"part-malformed.json"}
+    assert {r.source_file.rsplit("/", 1)[-1] for r in bad.collect()} == {"part-malformed.json"}
 
 
 def test_unknown_flag_is_a_usage_error(capsys) -> None:

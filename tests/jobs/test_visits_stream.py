@@ -43,6 +43,33 @@ def test_bad_flags_are_usage_errors(data_root: str, capsys) -> None:
     assert visits_stream.main(["--data-root", data_root, "--files-per-batch", "0"]) == 2
 
 
+def test_lines_that_do_not_parse_fail_the_micro_batch_by_default_or_are_quarantined_never_dropped(
+        spark, data_root: str, capsys) -> None:
+    import json
+
+    inbox = Path(data_root, "raw", "visit_events")
+    inbox.mkdir(parents=True)
+    good = [{"visit_id": f"v{n}", "event_time": "2024-01-01T10:00:00Z", "user_id": "u", "page": "home",
+             "duration_ms": 10} for n in range(5)]
+    lines = [json.dumps(r) for r in good] + [
+        "not json", '{"visit_id": "v5", "event_time": ',
+        json.dumps({**good[0], "visit_id": "v6", "duration_ms": "abc"}),
+        json.dumps({**good[0], "visit_id": "v7", "event_time": "yesterday-ish"})]
+    (inbox / "visits-damaged.json").write_text("\n".join(lines) + "\n")
+    assert visits_stream.main(["--data-root", data_root]) == 1
+    err = capsys.readouterr().err
+    assert "4 malformed JSON row(s)" in err and "visits-damaged.json (4)" in err, err
+    assert not Path(data_root, "tables", "visits_events", "_delta_log").exists(), "a failed micro-batch wrote"
+    # restarted with quarantine, the same micro-batch runs again: good rows on, the bad ones set aside once
+    for _ in range(2):
+        assert visits_stream.main(["--data-root", data_root, "--on-bad-records", "quarantine"]) == 0
+    events = spark.read.format("delta").load(f"{data_root}/tables/visits_events")
+    assert sorted(r.visit_id for r in events.select("visit_id").collect()) == [f"v{n}" for n in range(5)]
+    bad = spark.read.json(f"{data_root}/tables/visits_events_bad_records").collect()
+    assert len(bad) == 4 and all(r.source_file.endswith("visits-damaged.json") for r in bad)
+    assert {r.record for r in bad} >= {"not json", lines[7]}
+
+
 # Where the job is stopped, in order: each run resumes from the checkpoint the previous stop left, re-runs the
 # interrupted micro-batch, and stops at the next point (the job's hidden --pause-at). A real SIGKILL needs a
 # process of its own (about 30 s each here), so two points are killed and two are failed in-process (the
