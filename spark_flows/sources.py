@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -33,6 +32,7 @@ from spark_flows.errors import BadRecordsError, InputNotFoundError, invalid_argu
 from spark_flows.storage import Storage
 
 if TYPE_CHECKING:
+    from spark_flows.streaming import BatchHandler
     from spark_flows.write_contract import Batch
 
 logger = logging.getLogger(__name__)
@@ -174,9 +174,8 @@ def read_json_stream(spark: SparkSession, path: str, schema: StructType, **optio
             .withColumn(SOURCE_FILE_COLUMN, F.col("_metadata.file_path")))
 
 
-def checked_each_batch(then: Callable[[DataFrame, Batch], object], *, where: str,
-                       on_bad_records: BadRecordsPolicy = "fail",
-                       quarantine_path: str | None = None) -> Callable[[DataFrame, Batch], object]:
+def checked_each_batch(then: BatchHandler, *, where: str, on_bad_records: BadRecordsPolicy = "fail",
+                       quarantine_path: str | None = None) -> BatchHandler:
     """The bad-records policy on each micro-batch of :func:`read_json_stream`, then ``then`` on its good rows.
 
     ``"fail"`` (the default, as the batch jobs'): a micro-batch with rows that did not parse fails, naming
