@@ -43,6 +43,9 @@ DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")
 logger = logging.getLogger(NAME)
 
 
+#: the most dates one backfill runs unless --max-dates says more: a year and a bit, a typo's guard
+MAX_DATES = 400
+
 def resolve_job(spec: str) -> tuple[ModuleType, str, bool]:
     """The job module named by ``spec`` (a bundled job's name, a module path or a ``.py`` file), its file, and
     whether it is bundled.
@@ -111,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="dates at once (default: %(default)s)")
     parser.add_argument("--isolation", choices=["thread", "process"], default="thread")
     parser.add_argument("--fail-fast", action="store_true", help="cancel the rest when a date fails")
+    parser.add_argument("--max-dates", type=int, default=MAX_DATES,
+                        help="refuse a range of more dates than this, a typo's guard (default: %(default)s)")
     parser.add_argument("job_args", nargs=argparse.REMAINDER, help="after --: extra arguments for the job")
 
     def validate(args: argparse.Namespace) -> None:
@@ -118,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--to {args.end} is before --from {args.start}")
         if args.concurrency < 1:
             parser.error("--concurrency must be >= 1")
+        dates = (args.end - args.start).days + 1
+        if dates > args.max_dates:
+            parser.error(f"--from {args.start} --to {args.end} is {dates} dates, more than --max-dates "
+                         f"{args.max_dates}; check the range, or raise --max-dates")
         try:
             args.resolved = resolve_job(args.job)
         except InputNotFoundError as exc:

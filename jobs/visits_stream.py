@@ -15,8 +15,9 @@ table's readiness marker for that day is written, for batch consumers.
 A line that does not parse (not JSON, a value of the wrong type) fails its micro-batch, naming the file; with
 ``--on-bad-records quarantine`` it is set aside in ``<events table>_bad_records`` and the rest goes on.
 
-A new ``--checkpoint`` is a new query: it reads the whole input again into sinks that already hold it.
-Delete the outputs with the checkpoint, or keep the checkpoint.
+A new ``--checkpoint`` would be a new query, reading the whole input again into sinks that already hold it: the
+job refuses to start on a new checkpoint while its tables hold an earlier query's micro-batches
+(``CHECKPOINT_LOST``). Restore the checkpoint, or delete the outputs with it to start over.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from spark_flows.storage import Storage
 from spark_flows.streaming import (
     BatchHandler,
     PeriodMarkers,
+    check_checkpoint_kept,
     committed_batches,
     each_batch,
     query_id,
@@ -203,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         events = read_json_stream(spark, where["input"], VISIT_EVENTS_SCHEMA,
                                   maxFilesPerTrigger=str(args.files_per_batch))
         storage = Storage(spark)
+        check_checkpoint_kept(storage, NAME, where["checkpoint"], [where["events"], where["pages"]])
         before = set(committed_batches(storage, where["checkpoint"]))
         checked = checked_each_batch(handler_of(args, where), where=where["input"], on_bad_records=args.on_bad_records,
                                      quarantine_path=f"{where['events']}_bad_records")

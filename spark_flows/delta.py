@@ -216,6 +216,18 @@ def latest_txn(storage: Storage, path: str, app_id: str, snap: Snapshot | None =
     return None
 
 
+def app_ids(storage: Storage, path: str) -> dict[str, int]:
+    """Every app id the table at ``path`` recorded a ``txn`` for, with its last ``txnVersion`` (from the
+    checkpoint and the commits after it: one bounded read, as :func:`latest_txn`)."""
+    snap = snapshot(storage, path)
+    found = {str(t["appId"]): int(t["version"]) for t in _checkpoint_rows(storage, snap.checkpoint_files, "txn")}
+    for version in snap.commits:
+        for action in _actions(storage, path, version):
+            if action.get("txn"):
+                found[str(action["txn"]["appId"])] = int(action["txn"]["version"])
+    return found
+
+
 def _output_rows(actions: list[dict[str, Any]]) -> int | None:
     for action in actions:
         metrics = (action.get("commitInfo") or {}).get("operationMetrics") or {}

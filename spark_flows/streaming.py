@@ -91,6 +91,28 @@ def query_id(storage: Storage, checkpoint: str) -> str:
     return str(json.loads(storage.read_text(path).splitlines()[0])["id"])
 
 
+def check_checkpoint_kept(storage: Storage, name: str, checkpoint: str, sinks: Sequence[str]) -> None:
+    """Refuse to start the stream ``name`` on a new ``checkpoint`` while a Delta sink of ``sinks`` holds
+    micro-batches of an earlier query of that name: its checkpoint was deleted or moved, and a new query would
+    read the whole input again into sinks that hold it (under a new app id, so no sink would skip it).
+
+    Raises
+    ------
+    StreamingError: ``CHECKPOINT_LOST``, naming the sink and the earlier query; restore the checkpoint, or
+        delete the sinks with it to start over.
+    """
+    if storage.exists(f"{checkpoint.rstrip('/')}/{QUERY_METADATA}"):
+        return
+    for sink in sinks:
+        earlier = sorted(a for a in delta.app_ids(storage, sink) if a.startswith(f"{name}."))
+        if earlier:
+            raise StreamingError(
+                f"the checkpoint {checkpoint} is new, but {sink} holds micro-batches of the earlier query "
+                f"{earlier[-1]}: its checkpoint was deleted or moved, and a new query would write the whole input "
+                "again. Restore the checkpoint, or delete the sinks with it to start over",
+                condition="CHECKPOINT_LOST", parameters={"checkpoint": checkpoint, "sink": sink, "queries": earlier})
+
+
 def committed_batches(storage: Storage, checkpoint: str) -> list[int]:
     """The micro-batch ids Spark recorded as done in ``checkpoint`` (``commits/``), oldest first. Readable
     after the query stopped, on any backend (a Connect client keeps no progress of a stopped query)."""

@@ -23,6 +23,8 @@ from tests.procs import ROOT, SUBMIT_CONF
     (devices_loader.main, ["--batch-id", "1", "--concurrency", "0"], "--concurrency must be >= 1"),
     (devices_exporter.main, ["--route-by-date", "--execution-date", "2024-03-01"], "needs --migration-date"),
     (backfill.main, ["--job", "visits_cube", "--from", "2024-01-02", "--to", "2024-01-01"], "is before --from"),
+    (backfill.main, ["--job", "visits_cube", "--from", "1900-01-01", "--to", "2100-12-31"],
+     "is 73414 dates, more than --max-dates 400"),
     (visits_cube.main, ["--execution-date", "2024-01-01", "--min-completeness", "2"], "within 0..1"),
     (visits_cube.main, ["--execution-date", "2024-01-01", "--wait-for-hours", "-1"], "--wait-for-hours must be >= 0"),
     (visits_cube.main, ["--execution-date", "2024-01-01", "--dimensions", "page,nope"], "--dimensions must be"),

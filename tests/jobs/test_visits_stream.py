@@ -70,6 +70,19 @@ def test_lines_that_do_not_parse_fail_the_micro_batch_by_default_or_are_quaranti
     assert {r.record for r in bad} >= {"not json", lines[7]}
 
 
+def test_a_deleted_checkpoint_is_refused_while_the_sinks_hold_the_earlier_query_s_batches(
+        spark, data_root: str, capsys) -> None:
+    import shutil
+
+    write_input(data_root)
+    assert visits_stream.main(["--data-root", data_root]) == 0
+    shutil.rmtree(Path(data_root, "checkpoints", "visits_stream"))
+    assert visits_stream.main(["--data-root", data_root]) == 1
+    err = capsys.readouterr().err
+    assert "[CHECKPOINT_LOST]" in err and "visits_events holds micro-batches of the earlier query" in err, err
+    assert_each_event_once_in_every_sink(spark, data_root, FILES)  # nothing written twice
+
+
 # Where the job is stopped, in order: each run resumes from the checkpoint the previous stop left, re-runs the
 # interrupted micro-batch, and stops at the next point (the job's hidden --pause-at). A real SIGKILL needs a
 # process of its own (about 30 s each here), so two points are killed and two are failed in-process (the
