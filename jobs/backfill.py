@@ -41,10 +41,9 @@ from spark_flows.submit import job_command
 NAME = "backfill"
 DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")
 logger = logging.getLogger(NAME)
-
-
 #: the most dates one backfill runs unless --max-dates says more: a year and a bit, a typo's guard
 MAX_DATES = 400
+
 
 def resolve_job(spec: str) -> tuple[ModuleType, str, bool]:
     """The job module named by ``spec`` (a bundled job's name, a module path or a ``.py`` file), its file, and
