@@ -18,8 +18,12 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
+import socket
+import time
 import uuid
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame, Observation, SparkSession
@@ -27,6 +31,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, MapType, StructType
 
 from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument, spark_failed
+from spark_flows.filesystems import FileInfo
 from spark_flows.storage import Storage
 from spark_flows.write_contract import (
     PUBLISHED_MARKER,
@@ -126,10 +131,13 @@ class FilesWriter(Writer):
             raise refuse(f"{path} exists and was not published by spark_flows (no {PUBLISHED_MARKER}); refusing to "
                           "replace it. Choose another output path, or pass replace_foreign=True",
                           "OUTPUT_NOT_OWNED", path=path)
+        attempts = storage.list(staging)
+        live = {_attempt_id(a.name) for a in attempts if _live(a)}  # other writers' attempts in progress
         if self.mode == "append" and info is not None:
             recorded = set((manifest or {}).get("appends") or [])
-            for _, debris in _files(storage, path):
-                if _append_id(debris) not in recorded | {None}:
+            _reveal(storage, path, recorded)  # a recorded batch a crash left hidden: rolled forward
+            for _, debris in _files(storage, path, hidden=True):
+                if _append_id(debris) not in recorded | live | {None}:
                     storage.delete(debris)  # a crashed append's files: its batch was never recorded
         elif info is not None and not storage.guarantees(path).atomic_rename:
             named = (manifest or {}).get("files")
@@ -137,7 +145,10 @@ class FilesWriter(Writer):
                 for folder, debris in _files(storage, path):
                     if "/".join([*folder, debris.rpartition("/")[2]]) not in set(named):
                         storage.delete(debris)
-        storage.delete(staging)  # debris of crashed attempts: never visible, safe to drop
+        for attempt in attempts:  # a crashed attempt's debris, or an output retired by a publish that completed
+            if attempt.name.startswith(_RETIRED) or _attempt_id(attempt.name) not in live:
+                storage.delete(attempt.path)  # never visible, safe to drop
+        storage.delete_if_empty(staging)
         storage.delete_if_empty(staging.rpartition("/")[0])
 
     def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
@@ -154,13 +165,24 @@ class FilesWriter(Writer):
                            reason=f"batch {batch.version} {when} (app {batch.app_id})")
 
     def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
+        attempt = uuid.uuid4().hex[:12]
+        _RUNNING.add(attempt)
+        try:
+            return self._attempt(storage, df, path, batch, attempt)
+        finally:
+            _RUNNING.discard(attempt)
+
+    def _attempt(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None, attempt: str) -> WriteResult:
         manifest = f"{path.rstrip('/')}/{PUBLISHED_MARKER}"
-        atomic = storage.guarantees(path).atomic_rename
-        tagged = None if atomic else storage.read_tagged(manifest)  # the compare-and-swap's expected state
-        previous = (json.loads(tagged[0]) if tagged else None) if not atomic else self.published(storage, path)
+        guarantees = storage.guarantees(path)
+        atomic = guarantees.atomic_rename
+        # an append records its batch in the manifest others may record theirs in at the same time: where the
+        # filesystem can, by compare-and-swap on the state read here (as every write on an object store)
+        conditional = not atomic or (self.mode == "append" and guarantees.compare_and_swap)
+        tagged = storage.read_tagged(manifest) if conditional else None  # the compare-and-swap's expected state
+        previous = (json.loads(tagged[0]) if tagged else None) if conditional else self.published(storage, path)
         previous = previous or {}
-        attempt = uuid.uuid4().hex[:8]
-        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{attempt}"
+        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{attempt}{_OWNER}{_owner()}"
         observed, observation = _observed(df)
         writer = observed.write.format(self.file_format).mode("error").options(**self.options)
         if self.partition_by:
@@ -182,12 +204,17 @@ class FilesWriter(Writer):
             "published_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }
         if self.mode == "append":
-            append_id = uuid.uuid4().hex[:12]
-            added = self._move_in(storage, staged, path, f"{_APPENDED}{append_id}-")
+            append_id = attempt  # a writer's prepare keeps the files of an append whose attempt is alive
+            # with atomic renames the files move in hidden, so plain readers of the directory never see a batch
+            # that is not recorded; they are revealed once the manifest records it (a crash in between is rolled
+            # forward by the next write or read_published)
+            added = self._move_in(storage, staged, path, f"{_APPENDED}{append_id}-", hidden=atomic)
             record.update(rows=(previous.get("rows") or 0) + rows, appends=[*previous.get("appends", []), append_id])
             if "files" in previous or not previous:  # an output published before manifests named files: not here
                 record["files"] = [*previous.get("files", []), *added]
-            self._record(storage, manifest, record, tagged, atomic)  # the batch is recorded last
+            self._record(storage, manifest, record, tagged, not conditional)  # the batch is recorded last
+            if atomic:
+                _reveal(storage, path, {append_id})
         elif atomic:
             record["files"] = ["/".join([*folder, file.rpartition("/")[2]]) for folder, file in _files(storage, staged)]
             storage.write_json(f"{staged}/{PUBLISHED_MARKER}", record)
@@ -198,19 +225,21 @@ class FilesWriter(Writer):
             for folder, old in _files(storage, path):
                 if "/".join([*folder, old.rpartition("/")[2]]) not in set(record["files"]):
                     storage.delete(old)  # the previous output's files: only now, after the commit point
-        storage.delete(self.staging_root(path))
+        storage.delete(staged)  # this attempt's own staging; another writer's is its own
+        storage.delete_if_empty(self.staging_root(path))
         storage.delete_if_empty(self.staging_root(path).rpartition("/")[0])
         return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
 
     @staticmethod
-    def _move_in(storage: Storage, staged: str, path: str, prefix: str) -> list[str]:
-        """Move the staged data files into ``path`` (names prefixed); their paths relative to ``path``."""
+    def _move_in(storage: Storage, staged: str, path: str, prefix: str, *, hidden: bool = False) -> list[str]:
+        """Move the staged data files into ``path`` (names prefixed, and hidden with a leading ``.``: readers skip
+        them); their paths relative to ``path`` as they are once revealed."""
         moved = []
         for folder, file in _files(storage, staged):
             name = f"{prefix}{file.rpartition('/')[2]}"
             target_dir = "/".join([path.rstrip("/"), *folder])
             storage.mkdirs(target_dir)
-            if not storage.rename(file, f"{target_dir}/{name}"):
+            if not storage.rename(file, f"{target_dir}/{'.' if hidden else ''}{name}"):
                 raise StorageError(f"could not move {file} into {path}; the batch is not recorded and its files "
                                    "are removed by the next write", parameters={"path": path, "file": file})
             moved.append("/".join([*folder, name]))
@@ -218,10 +247,10 @@ class FilesWriter(Writer):
 
     @staticmethod
     def _record(storage: Storage, manifest: str, record: dict[str, Any], tagged: tuple[str, str] | None,
-                atomic: bool) -> None:
-        """Write the manifest: the commit point. Without atomic rename, conditionally on the state read before."""
+                plain: bool) -> None:
+        """Write the manifest: the commit point; unless ``plain``, conditionally on the state read before."""
         text = json.dumps(record, indent=2, sort_keys=True, default=str)
-        if atomic:
+        if plain:
             storage.write_text(manifest, text)
             return
         done = (storage.write_if_match(manifest, text, tagged[1]) is not None if tagged
@@ -249,16 +278,68 @@ class FilesWriter(Writer):
 
 
 _APPENDED = "appended-"
+_OWNER = "~"  # a staged attempt is named <batch tag>-<attempt id>~<host>~<pid>: whose it is, alive or not
+_RUNNING: set[str] = set()  # this process's attempts in progress (threads of one driver write at once)
+#: a staged attempt of another host is taken for a crashed one once it is this old (its process cannot be asked)
+STALE_ATTEMPT_S = 86400
 
 
-def _files(storage: Storage, path: str, folder: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
-    """Data files under ``path`` with the partition directories leading to them (hidden entries left out)."""
+def _owner() -> str:
+    return f"{socket.gethostname()}{_OWNER}{os.getpid()}"
+
+
+def _attempt_id(name: str) -> str:
+    """``a-2-<id>~host~pid`` -> ``<id>`` (an attempt's staging directory name)."""
+    return name.partition(_OWNER)[0].rpartition("-")[2]
+
+
+def _live(attempt: FileInfo) -> bool:
+    """Whether the staged attempt's writer may still be running: its process is alive on this host, or it is
+    another host's and younger than :data:`STALE_ATTEMPT_S`. Attempts without an owner (older releases) and
+    retired outputs are not."""
+    _, sep, owner = attempt.name.partition(_OWNER)
+    host, _, pid = owner.rpartition(_OWNER)
+    if not sep or attempt.name.startswith(_RETIRED) or not pid.isdigit():
+        return False
+    if host != socket.gethostname():
+        return attempt.modified_ms > (time.time() - STALE_ATTEMPT_S) * 1000
+    if int(pid) == os.getpid():
+        return _attempt_id(attempt.name) in _RUNNING
+    return _process_alive(int(pid))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process its parent has not reaped yet is a zombie: dead
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _files(storage: Storage, path: str, folder: tuple[str, ...] = (), *,
+           hidden: bool = False) -> list[tuple[tuple[str, ...], str]]:
+    """Data files under ``path`` with the partition directories leading to them (hidden entries left out;
+    with ``hidden``, also the appended files still hidden)."""
     found: list[tuple[tuple[str, ...], str]] = []
     for info in storage.list(path):
-        if info.name.startswith(("_", ".")):
+        if info.name.startswith(("_", ".")) and not (hidden and info.name.startswith(f".{_APPENDED}")):
             continue
-        found.extend(_files(storage, info.path, (*folder, info.name)) if info.is_dir else [(folder, info.path)])
+        found.extend(_files(storage, info.path, (*folder, info.name), hidden=hidden) if info.is_dir
+                     else [(folder, info.path)])
     return found
+
+
+def _reveal(storage: Storage, path: str, appends: set[str]) -> None:
+    """Un-hide the appended files of the recorded ``appends`` (renames: only where renames are atomic)."""
+    for _, file in _files(storage, path, hidden=True):
+        folder, _, name = file.rpartition("/")
+        if name.startswith(".") and _append_id(name) in appends:
+            storage.rename(file, f"{folder}/{name[1:]}")
 
 
 def read_published(spark: SparkSession, path: str, *, schema: StructType | str | None = None) -> DataFrame:
@@ -289,11 +370,17 @@ def read_published(spark: SparkSession, path: str, *, schema: StructType | str |
         return reader.load(base)
     if not record["files"]:
         return spark.createDataFrame([], schema)
+    storage = Storage(spark)
+    last = (record.get("appends") or [None])[-1]
+    newest = next((n for n in reversed(record["files"]) if _append_id(n) == last), None) if last else None
+    if newest is not None and storage.guarantees(path).atomic_rename and not storage.exists(f"{base}/{newest}"):
+        _reveal(storage, path, {last})  # recorded, left hidden by a crash: rolled forward, as the next write does
     return reader.option("basePath", base).load([f"{base}/{name}" for name in record["files"]])
 
 
 def _append_id(file: str) -> str | None:
-    name = file.rpartition("/")[2]
+    """The append id in an appended file's name, hidden (``.appended-<id>-...``) or not."""
+    name = file.rpartition("/")[2].removeprefix(".")
     return name[len(_APPENDED):].partition("-")[0] if name.startswith(_APPENDED) else None
 
 

@@ -337,6 +337,77 @@ def test_files_append_keeps_every_batch_and_a_crashed_append_never_duplicates(sp
     assert sorted(published["batches"]["app"]) == ["1", "2", "3"]
 
 
+def test_a_crashed_files_append_is_never_visible_to_plain_readers(spark, tmp_path: Path, monkeypatch) -> None:
+    from spark_flows.file_writers import read_published
+
+    path, out = str(tmp_path / "out"), tmp_path / "out"
+    writer = CsvWriter(mode="append")
+    writer.write(_df(spark, 5), path, batch=Batch("app", 1))
+
+    def killed(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt("killed before the commit point")
+
+    with monkeypatch.context() as patched:  # the process dies once batch 2's files are in, before its record
+        patched.setattr(CsvWriter, "_record", staticmethod(killed))
+        with pytest.raises(KeyboardInterrupt):
+            writer.write(_df(spark, 3, start=5), path, batch=Batch("app", 2))
+    assert list(out.glob(".appended-*.csv")), "batch 2's files moved in (hidden)"
+    assert (_csv(spark, path).count(), read_published(spark, path).count()) == (5, 5)
+    writer.write(_df(spark, 3, start=5), path, batch=Batch("app", 2))  # the retry: debris dropped, batch 2 in
+    # a crash after the record, before the files were revealed: the next reader rolls it forward
+    last = Storage(spark).read_json(f"{path}/{PUBLISHED_MARKER}")["appends"][-1]
+    for file in out.glob(f"appended-{last}-*.csv"):
+        file.rename(file.with_name(f".{file.name}"))
+    assert _csv(spark, path).count() == 5
+    assert sorted(r.id for r in read_published(spark, path).collect()) == list(range(8))
+    assert sorted(r.id for r in _csv(spark, path).collect()) == list(range(8)) and not list(out.glob(".appended-*"))
+
+
+def test_a_writer_keeps_another_live_writer_s_staged_files_and_drops_a_dead_one_s(spark, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+
+    path = str(tmp_path / "out")
+    CsvWriter(mode="append").write(_df(spark, 2), path, batch=Batch("app", 1))
+    other = subprocess.Popen(["sleep", "300"])  # the other writer's process
+    try:
+        staged = tmp_path / "_staging" / "out" / f"app-9-0123456789ab~{socket.gethostname()}~{other.pid}"
+        staged.mkdir(parents=True)
+        (staged / "part-00000.csv").write_text("id;name\n99;x\n")
+        moved_in = tmp_path / "out" / ".appended-0123456789ab-part-00000.csv"  # its batch, moved in, not recorded
+        moved_in.write_text("id;name\n99;x\n")
+        CsvWriter(mode="append").write(_df(spark, 2, start=2), path, batch=Batch("app", 2))
+        assert staged.exists() and moved_in.exists(), "a live writer's files were deleted"
+    finally:
+        other.kill()
+        other.wait()
+    CsvWriter(mode="append").write(_df(spark, 2, start=4), path, batch=Batch("app", 3))
+    assert not staged.exists() and not moved_in.exists(), "a dead writer's debris was kept"
+    assert sorted(r.id for r in _csv(spark, path).collect()) == list(range(6))
+
+
+def test_two_appends_recording_at_once_never_lose_a_batch_from_the_record(spark, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """The other writer records its batch while this one moves its files in: this one's record must fail."""
+    path = str(tmp_path / "out")
+    CsvWriter(mode="append").write(_df(spark, 2), path, batch=Batch("app", 1))
+    move_in = CsvWriter._move_in
+
+    def meanwhile(storage, staged, target, prefix, **kw):
+        monkeypatch.setattr(CsvWriter, "_move_in", staticmethod(move_in))
+        CsvWriter(mode="append").write(_df(spark, 2, start=10), path, batch=Batch("other", 1))
+        return move_in(storage, staged, target, prefix, **kw)
+
+    monkeypatch.setattr(CsvWriter, "_move_in", staticmethod(meanwhile))
+    with pytest.raises(Exception, match="published by another writer") as lost:
+        CsvWriter(mode="append").write(_df(spark, 2, start=2), path, batch=Batch("app", 2))
+    assert lost.value.getCondition() == "CONCURRENT_PUBLISH"
+    published = Storage(spark).read_json(f"{path}/{PUBLISHED_MARKER}")
+    assert sorted(published["batches"]) == ["app", "other"] and published["rows"] == 4
+    CsvWriter(mode="append").write(_df(spark, 2, start=2), path, batch=Batch("app", 2))  # the retry
+    assert sorted(r.id for r in _csv(spark, path).collect()) == [0, 1, 2, 3, 10, 11]
+
+
 def test_files_replace_one_partition_and_keep_the_others(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "by_date")
     for day, start in (("20240301", 0), ("20240302", 10), ("20240301", 20)):
