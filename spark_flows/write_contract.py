@@ -14,6 +14,7 @@ Example
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from abc import ABC, abstractmethod
@@ -25,7 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from spark_flows import delta
 from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, invalid_argument
-from spark_flows.filesystems import FileInfo
+from spark_flows.filesystems import FileInfo, local_path
 from spark_flows.storage import Storage
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,19 @@ def _ancestors(qualified: str) -> list[str]:
     return [prefix + "/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if "/".join(parts[:i]).strip("/")]
 
 
+def check_not_a_link(storage: Storage, path: str) -> None:
+    """Raise ``OUTPUT_IS_LINK`` if ``path`` (on a local disk) is a symbolic link: a publish would replace the
+    link with a directory and leave the output it points to as it was (a dangling link: an output that is
+    not there)."""
+    qualified = storage.qualify(path)
+    if not qualified.startswith("file:") or not os.path.islink(local := local_path(qualified)):
+        return
+    target = os.path.realpath(local)
+    state = "" if os.path.exists(target) else ", which does not exist"
+    raise refuse(f"cannot write {path}: it is a symbolic link to {target}{state}; write to the link's target "
+                  "itself, or remove the link", "OUTPUT_IS_LINK", path=path, target=target)
+
+
 def check_not_nested(storage: Storage, path: str) -> None:
     """Raise ``OUTPUT_NESTED`` if an ancestor of ``path`` is a Delta table or a published files output (the
     writers' ``prepare`` looks under a target that is not an output yet: :func:`check_nothing_inside`).
@@ -162,14 +176,15 @@ class Writer(ABC):
 
         Raises
         ------
-        WriteRefusedError: ``EMPTY_BATCH``, ``BATCH_OUT_OF_ORDER``, ``OUTPUT_NESTED`` or ``OUTPUT_NOT_OWNED``;
-            nothing was written.
+        WriteRefusedError: ``EMPTY_BATCH``, ``BATCH_OUT_OF_ORDER``, ``OUTPUT_NESTED``, ``OUTPUT_NOT_OWNED`` or
+            ``OUTPUT_IS_LINK``; nothing was written.
         ConcurrentWriteError: other writers kept conflicting with this one (Delta).
         """
         if batch is not None and not isinstance(batch, Batch):
             raise SparkFlowsTypeError(f"batch must be a Batch, got {type(batch).__name__}",
                                       parameters={"argument": "batch", "type": type(batch).__name__})
         storage = Storage(df.sparkSession)
+        check_not_a_link(storage, path)
         check_not_nested(storage, path)
         self.prepare(storage, path)
         if batch is not None:

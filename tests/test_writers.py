@@ -221,6 +221,20 @@ def test_a_target_spark_flows_did_not_publish_is_never_replaced_unless_asked(spa
     assert not (users / "notes.txt").exists() and _csv(spark, str(users)).count() == 5
 
 
+def test_an_output_is_never_written_through_a_symbolic_link(spark, tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    CsvWriter().write(_df(spark), str(real), batch=Batch("a", 1))
+    (tmp_path / "link").symlink_to(real)
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for link, state in (("link", ""), ("dangling", ", which does not exist")):
+        for writer in (CsvWriter(), DeltaWriter()):
+            with pytest.raises(WriteRefusedError, match=f"is a symbolic link to .*{state}") as refused:
+                writer.write(_df(spark, 2), str(tmp_path / link), batch=Batch("a", 2))
+            assert refused.value.getCondition() == "OUTPUT_IS_LINK"
+        assert (tmp_path / link).is_symlink(), "the link was replaced"
+    assert _csv(spark, str(real)).count() == 5 and not (tmp_path / "gone").exists()
+
+
 def test_outputs_never_nest_inside_another_table(spark, tmp_path: Path) -> None:
     table = tmp_path / "exports" / "devices_delta"
     DeltaWriter().write(_df(spark), str(table))
