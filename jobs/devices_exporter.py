@@ -9,7 +9,7 @@ the factory's replace_partition write mode: each date replaces its date=D partit
 The decision is logged, printed, and recorded as _ROUTE.json next to the output.
 
 Each export is a batch: its version is --batch-id, or else the newest modification time of the input (in
-seconds), so a rerun over unchanged input writes nothing and changed input is exported again.
+milliseconds), so a rerun over unchanged input writes nothing and changed input is exported again.
 """
 
 from __future__ import annotations

@@ -230,7 +230,7 @@ class HadoopFileSystem:
             java = getattr(exc, "java_exception", None)
             if fs.exists(jpath) or (java is not None and "FileAlreadyExists" in str(java.getClass().getName())):
                 return False  # (the holder may have released it since: the caller looks again)
-            raise exc
+            raise spark_failed(f"creating {path}", exc) from exc
         try:
             stream.write(bytearray(data))
         finally:

@@ -39,7 +39,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_flows import backend, delta
 from spark_flows.config import Settings
@@ -50,7 +50,7 @@ from spark_flows.storage import Storage
 from spark_flows.structure import Graph
 from spark_flows.submit import SubmitResult, job_command, run_submit
 from spark_flows.waiting import Wait
-from spark_flows.writers import Batch, Writer, WriteResult
+from spark_flows.writers import Batch, FilesWriter, Writer, WriteResult, read_published
 
 logger = logging.getLogger(__name__)
 
@@ -194,8 +194,12 @@ def write_marker(
     partition = dict(result.partition)
     if result.table_version is not None:
         rows = delta.table_rows(storage, dataset, result.table_version, partition=partition or None)
-    else:
-        rows = result.batch_rows
+        # the table's columns: the replaced partition's column is added by the write, not in the input
+        schema = StructType([*schema.fields, *[StructField(c, StringType()) for c in partition
+                                               if c not in schema.fieldNames()]])
+    else:  # what read_when_ready reads: the whole published output (an append's earlier batches too)
+        published = FilesWriter.published(storage, result.path)
+        rows = published.get("rows", result.batch_rows) if published else result.batch_rows
     marker = Marker(
         dataset=dataset, execution_date=execution_date.isoformat(), producer=producer, run_id=run, rows=rows,
         schema=schema.json(), written_at=dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -279,11 +283,15 @@ def read_when_ready(spark: SparkSession, dataset: str, execution_date: dt.date, 
                     consumer: str | None = None, **wait: Any) -> tuple[DataFrame, Marker]:
     """Read ``dataset`` only under its marker: Delta as of the published version; record ``consumer``."""
     marker = wait_for_marker(spark, dataset, execution_date, **wait)
+    if consumer:
+        record_consumption(spark, marker, consumer)
+    if marker.table_version is None and file_format != "delta":  # files: exactly what the manifest names
+        target = "/".join([dataset.rstrip("/"), *[f"{c}={v}" for c, v in marker.partition.items()]])
+        if FilesWriter.published(Storage(spark), target) is not None:
+            return read_published(spark, target), marker
     reader = spark.read.format(file_format)
     if marker.table_version is not None:
         reader = reader.option("versionAsOf", marker.table_version)
-    if consumer:
-        record_consumption(spark, marker, consumer)
     frame = reader.load(dataset)
     for column, value in marker.partition.items():
         frame = frame.where(F.col(column) == value)

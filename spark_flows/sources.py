@@ -70,10 +70,12 @@ def require_input(spark: SparkSession, path: str, *, hint: str = "") -> None:
 
 
 def input_version(spark: SparkSession, path: str) -> int:
-    """A batch version for the input at ``path``: its newest data file's modification time, in epoch seconds.
+    """A batch version for the input at ``path``: its newest data file's modification time, in epoch
+    milliseconds (the finest the filesystems keep).
 
     Unchanged input gives the same version (a rerun is a replay and writes nothing); rewritten or added
-    files give a higher one. Reads the listing only.
+    files give a higher one. Input rewritten with its old modification times kept (``cp -p``, ``rsync -t``)
+    looks unchanged: give such a run its own batch id. Reads the listing only.
 
     Raises
     ------
@@ -93,7 +95,7 @@ def input_version(spark: SparkSession, path: str) -> int:
     if not newest:
         raise InputNotFoundError(f"input path {path} holds no data file", condition="INPUT_EMPTY",
                                  parameters={"path": path})
-    return newest // 1000
+    return newest
 
 
 def permissive_reader(spark: SparkSession, schema: StructType, file_format: str = "json") -> DataFrameReader:

@@ -143,3 +143,18 @@ def test_a_replaced_partition_is_what_the_marker_describes_and_the_consumer_read
                      execution_date=later)
     df, _ = read_when_ready(spark, dataset, later, timeout=0)
     assert (marker.rows, marker.partition, df.count()) == (6, {"date": "20240102"}, 6)
+    assert marker.struct.fieldNames() == ["id", "date"], "the marker's schema is the table's, with its partition"
+    assert wait_for_marker(spark, dataset, later, timeout=0, expected_schema=df.schema) == marker
+
+
+def test_a_marker_over_a_files_append_counts_and_reads_the_whole_output(spark, tmp_path: Path) -> None:
+    from spark_flows.writers import Batch, CsvWriter
+
+    dataset = str(tmp_path / "appended")
+    publish(spark.range(3), dataset, CsvWriter(mode="append"), producer="p", execution_date=DAY, batch=Batch("p", 1))
+    later = dt.date(2024, 1, 2)
+    marker = publish(spark.range(5), dataset, CsvWriter(mode="append"), producer="p", execution_date=later,
+                     batch=Batch("p", 2))
+    (tmp_path / "appended" / "stray.csv").write_text("id\n99\n")  # a file no manifest names
+    df, _ = read_when_ready(spark, dataset, later, file_format="csv", timeout=0)
+    assert (marker.rows, marker.batch_rows, df.count()) == (8, 5, 8)

@@ -43,3 +43,18 @@ def test_write_visits_partial_day(spark, tmp_path: Path) -> None:
     assert one_hour.count() == 5
     assert {r.h for r in one_hour.selectExpr("hour(event_time) as h").collect()} == {7}
     assert dt.date(2024, 1, 1) == one_hour.selectExpr("to_date(event_time) as d").first().d
+
+
+def test_input_changed_within_the_same_second_is_a_newer_batch(spark, tmp_path: Path) -> None:
+    import os
+
+    from spark_flows.sources import input_version
+
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "part-0.json").write_text('{"id": 1}\n')
+    os.utime(data / "part-0.json", ns=(1_700_000_000_100_000_000,) * 2)
+    first = input_version(spark, str(data))
+    (data / "part-0.json").write_text('{"id": 2}\n')  # rewritten 0.5 s later, within the same second
+    os.utime(data / "part-0.json", ns=(1_700_000_000_600_000_000,) * 2)
+    assert input_version(spark, str(data)) > first
