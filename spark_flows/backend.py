@@ -18,7 +18,7 @@ import os
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from spark_flows.errors import ClassicOnlyError, spark_error
+from spark_flows.errors import ClassicOnlyError, spark_error, spark_failed
 from spark_flows.filesystems import HDFS, UNKNOWN, Guarantees, no_compare_and_swap
 from spark_flows.object_store import S3ObjectStore, hadoop_lookup, spark_conf_lookup
 from spark_flows.storage import ArrowFileSystem, FileInfo, FileSystem, LocalFileSystem, RoutingFileSystem, now_ms
