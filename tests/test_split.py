@@ -178,3 +178,18 @@ def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Pat
     assert (older["csv"].error or "").startswith("not run: branch delta refuses the batch")
     assert not (tmp_path / "csv_1").exists(), "the older batch was published to the CSV output"
     assert spark.read.format("delta").load(str(tmp_path / "t")).count() == 300, "batch 2 alone"
+
+
+def test_lookups_and_flag_types_raise_library_errors() -> None:
+    from spark_flows.errors import InvalidFlagError, SparkFlowsError, UnknownNameError
+    from spark_flows.job import parse_date
+    from spark_flows.split import SplitResult, split_graph
+
+    with pytest.raises(UnknownNameError, match=r"no branch named 'nope'; branches: \[\]") as missing:
+        SplitResult("s", (), 0.0)["nope"]
+    assert isinstance(missing.value, KeyError) and missing.value.getCondition() == "UNKNOWN_NAME"
+    with pytest.raises(UnknownNameError, match="no node 'nope' in graph"):
+        split_graph([branch("a", lambda df: None)]).node("nope")
+    with pytest.raises(InvalidFlagError, match="expected YYYY-MM-DD") as bad:
+        parse_date("2024-13-01")
+    assert isinstance(bad.value, SparkFlowsError)
