@@ -178,3 +178,34 @@ def test_backfill_runs_one_s_own_job_by_module_path_or_file(spark, tmp_path: Pat
     assert seen == ["2024-01-01 mod 3", "2024-01-02 mod 3", "2024-01-03 mod 3", "2024-01-04 file 3"]
     assert backfill.main(["--job", "no_such.module", "--from", "2024-01-01", "--to", "2024-01-01"]) == 2
     assert "cannot import job module no_such.module" in capsys.readouterr().err
+
+
+@pytest.mark.subprocess
+def test_on_s3_the_lock_of_a_killed_spark_submit_holder_is_taken_over_only_once_it_expired(
+        spark, s3_root: str, spark_flows_s3_server, tmp_path: Path, capsys) -> None:
+    from spark_flows.storage import Storage
+
+    import uuid
+
+    server, data_root = spark_flows_s3_server, f"{s3_root}/runner-killed-{uuid.uuid4().hex[:8]}"
+    storage = Storage(spark)
+    local = str(tmp_path / "local")
+    _visits(spark, local, "2024-01-01", "2024-01-02")  # written here, then put in the bucket file by file
+    for file in Path(local, "raw").rglob("*.json"):
+        storage.write_text(f"{data_root}/{file.relative_to(local).as_posix()}", file.read_text())
+    conf = tmp_path / "runner.toml"
+    conf.write_text("[runner]\nlock_ttl_seconds = 600\nheartbeat_seconds = 5\n")
+    args = ["--data-root", data_root, "--execution-date", "2024-01-02", "--conf-file", str(conf)]
+    reach = {f"spark.hadoop.{key}": value for key, value in server.bucket_conf(credentials=False).items()}
+    holder = JobProcess("visits_trend_generator", args, pause="before:jobs.visits_trend_generator:read_json",
+                        spark_conf=reach, extra_env=server.environment())
+    holder.wait_for("PAUSED AT before:jobs.visits_trend_generator:read_json")
+    lock = f"{data_root}/_locks/visits_trend_generator.lock"
+    holder_pid = json.loads(storage.read_text(lock))["pid"]
+    holder.kill()  # SIGKILL: no release, no more heartbeats; the lease stays in the bucket
+    assert storage.exists(lock), "the killed run's lease should remain"
+    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 1, "taken over before its TTL ran out"
+    assert f"(pid {holder_pid})" in capsys.readouterr().err
+    backdate_lease(storage, lock, 601)  # its holder's own clock: 600 s of silence
+    assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
+    assert not storage.exists(lock)
