@@ -183,9 +183,9 @@ def test_backfill_runs_one_s_own_job_by_module_path_or_file(spark, tmp_path: Pat
 @pytest.mark.subprocess
 def test_on_s3_the_lock_of_a_killed_spark_submit_holder_is_taken_over_only_once_it_expired(
         spark, s3_root: str, spark_flows_s3_server, tmp_path: Path, capsys) -> None:
-    from spark_flows.storage import Storage
-
     import uuid
+
+    from spark_flows.storage import Storage
 
     server, data_root = spark_flows_s3_server, f"{s3_root}/runner-killed-{uuid.uuid4().hex[:8]}"
     storage = Storage(spark)
