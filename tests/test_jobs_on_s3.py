@@ -1,5 +1,5 @@
 """The bundled jobs with their data root on the suite's S3 server (``s3a://``), in this process's session: a
-consumer waiting on a marker its producer published in S3, a fan-in whose parents live in S3."""
+consumer waiting on a marker its producer published in S3, a fan-in whose parents live in S3; over Spark Connect."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from jobs import devices_aggregator, devices_loader, visits_cube
 from spark_flows.markers import read_marker
 from spark_flows.samples import BOOK_MISSING_HOURS, write_devices, write_visits
 from spark_flows.storage import Storage
+
+# A platform user's case: jobs over Spark Connect with tables in S3 (the classic run has the devices_loader and
+# Single Runner trials on S3 under spark-submit)
+pytestmark = pytest.mark.connect
 
 
 @pytest.fixture
