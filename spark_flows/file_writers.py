@@ -18,20 +18,16 @@ import dataclasses
 import datetime as dt
 import json
 import logging
-import os
-import socket
-import time
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, MapType, StructType
 
+from spark_flows.attempts import attempt_id, attempt_name, is_live, running
 from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument, spark_failed
-from spark_flows.filesystems import FileInfo
 from spark_flows.storage import Storage
 from spark_flows.write_contract import (
     PUBLISHED_MARKER,
@@ -132,7 +128,8 @@ class FilesWriter(Writer):
                           "replace it. Choose another output path, or pass replace_foreign=True",
                           "OUTPUT_NOT_OWNED", path=path)
         attempts = storage.list(staging)
-        live = {_attempt_id(a.name) for a in attempts if _live(a)}  # other writers' attempts in progress
+        live = {attempt_id(a.name) for a in attempts  # other writers' attempts in progress
+                if not a.name.startswith(_RETIRED) and is_live(a)}
         if self.mode == "append" and info is not None:
             recorded = set((manifest or {}).get("appends") or [])
             _reveal(storage, path, recorded)  # a recorded batch a crash left hidden: rolled forward
@@ -146,7 +143,7 @@ class FilesWriter(Writer):
                     if "/".join([*folder, debris.rpartition("/")[2]]) not in set(named):
                         storage.delete(debris)
         for attempt in attempts:  # a crashed attempt's debris, or an output retired by a publish that completed
-            if attempt.name.startswith(_RETIRED) or _attempt_id(attempt.name) not in live:
+            if attempt.name.startswith(_RETIRED) or attempt_id(attempt.name) not in live:
                 storage.delete(attempt.path)  # never visible, safe to drop
         storage.delete_if_empty(staging)
         storage.delete_if_empty(staging.rpartition("/")[0])
@@ -166,11 +163,8 @@ class FilesWriter(Writer):
 
     def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
         attempt = uuid.uuid4().hex[:12]
-        _RUNNING.add(attempt)
-        try:
+        with running(attempt):
             return self._attempt(storage, df, path, batch, attempt)
-        finally:
-            _RUNNING.discard(attempt)
 
     def _attempt(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None, attempt: str) -> WriteResult:
         manifest = f"{path.rstrip('/')}/{PUBLISHED_MARKER}"
@@ -182,7 +176,7 @@ class FilesWriter(Writer):
         tagged = storage.read_tagged(manifest) if conditional else None  # the compare-and-swap's expected state
         previous = (json.loads(tagged[0]) if tagged else None) if conditional else self.published(storage, path)
         previous = previous or {}
-        staged = f"{self.staging_root(path)}/{batch.tag if batch else 'run'}-{attempt}{_OWNER}{_owner()}"
+        staged = f"{self.staging_root(path)}/{attempt_name(batch.tag if batch else 'run', attempt)}"
         observed, observation = _observed(df)
         writer = observed.write.format(self.file_format).mode("error").options(**self.options)
         if self.partition_by:
@@ -278,47 +272,6 @@ class FilesWriter(Writer):
 
 
 _APPENDED = "appended-"
-_OWNER = "~"  # a staged attempt is named <batch tag>-<attempt id>~<host>~<pid>: whose it is, alive or not
-_RUNNING: set[str] = set()  # this process's attempts in progress (threads of one driver write at once)
-#: a staged attempt of another host is taken for a crashed one once it is this old (its process cannot be asked)
-STALE_ATTEMPT_S = 86400
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}{_OWNER}{os.getpid()}"
-
-
-def _attempt_id(name: str) -> str:
-    """``a-2-<id>~host~pid`` -> ``<id>`` (an attempt's staging directory name)."""
-    return name.partition(_OWNER)[0].rpartition("-")[2]
-
-
-def _live(attempt: FileInfo) -> bool:
-    """Whether the staged attempt's writer may still be running: its process is alive on this host, or it is
-    another host's and younger than :data:`STALE_ATTEMPT_S`. Attempts without an owner (older releases) and
-    retired outputs are not."""
-    _, sep, owner = attempt.name.partition(_OWNER)
-    host, _, pid = owner.rpartition(_OWNER)
-    if not sep or attempt.name.startswith(_RETIRED) or not pid.isdigit():
-        return False
-    if host != socket.gethostname():
-        return attempt.modified_ms > (time.time() - STALE_ATTEMPT_S) * 1000
-    if int(pid) == os.getpid():
-        return _attempt_id(attempt.name) in _RUNNING
-    return _process_alive(int(pid))
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a killed process its parent has not reaped yet is a zombie: dead
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _files(storage: Storage, path: str, folder: tuple[str, ...] = (), *,
