@@ -159,6 +159,7 @@ class FilesWriter(Writer):
         when = ("already published" if batch.version == recorded or self.mode == "append"
                 else f"published before batch {recorded} replaced it")
         return WriteResult(path, self.file_format, 0, skipped=True, batch=batch, batch_rows=history[batch.version],
+                           output_rows=published.get("rows"),
                            reason=f"batch {batch.version} {when} (app {batch.app_id})")
 
     def _write(self, storage: Storage, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
@@ -222,7 +223,8 @@ class FilesWriter(Writer):
         storage.delete(staged)  # this attempt's own staging; another writer's is its own
         storage.delete_if_empty(self.staging_root(path))
         storage.delete_if_empty(self.staging_root(path).rpartition("/")[0])
-        return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, details={"staged": staged})
+        return WriteResult(path, self.file_format, rows, batch=batch, batch_rows=rows, output_rows=record["rows"],
+                           details={"staged": staged})
 
     @staticmethod
     def _move_in(storage: Storage, staged: str, path: str, prefix: str, *, hidden: bool = False) -> list[str]:

@@ -198,8 +198,7 @@ def write_marker(
         schema = StructType([*schema.fields, *[StructField(c, StringType()) for c in partition
                                                if c not in schema.fieldNames()]])
     else:  # what read_when_ready reads: the whole published output (an append's earlier batches too)
-        published = FilesWriter.published(storage, result.path)
-        rows = published.get("rows", result.batch_rows) if published else result.batch_rows
+        rows = result.output_rows if result.output_rows is not None else result.batch_rows
     marker = Marker(
         dataset=dataset, execution_date=execution_date.isoformat(), producer=producer, run_id=run, rows=rows,
         schema=schema.json(), written_at=dt.datetime.now(dt.timezone.utc).isoformat(),

@@ -68,6 +68,8 @@ class WriteResult:
     batch_rows: rows of the batch as committed, by this call or an earlier one.
     table_version: the Delta table version that holds the batch (``None`` for files).
     partition: the one partition the write replaced (``DeltaWriter(replace=...)``), else empty.
+    output_rows: rows of the whole files output as published after this call (an append's earlier batches
+        too), from its manifest; ``None`` for Delta (its table version says it).
     """
 
     path: str
@@ -79,6 +81,7 @@ class WriteResult:
     batch_rows: int | None = None
     table_version: int | None = None
     partition: Mapping[str, str] = field(default_factory=dict)
+    output_rows: int | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:

@@ -131,15 +131,20 @@ def test_structure_and_bad_definitions() -> None:
         branch("a b", lambda df: None)
 
 
+def _counting_loader(spark, source: str, loads: list[int]):
+    """A split input loader that notes in ``loads`` each time it reads ``source``."""
+    def load():
+        loads.append(1)
+        return spark.read.schema("id long, k long").json(source)
+    return load
+
+
 def test_a_replay_whose_outputs_hold_the_batch_reads_nothing(spark, tmp_path: Path, source: str) -> None:
     from spark_flows.split import write_branch
     from spark_flows.writers import CsvWriter
 
     loads: list[int] = []
-
-    def load():
-        loads.append(1)
-        return spark.read.schema("id long, k long").json(source)
+    load = _counting_loader(spark, source, loads)
 
     def branches(batch: Batch):
         return [write_branch("delta", DeltaWriter(), str(tmp_path / "t"), batch=batch,
@@ -162,10 +167,7 @@ def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Pat
     from spark_flows.writers import CsvWriter
 
     loads: list[int] = []
-
-    def load():
-        loads.append(1)
-        return spark.read.schema("id long, k long").json(source)
+    load = _counting_loader(spark, source, loads)
 
     def branches(batch: Batch):
         return [write_branch("delta", DeltaWriter(), str(tmp_path / "t"), batch=batch),

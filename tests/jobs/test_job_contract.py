@@ -38,6 +38,15 @@ def test_flag_combinations_are_refused_before_spark_starts(monkeypatch, capsys, 
     assert message in capsys.readouterr().err
 
 
+def _submit(command: list[str], code: int):
+    """Run ``command`` and expect exit ``code``: the run, and its stderr lines but for the JVM's own start-up
+    notice (Spark 4.2 adds the vector incubator module), which is not Spark's log."""
+    done = procs.run(command, env=submit_env(), timeout=300)
+    assert done.returncode == code, done.stderr[-2000:]
+    return done, [line for line in done.stderr.splitlines()
+                  if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+
+
 @pytest.mark.subprocess
 def test_under_spark_submit_a_spark_failure_is_one_line_on_stderr_and_no_stack_trace(spark, tmp_path: Path) -> None:
     write_devices(spark, str(tmp_path / "raw"), rows=10)
@@ -47,11 +56,7 @@ def test_under_spark_submit_a_spark_failure_is_one_line_on_stderr_and_no_stack_t
                              ["--input", str(tmp_path / "raw"), "--output", f"{blocker}/table",
                               "--boundary-root", str(tmp_path / "b")],
                              Settings(spark_conf=SUBMIT_CONF), master="local[1]")
-    done = procs.run(command, env=submit_env(), timeout=300)
-    assert done.returncode == 1, done.stderr[-2000:]
-    # the JVM's own start-up notice (Spark 4.2 adds the vector incubator module) is not Spark's log
-    errors = [line for line in done.stderr.splitlines()
-              if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    done, errors = _submit(command, 1)
     assert len(errors) == 1 and errors[0].startswith("devices_sequence: error: "), errors[:20]
     assert "a_file" in errors[0], "the line names the path"
     assert "error:" not in done.stdout and "\tat " not in done.stdout
@@ -65,10 +70,7 @@ def test_under_spark_submit_a_full_disk_is_one_line_saying_so_and_no_stack_trace
                              ["--input", str(tmp_path / "raw"), "--output", str(full_disk / "table"),
                               "--boundary-root", str(tmp_path / "b")],
                              Settings(spark_conf=SUBMIT_CONF), master="local[1]")
-    done = procs.run(command, env=submit_env(), timeout=300)
-    assert done.returncode == 1, done.stderr[-2000:]
-    errors = [line for line in done.stderr.splitlines()
-              if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    done, errors = _submit(command, 1)
     assert len(errors) == 1 and "[DISK_FULL]" in errors[0] and "the disk is full" in errors[0], errors[:20]
     assert len(errors[0]) < 400, errors[0]
     assert "\tat " not in done.stdout + done.stderr, "a Java stack trace"
@@ -78,10 +80,7 @@ def test_under_spark_submit_a_full_disk_is_one_line_saying_so_and_no_stack_trace
 def test_under_spark_submit_a_bad_flag_is_one_line_on_stderr_naming_it(tmp_path: Path) -> None:
     command = submit_command(str(ROOT / "jobs" / "devices_loader.py"), ["--batch-id", "seven"],
                              Settings(spark_conf=SUBMIT_CONF), master="local[1]")
-    done = procs.run(command, env=submit_env(), timeout=300)
-    assert done.returncode == 2, done.stderr[-2000:]
-    errors = [line for line in done.stderr.splitlines()
-              if line.strip() and not line.startswith("WARNING: Using incubator modules")]
+    done, errors = _submit(command, 2)
     assert errors == ["devices_loader: error: argument --batch-id: invalid int value: 'seven' (see --help)"], errors
     assert "error:" not in done.stdout, done.stdout[-2000:]
 
