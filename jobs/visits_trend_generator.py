@@ -20,9 +20,10 @@ from pyspark.sql import SparkSession
 
 from spark_flows.config import Settings
 from spark_flows.datasets import VISITS_SCHEMA, date_key, day_path
+from spark_flows.errors import SparkFlowsError
 from spark_flows.graph import note_write
 from spark_flows.job import job_parser, run_job
-from spark_flows.runners import RunLedger, single_run, single_run_graph
+from spark_flows.runners import RunLedger, refusal_from_files, single_run, single_run_graph
 from spark_flows.sources import read_json
 from spark_flows.storage import Storage
 from spark_flows.structure import Graph, note
@@ -87,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: {day}: trend written")
         return 0
 
-    return run_job(NAME, parser, argv, body, flow=flow)
+    def preflight(args: argparse.Namespace, settings: Settings) -> SparkFlowsError | None:
+        return refusal_from_files(NAME, args.execution_date, lock_root=args.lock_root or settings.path("_locks"),
+                                  ledger_path=args.ledger or settings.path("_ledger", "runs"),
+                                  depends_on_past=not args.no_depends_on_past, wait_timeout=args.wait_for_lock)
+
+    return run_job(NAME, parser, argv, body, flow=flow, preflight=preflight)
 
 
 if __name__ == "__main__":

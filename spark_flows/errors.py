@@ -206,6 +206,12 @@ class DependsOnPastError(SparkFlowsError, RuntimeError):
     condition = "DEPENDS_ON_PAST"
 
 
+class CannotAppendError(SparkFlowsError, RuntimeError):
+    """A Delta table cannot be appended to without Spark (see :mod:`spark_flows.delta_append`): use Spark."""
+
+    condition = "CANNOT_APPEND_WITHOUT_SPARK"
+
+
 class TriggerFailedError(SparkFlowsError, RuntimeError):
     """A triggered downstream job exited with a failure."""
 

@@ -92,6 +92,16 @@ class FileSystem(Protocol):
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):/")
 
 
+def is_local(path: str) -> bool:
+    """True when ``path`` is on the local filesystem: no scheme, or ``file:``.
+
+    >>> is_local("data/x"), is_local("file:/tmp/x"), is_local("s3a://bucket/x")
+    (True, True, False)
+    """
+    scheme = _SCHEME.match(path)
+    return scheme is None or scheme.group(1).lower() == "file"
+
+
 def local_path(path: str) -> str:
     """A ``file:`` URI or plain path as an OS path (string prefix handling only: ``#`` stays a character)."""
     if path.startswith("file://"):

@@ -135,9 +135,12 @@ def note_write(node_id: str, result: WriteResult) -> None:
          else result.rows, reason=result.reason if result.skipped else None)
 
 
-def write_run_graph(spark: SparkSession, directory: str, stamp: str, graph: Graph) -> str:
-    """Write an annotated ``graph`` as ``<directory>/<stamp>.json`` and ``.mmd``; the JSON's path."""
-    storage = Storage(spark)
+def write_run_graph(spark: SparkSession | Storage | None, directory: str, stamp: str, graph: Graph) -> str:
+    """Write an annotated ``graph`` as ``<directory>/<stamp>.json`` and ``.mmd``; the JSON's path.
+
+    ``spark`` is the session whose filesystems to use, or a :class:`Storage` (``None``: local files).
+    """
+    storage = spark if isinstance(spark, Storage) else Storage(spark)
     base = f"{directory.rstrip('/')}/{stamp}"
     storage.write_json(f"{base}.json", graph.as_record())
     storage.write_text(f"{base}.mmd", to_mermaid(graph) + "\n")

@@ -30,15 +30,17 @@ from pyspark.sql import SparkSession
 from spark_flows import backend, graph
 from spark_flows.backend import driver_stderr
 from spark_flows.config import Settings, load_settings, parse_key_values
-from spark_flows.errors import ConfigError, InvalidFlagError, error_summary
+from spark_flows.errors import ConfigError, InvalidFlagError, SparkFlowsError, error_summary
 from spark_flows.progress import configure_logging, enable_progress
 from spark_flows.session import job_session, launched_by_spark_submit
+from spark_flows.storage import Storage, local_storage
 from spark_flows.structure import FlowRun, Graph, recording
 
 logger = logging.getLogger(__name__)
 
 JobBody = Callable[[SparkSession, Settings, argparse.Namespace], "int | None"]
 Validate = Callable[[argparse.Namespace], None]
+Preflight = Callable[[argparse.Namespace, Settings], "SparkFlowsError | None"]
 Flow = Callable[[argparse.Namespace, Settings], Graph]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -144,14 +146,17 @@ def _flow_stamp(args: argparse.Namespace) -> str:
 
 
 def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: JobBody, *,
-            validate: Validate | None = None, flow: Flow | None = None) -> int:
+            validate: Validate | None = None, flow: Flow | None = None, preflight: Preflight | None = None) -> int:
     """Parse ``argv``, validate it, load settings, open a session and run ``body``; map outcomes to exit codes.
 
     ``validate(args)`` checks flag combinations before Spark starts; it calls ``parser.error(...)`` (exit 2)
     for a bad one. ``flow(args, settings)`` declares the job's :class:`~spark_flows.structure.Graph` from the objects it
     runs: ``--graph FORMAT`` prints it without starting Spark, and every run writes it annotated with what
     happened to ``<data-root>/_flows/<name>/<execution date or run time>.json`` (and ``.mmd``), also when
-    the run fails.
+    the run fails. ``preflight(args, settings)`` decides, before Spark starts, a refusal that files alone can
+    tell (a held lock, depends-on-past: :func:`~spark_flows.runners.refusal_from_files`); the refusal it
+    returns is the job's error, and no session is started. An error in ``preflight`` itself only leaves the
+    decision to the run (logged at DEBUG).
     """
     _last.error = None
     arguments = list(argv) if argv is not None else sys.argv[1:]
@@ -176,6 +181,8 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     declared = flow(args, settings) if flow is not None else None
     if drawing:
         return _draw(name, declared, args.graph)
+    if preflight is not None and (refused := _refused_early(name, preflight, args, settings, declared)):
+        return refused
     try:
         with job_session(settings) as spark:
             backend.quiet_spark(spark, debug=args.log_level == "DEBUG")
@@ -186,7 +193,8 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
                         result = body(spark, settings, args)
                     finally:
                         if declared is not None:
-                            _write_flow(spark, settings.path("_flows", name), _flow_stamp(args), declared, run)
+                            _write_flow(Storage(spark), settings.path("_flows", name), _flow_stamp(args), declared,
+                                        run)
             finally:
                 if stop is not None:
                     stop()
@@ -195,6 +203,24 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
         report_error(f"{name}: error: {error_summary(exc)}")
         return EXIT_FAILED
     return EXIT_OK if result is None else int(result)
+
+
+def _refused_early(name: str, preflight: Preflight, args: argparse.Namespace, settings: Settings,
+                   declared: Graph | None) -> int | None:
+    """Exit code of a refusal ``preflight`` decided without Spark (reported, its flow written), or None."""
+    with recording() as run:
+        try:
+            refusal = preflight(args, settings)
+        except Exception as exc:
+            logger.debug("%s: the pre-flight check could not decide (%s); the run decides", name, exc, exc_info=True)
+            return None
+        if refusal is None:
+            return None
+        if declared is not None:
+            _write_flow(local_storage(), settings.path("_flows", name), _flow_stamp(args), declared, run)
+    logger.info("%s: refused before Spark started", name)
+    report_error(f"{name}: error: {error_summary(refusal)}")
+    return EXIT_FAILED
 
 
 def _draw(name: str, declared: Graph | None, fmt: str) -> int:
@@ -209,11 +235,11 @@ def _draw(name: str, declared: Graph | None, fmt: str) -> int:
     return EXIT_OK
 
 
-def _write_flow(spark: SparkSession, directory: str, stamp: str, declared: Graph, run: FlowRun) -> None:
+def _write_flow(storage: Storage, directory: str, stamp: str, declared: Graph, run: FlowRun) -> None:
     """Write the run's annotated flow; a failure to write it is logged, never the job's failure."""
     try:
         annotated = declared.annotate(run)
-        path = graph.write_run_graph(spark, directory, stamp, annotated)
+        path = graph.write_run_graph(storage, directory, stamp, annotated)
         if annotated.unmatched:
             logger.warning("flow: facts about undeclared nodes %s: the declared flow differs from the run",
                            list(annotated.unmatched))

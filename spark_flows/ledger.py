@@ -21,7 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType, TimestampType
 
-from spark_flows import delta
+from spark_flows import delta, delta_append
 from spark_flows.delta import retry_on_conflict
 from spark_flows.errors import DependsOnPastError
 from spark_flows.storage import Storage
@@ -109,7 +109,8 @@ def read_runs(path: str, job: str | None = None, *, storage: Storage | None = No
     >>> read_runs("/nonexistent/ledger")
     []
     """
-    events = [e for e in delta.read_rows(storage or Storage(), path) if job is None or e["job"] == job]
+    events = [{**e, "at": _utc(e["at"])} for e in delta.read_rows(storage or Storage(), path)
+              if job is None or e["job"] == job]
     by_run: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for event in events:
         by_run.setdefault((event["job"], event["execution_date"], event["run_id"]), []).append(event)
@@ -120,6 +121,28 @@ def read_runs(path: str, job: str | None = None, *, storage: Storage | None = No
         runs.append(Run(name, day, max(e["attempt"] for e in group), last["status"], min(e["at"] for e in group),
                         max(ended) if ended else None, run_id, last["error"]))
     return sorted(runs, key=lambda r: (r.execution_date, r.started_at or dt.datetime.min))
+
+
+def _utc(at: Any) -> dt.datetime | None:
+    """An event's time as a naive UTC datetime, however its file stored it (INT96 from Spark, or an instant)."""
+    if at is None:
+        return None
+    at = at.to_pydatetime() if hasattr(at, "to_pydatetime") else at
+    return at.astimezone(dt.timezone.utc).replace(tzinfo=None) if at.tzinfo is not None else at
+
+
+def record_without_spark(path: str, job: str, execution_date: dt.date, attempt: int, status: str, run_id: str,
+                         error: str | None = None, *, storage: Storage | None = None) -> int:
+    """Append one event as :meth:`RunLedger.record` does, without Spark (a ledger on local disk); the version.
+
+    Raises
+    ------
+    CannotAppendError: the ledger cannot be appended to without Spark (not on local disk, absent, or a table
+        feature :mod:`spark_flows.delta_append` does not write); nothing was recorded.
+    """
+    row = {"job": job, "execution_date": execution_date.isoformat(), "attempt": attempt, "status": status,
+           "at": dt.datetime.now(dt.timezone.utc), "run_id": run_id, "error": error}
+    return delta_append.append(storage or Storage(), path, [row], engine="spark_flows ledger")
 
 
 def statuses_of(runs: Sequence[Any]) -> dict[str, str]:

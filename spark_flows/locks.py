@@ -173,10 +173,14 @@ class RunLock:
                 took_over = self._take_over(holder) or took_over
                 continue
             if time.monotonic() >= deadline:
-                raise RunLockedError(self._describe(holder, age), parameters={
-                    "job": self.job, "path": self.path, "holder_run_id": holder.run_id, "host": holder.host,
-                    "pid": holder.pid, "since": holder.since, "heartbeat_age_seconds": round(age, 1)})
+                raise self.held_by(holder, age)
             time.sleep(poll_interval)
+
+    def held_by(self, holder: LockHolder, age: float) -> RunLockedError:
+        """The refusal for a live ``holder`` whose heartbeat is ``age`` seconds old (names host, pid, run id)."""
+        return RunLockedError(self._describe(holder, age), parameters={
+            "job": self.job, "path": self.path, "holder_run_id": holder.run_id, "host": holder.host,
+            "pid": holder.pid, "since": holder.since, "heartbeat_age_seconds": round(age, 1)})
 
     def _won(self, mine: LockHolder, tagged: tuple[str, str] | None) -> LockHolder:
         self.holder, self._tag, self.lost = mine, tagged[1] if tagged else None, False

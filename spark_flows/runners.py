@@ -39,18 +39,30 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from spark_flows.errors import ConfigError, DependsOnPastError, JobFailedError, RunLockedError, error_summary
+from spark_flows.errors import (
+    CannotAppendError,
+    ConfigError,
+    DependsOnPastError,
+    JobFailedError,
+    RunLockedError,
+    SparkFlowsError,
+    error_summary,
+)
+from spark_flows.filesystems import is_local
 from spark_flows.ledger import (
     LEDGER_SCHEMA,
     REFUSED,
     RunLedger,
     check_depends_on_past,
     next_attempt_of,
+    read_runs,
+    record_without_spark,
     require_past,
     statuses_of,
 )
 from spark_flows.locks import LockHolder, RunLock
 from spark_flows.scheduling import TaskOutcome, run_bounded
+from spark_flows.storage import local_storage
 from spark_flows.structure import Graph, note
 from spark_flows.submit import submit_env
 
@@ -58,8 +70,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "LEDGER_SCHEMA", "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
-    "concurrent_graph", "require_many_driver_commits", "run_concurrently", "run_processes", "single_run",
-    "single_run_graph",
+    "concurrent_graph", "refusal_from_files", "require_many_driver_commits", "run_concurrently", "run_processes",
+    "single_run", "single_run_graph",
 ]
 
 
@@ -120,6 +132,44 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
         ledger.record(job, execution_date, attempt, "succeeded", lock.run_id)
     finally:
         lock.release()
+
+
+def refusal_from_files(job: str, execution_date: dt.date, *, lock_root: str, ledger_path: str,
+                       depends_on_past: bool = True, wait_timeout: float = 0.0) -> SparkFlowsError | None:
+    """The refusal :func:`single_run` would give, decided and recorded in the ledger without Spark, or None.
+
+    A job asks before its session starts (``run_job(..., preflight=...)``): a live holder of the lock, or an
+    unmet depends-on-past, is read from the lock file and the ledger's files, recorded as ``refused`` as
+    :func:`single_run` records it, and returned, so the job exits with it and never pays for Spark. ``None``
+    when the run may go ahead, or when only a run with Spark can tell: a wait for the lock was asked, the
+    lock is stale (the run that takes it over closes the dead run's attempt), or the lock or the ledger is
+    not on local disk (:mod:`spark_flows.delta_append`).
+    """
+    if wait_timeout > 0 or not (is_local(lock_root) and is_local(ledger_path)):
+        return None
+    storage = local_storage()
+    lock = RunLock(None, lock_root, job)
+    run_id, seen = lock.run_id, lock.current()
+    refusal: SparkFlowsError | None = None
+    attempt = 0
+    if seen is not None and seen[1] <= seen[0].ttl_seconds:
+        refusal = lock.held_by(*seen)
+    elif seen is None and depends_on_past:
+        runs = read_runs(ledger_path, job, storage=storage)
+        try:
+            require_past(statuses_of(runs), job, execution_date)
+        except DependsOnPastError as exc:
+            refusal, attempt = exc, next_attempt_of(runs, execution_date)
+    if refusal is None:
+        return None
+    try:
+        record_without_spark(ledger_path, job, execution_date, attempt, REFUSED, run_id, error_summary(refusal),
+                             storage=storage)
+    except CannotAppendError as exc:
+        logger.debug("%s %s: the refusal is left to the run with Spark: %s", job, execution_date, exc)
+        return None
+    note("single_run", status="failed", reason=error_summary(refusal))
+    return refusal
 
 
 def _abandon(ledger: RunLedger, runs: Sequence[Any], dead: LockHolder, taker: str) -> None:

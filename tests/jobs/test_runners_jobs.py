@@ -48,6 +48,36 @@ def test_trend_compares_with_the_previous_day_and_depends_on_past(spark, data_ro
     assert missing.node("single_run").facts["status"] == "ran" and not missing.node("trend").facts
 
 
+def test_refusals_decided_from_files_exit_before_spark_starts_and_are_in_the_ledger(
+        spark, data_root: str, monkeypatch, capsys) -> None:
+    from spark_flows import job
+    from spark_flows.locks import RunLock
+    from spark_flows.runners import RunLedger
+
+    _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-03")
+    assert _trend(data_root, "2024-01-02") == 0
+    started = []
+    session = job.job_session
+    monkeypatch.setattr(job, "job_session", lambda settings: started.append(1) or session(settings))
+    assert _trend(data_root, "2024-01-04") == 1  # 01-03 never ran
+    assert "[DEPENDS_ON_PAST] visits_trend_generator for 2024-01-04 depends on 2024-01-03" in capsys.readouterr().err
+    holder = RunLock(None, f"{data_root}/_locks", "visits_trend_generator", run_id="holder")
+    holder.acquire()
+    try:
+        assert _trend(data_root, "2024-01-03") == 1
+    finally:
+        holder.release()
+    assert "[RUN_LOCKED] job visits_trend_generator is locked by run holder" in capsys.readouterr().err
+    assert started == [], "a refusal that the files decide started a Spark session"
+    refused = run_flow(data_root, "visits_trend_generator", "2024-01-03").node("single_run").facts
+    assert refused["status"] == "failed" and refused["reason"].startswith("[RUN_LOCKED]")
+    assert _trend(data_root, "2024-01-03", "--wait-for-lock", "5") == 0 and started == [1]  # a run goes on to Spark
+    runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs("visits_trend_generator").collect()
+    assert [(r.execution_date, r.attempt, r.status, (r.error or "").split("]")[0]) for r in runs] == [
+        ("2024-01-02", 1, "succeeded", ""), ("2024-01-03", 0, "refused", "[RUN_LOCKED"),
+        ("2024-01-03", 1, "succeeded", ""), ("2024-01-04", 1, "refused", "[DEPENDS_ON_PAST")]
+
+
 def test_backfill_with_a_failing_date_finishes_the_others_in_one_table(spark, data_root: str, capsys) -> None:
     _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-04", "2024-01-05")
     _visits(spark, data_root, "2024-01-03", missing_hours=[5])
