@@ -97,7 +97,7 @@ class FilesWriter(Writer):
         result = super().write(df.drop(*self.replace), self._target(path), batch=batch)
         return dataclasses.replace(result, partition=self.replace)
 
-    def already_committed(self, spark: SparkSession, path: str, batch: Batch) -> WriteResult | None:
+    def already_committed(self, spark: SparkSession | None, path: str, batch: Batch) -> WriteResult | None:
         return super().already_committed(spark, self._target(path), batch)
 
     @staticmethod

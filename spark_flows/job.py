@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 JobBody = Callable[[SparkSession, Settings, argparse.Namespace], "int | None"]
 Validate = Callable[[argparse.Namespace], None]
-Preflight = Callable[[argparse.Namespace, Settings], "SparkFlowsError | None"]
+Preflight = Callable[[argparse.Namespace, Settings], "SparkFlowsError | int | None"]
 Flow = Callable[[argparse.Namespace, Settings], Graph]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -153,10 +153,11 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     for a bad one. ``flow(args, settings)`` declares the job's :class:`~spark_flows.structure.Graph` from the objects it
     runs: ``--graph FORMAT`` prints it without starting Spark, and every run writes it annotated with what
     happened to ``<data-root>/_flows/<name>/<execution date or run time>.json`` (and ``.mmd``), also when
-    the run fails. ``preflight(args, settings)`` decides, before Spark starts, a refusal that files alone can
-    tell (a held lock, depends-on-past: :func:`~spark_flows.runners.refusal_from_files`); the refusal it
-    returns is the job's error, and no session is started. An error in ``preflight`` itself only leaves the
-    decision to the run (logged at DEBUG).
+    the run fails. ``preflight(args, settings)`` settles, before Spark starts, what files alone can tell: a
+    refusal it returns (a held lock, depends-on-past: :func:`~spark_flows.runners.refusal_from_files`) is the
+    job's error, an exit code it returns (a replay whose outputs hold the batch:
+    :func:`~spark_flows.split.replayed`) the job's outcome, and no session is started; ``None`` lets the
+    run go on. An error in ``preflight`` itself only leaves the decision to the run (logged at DEBUG).
     """
     _last.error = None
     arguments = list(argv) if argv is not None else sys.argv[1:]
@@ -181,8 +182,8 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     declared = flow(args, settings) if flow is not None else None
     if drawing:
         return _draw(name, declared, args.graph)
-    if preflight is not None and (refused := _refused_early(name, preflight, args, settings, declared)):
-        return refused
+    if preflight is not None and (settled := _settled_early(name, preflight, args, settings, declared)) is not None:
+        return settled
     try:
         with job_session(settings) as spark:
             backend.quiet_spark(spark, debug=args.log_level == "DEBUG")
@@ -205,21 +206,24 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     return EXIT_OK if result is None else int(result)
 
 
-def _refused_early(name: str, preflight: Preflight, args: argparse.Namespace, settings: Settings,
+def _settled_early(name: str, preflight: Preflight, args: argparse.Namespace, settings: Settings,
                    declared: Graph | None) -> int | None:
-    """Exit code of a refusal ``preflight`` decided without Spark (reported, its flow written), or None."""
+    """The exit code of what ``preflight`` settled without Spark (a refusal reported, the flow written), or None."""
     with recording() as run:
         try:
-            refusal = preflight(args, settings)
+            settled = preflight(args, settings)
         except Exception as exc:
             logger.debug("%s: the pre-flight check could not decide (%s); the run decides", name, exc, exc_info=True)
             return None
-        if refusal is None:
+        if settled is None:
             return None
         if declared is not None:
             _write_flow(local_storage(), settings.path("_flows", name), _flow_stamp(args), declared, run)
+    if isinstance(settled, int):
+        logger.info("%s: done before Spark started (exit %d)", name, settled)
+        return settled
     logger.info("%s: refused before Spark started", name)
-    report_error(f"{name}: error: {error_summary(refusal)}")
+    report_error(f"{name}: error: {error_summary(settled)}")
     return EXIT_FAILED
 
 

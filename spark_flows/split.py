@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -48,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 BranchFn = Callable[[DataFrame], "WriteResult | None"]
-CommittedFn = Callable[[SparkSession], "WriteResult | None"]
+CommittedFn = Callable[["SparkSession | None"], "WriteResult | None"]  # None: no session, local files
 
 
 @dataclass(frozen=True)
@@ -64,18 +64,21 @@ class Branch:
     run: BranchFn
     committed: CommittedFn | None = None
     key: str = ""
+    path: str = ""  # the output it writes, when one path says it (write_branch)
 
 
-def branch(name: str, run: BranchFn, *, committed: CommittedFn | None = None, key: str = "") -> Branch:
+def branch(name: str, run: BranchFn, *, committed: CommittedFn | None = None, key: str = "",
+           path: str = "") -> Branch:
     """Build a :class:`Branch`, validating its name (it names a job group and a scheduler pool).
 
-    ``key`` describes what makes a retry of the branch write nothing twice (drawn on its edge).
+    ``key`` describes what makes a retry of the branch write nothing twice (drawn on its edge); ``path`` is
+    the output it writes, if one.
     """
     if not isinstance(name, str) or not _NAME.match(name):
         raise invalid_argument("branch name", name, f"a string matching {_NAME.pattern}")
     if not callable(run):
         raise not_callable(f"branch {name!r}: run", run)
-    return Branch(name, run, committed, key)
+    return Branch(name, run, committed, key, path)
 
 
 def write_branch(name: str, writer: Writer, path: str, *, batch: Batch,
@@ -85,7 +88,7 @@ def write_branch(name: str, writer: Writer, path: str, *, batch: Batch,
     shape = transform or (lambda df: df)
     return branch(name, lambda df: writer.write(shape(df), path, batch=batch),
                   committed=lambda spark: writer.already_committed(spark, path, batch),
-                  key=f"{writer.idempotency} {batch.app_id}@{batch.version}")
+                  key=f"{writer.idempotency} {batch.app_id}@{batch.version}", path=path)
 
 
 @dataclass(frozen=True)
@@ -229,27 +232,47 @@ def split(
                 source.unpersist(blocking=True)
     elif not refused:
         logger.info("split %s: every branch's output already holds its batch: nothing read", name)
+    return _noted(name, names, outcomes, began, status=("failed", "an output refuses the batch") if refused else
+                  ("ran", None) if pending else ("skipped", "every output holds its batch"))
+
+
+def replayed(branches: Sequence[Branch], *, name: str = "split") -> SplitResult | None:
+    """The :func:`split` result of a replay whose every branch output already holds its batch, told from
+    metadata on local disk without Spark (``Storage(None)``); ``None`` when some branch would write, refuses
+    the batch, or cannot tell. A job asks it before its session starts: a replay then costs no Spark at all.
+    Use it only with outputs on local disk (no Spark, so no Hadoop configuration to reach others with).
+    """
+    began = time.monotonic()
+    done, refused = _already_committed(branches, None, without_spark=True)
+    if refused or len(done) != len(branches):
+        return None
+    logger.info("split %s: every branch's output already holds its batch: nothing read, no Spark", name)
+    outcomes = {n: TaskOutcome(n, True, 0.0, value=result) for n, result in done.items()}
+    return _noted(name, [b.name for b in branches], outcomes, began, status=("skipped", "every output holds its batch"))
+
+
+def _noted(name: str, names: Sequence[str], outcomes: Mapping[str, TaskOutcome], began: float, *,
+           status: tuple[str, str | None]) -> SplitResult:
+    """The split's result, its facts noted on the split's node and each branch's."""
     result = SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)
-    status, reason = (("failed", "an output refuses the batch") if refused else ("ran", None) if pending
-                      else ("skipped", "every output holds its batch"))
-    note(name, status=status, reason=reason, seconds=round(result.seconds, 1))
+    note(name, status=status[0], reason=status[1], seconds=round(result.seconds, 1))
     for outcome in result.branches:
-        status = "failed" if not outcome.ok else ("skipped" if outcome.skipped else "ran")
-        note(f"{name}.{outcome.name}", status=status, rows=outcome.rows, seconds=round(outcome.seconds, 1),
+        state = "failed" if not outcome.ok else ("skipped" if outcome.skipped else "ran")
+        note(f"{name}.{outcome.name}", status=state, rows=outcome.rows, seconds=round(outcome.seconds, 1),
              reason=outcome.error or (outcome.output.reason if outcome.skipped and outcome.output else None))
     return result
 
 
-def _already_committed(branches: Sequence[Branch],
-                       spark: SparkSession | None) -> tuple[dict[str, WriteResult], dict[str, str]]:
+def _already_committed(branches: Sequence[Branch], spark: SparkSession | None, *,
+                       without_spark: bool = False) -> tuple[dict[str, WriteResult], dict[str, str]]:
     """From metadata alone: the branches whose output already holds their batch, and those whose output
     refuses it (e.g. ``BATCH_OUT_OF_ORDER``), by name, each with its one-line refusal.
 
-    With a loader instead of a DataFrame the session is the process's live one.
+    With a loader instead of a DataFrame the session is the process's live one (none ``without_spark``).
     """
     if not any(b.committed is not None for b in branches):
         return {}, {}
-    if spark is None:
+    if spark is None and not without_spark:
         from spark_flows.session import existing_session
 
         spark = existing_session()

@@ -202,9 +202,10 @@ class Writer(ABC):
                               version=batch.version)
         return self._write(storage, df, path, batch)
 
-    def already_committed(self, spark: SparkSession, path: str, batch: Batch) -> WriteResult | None:
+    def already_committed(self, spark: SparkSession | None, path: str, batch: Batch) -> WriteResult | None:
         """The skipped :class:`WriteResult` if ``path`` already holds ``batch``, else ``None``; reads metadata only
-        (no Spark job), so a replay can be recognised before its input is read."""
+        (no Spark job), so a replay can be recognised before its input is read; ``spark`` ``None``: local files
+        and object stores, no session."""
         storage = Storage(spark)
         self.prepare(storage, path)
         return self.committed(storage, path, batch)

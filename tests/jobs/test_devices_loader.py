@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -150,15 +151,25 @@ def test_marker_describes_the_table_the_consumer_aggregates(spark, data_root: st
     assert per_type.groupBy().sum("devices").first()[0] == 50
 
 
-def test_a_replay_does_not_even_read_the_input(spark, data_root: str, capsys) -> None:
+def test_a_replay_does_not_even_read_the_input_nor_start_spark(spark, data_root: str, capsys, monkeypatch) -> None:
+    from spark_flows import job
+
     write_devices(spark, f"{data_root}/raw/devices", rows=15)
     args = ["--data-root", data_root, "--batch-id", "1", "--csv"]
     assert devices_loader.main(args) == 0
     Path(data_root, "raw", "devices", "part-late.json").write_text("not json\n")  # would fail any read
+    started, session = [], job.job_session
+    monkeypatch.setattr(job, "job_session", lambda settings: started.append(1) or session(settings))
+    capsys.readouterr()
+    shutil.rmtree(Path(data_root, "_flows"))  # only the replay's flow from here on
     assert devices_loader.main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("already committed") == 2 and "already published" in out
+    assert out.count("already committed") == 2 and "already published" in out and started == []
     assert _counts(spark, data_root) == (15, 15)
+    replay = run_flow(data_root, "devices_loader")
+    assert statuses(replay) == {"raw_devices": "skipped", "devices_loader": "skipped", "devices_loader.devices":
+                                "skipped", "devices_loader.enriched": "skipped", "devices_loader.csv": "skipped"}
+    assert devices_loader.main([*args[:3], "2"]) == 1 and started == [1]  # a new batch reads (and fails on) it
 
 
 @pytest.mark.subprocess
