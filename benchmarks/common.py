@@ -85,13 +85,13 @@ def stopwatch() -> Iterator[Callable[[], float]]:
 
 
 def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]], *, load_before: str | None = None,
-          note: str | None = None) -> str:
+          note: str | None = None, runs: int = REPEATS) -> str:
     cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     line = "  ".join("-" * w for w in widths)
     heading = [f"\n{title}"]
     if load_before is not None:
-        heading.append(f"machine load: {load_before} before, {load()} after; {REPEATS} run(s) per mode, "
+        heading.append(f"machine load: {load_before} before, {load()} after; {runs} run(s) per mode, "
                        "median (min-max)")
     out = [*heading, line, "  ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True)), line]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells[1:]]
