@@ -1,7 +1,7 @@
 """`make bench`: every benchmark side by side in one run, figures and ratios printed as tables.
 
     make bench                      # all
-    make bench BENCH=split          # one (split, fan_in, runners, connect, stream, delta_log, s3, growth)
+    make bench BENCH=split          # one (split, fan_in, runners, connect, stream, delta_log, s3, growth, jobs)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_session
 
-BENCHMARKS = ["split", "fan_in", "runners", "connect", "stream", "delta_log", "s3", "growth"]
+BENCHMARKS = ["split", "fan_in", "runners", "connect", "stream", "delta_log", "s3", "growth", "jobs"]
 
 
 def main(argv: list[str]) -> int:

@@ -134,6 +134,7 @@ def test_appends_on_s3_are_recorded_by_compare_and_swap_and_read_back_batch_by_b
     assert none.value.getCondition() == "NOT_PUBLISHED"
 
 
+@pytest.mark.classic  # the log reader is the same code on Connect; growing the table there cost ~45 s of suite
 def test_the_replay_check_on_s3_costs_the_same_requests_however_long_the_table_s_history(
         spark: SparkSession, s3_root: str, spark_flows_s3_server: S3Server) -> None:
     path = f"{s3_root}/tables/long_lived"
