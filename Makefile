@@ -36,7 +36,7 @@ lint: bootstrap
 	.venv/bin/ruff check spark_flows jobs tests benchmarks scripts examples conftest.py
 	.venv/bin/mypy
 
-graphs: bootstrap          ## render each bundled job's flow into README.md
+graphs: bootstrap          ## render each bundled job's flow into docs/flow.md
 	$(RUN) scripts/render_graphs.py
 
 bench: bootstrap           ## benchmarks: figures and ratios side by side
@@ -44,7 +44,7 @@ bench: bootstrap           ## benchmarks: figures and ratios side by side
 
 dist: bootstrap            ## wheel and --py-files zip under dist/
 	$(PY) -m pip wheel --no-deps -q -w dist .
-	$(PY) -c "from spark_flows.submit import package_zip; print(package_zip('dist/spark_flows.zip'))"
+	$(PY) -c "from spark_flows.core.submit import package_zip; print(package_zip('dist/spark_flows.zip'))"
 
 bootstrap:
 	@bash scripts/bootstrap.sh

@@ -24,10 +24,10 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 sys.path.insert(0, str(ROOT))  # `import jobs.<name>` for in-process end-to-end runs
 
-from spark_flows.backend import is_remote  # noqa: E402
-from spark_flows.connect_server import ConnectServer  # noqa: E402
-from spark_flows.s3_server import S3Server  # noqa: E402
+from spark_flows.core.backend import is_remote  # noqa: E402
 from spark_flows.testing import backend_of, test_settings  # noqa: E402  (the plugin: spark_flows_session ...)
+from spark_flows.testing.connect_server import ConnectServer  # noqa: E402
+from spark_flows.testing.s3_server import S3Server  # noqa: E402
 
 collect_ignore = [
     "tests/installed",  # run by scripts/test_versions.sh against the installed wheel

@@ -21,11 +21,12 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from benchmarks.common import WORK, fresh, table
-from spark_flows.datasets import BOOK_MISSING_HOURS, DEVICES_SCHEMA, VISITS_SCHEMA, day_path
-from spark_flows.fan_in import fan_in, hourly_parents, with_completeness
-from spark_flows.split import branch, split
-from spark_flows.transforms import enrich_devices, visits_cube, with_loading_time
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.book.datasets import BOOK_MISSING_HOURS, DEVICES_SCHEMA, VISITS_SCHEMA
+from spark_flows.book.transforms import enrich_devices, visits_cube, with_loading_time
+from spark_flows.io.partitions import day_path
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.patterns.fan_in.merge import fan_in, hourly_parents, with_completeness
+from spark_flows.patterns.split import branch, split
 
 DEVICES = int(os.environ.get("SPARK_FLOWS_BENCH_CONNECT_DEVICES", "1000000"))
 VISITS_PER_HOUR = int(os.environ.get("SPARK_FLOWS_BENCH_VISITS_PER_HOUR", "60000"))
@@ -80,8 +81,8 @@ def _measure(spark: SparkSession, timed: Timed) -> dict[str, dict[str, float]]:
 
 
 def run(spark: SparkSession) -> list[str]:
-    from spark_flows.metrics import SparkMeter
-    from spark_flows.samples import write_devices, write_visits
+    from spark_flows.book.samples import write_devices, write_visits
+    from spark_flows.core.metrics import SparkMeter
 
     (split_source, _), (visits_root, _) = inputs()["split"], inputs()["fan_in"]
     write_devices(spark, fresh(Path(split_source)), rows=DEVICES, files=8, compression="gzip")
@@ -133,9 +134,9 @@ def _rest_rows(ui: str, first_execution: int, path: str) -> tuple[int, int]:
 
 
 def _connect_main() -> int:
-    from spark_flows.config import load_settings
-    from spark_flows.connect_server import ConnectServer, free_port
-    from spark_flows.session import get_session
+    from spark_flows.core.config import load_settings
+    from spark_flows.core.session import get_session
+    from spark_flows.testing.connect_server import ConnectServer, free_port
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     ui_port = free_port()

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from pyspark.sql import SparkSession
 
 from benchmarks.common import WORK, fresh, table
-from spark_flows import delta
-from spark_flows.storage import Storage
-from spark_flows.writers import Batch, DeltaWriter
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import Batch, DeltaWriter
 
 SIZES = [int(v) for v in os.environ.get("SPARK_FLOWS_BENCH_LOG_VERSIONS", "10,60,210").split(",")]
 REPEATS = 7
@@ -43,11 +43,11 @@ def run(spark: SparkSession) -> list[str]:
     rows: list[list[object]] = []
     limit = None
     for size in sorted(SIZES):
-        while (delta.table_version(storage, path) or 0) < size:
+        while (delta_log.table_version(storage, path) or 0) < size:
             spark.range(1).selectExpr("id").write.format("delta").mode("append").save(path)
-        snap = delta.snapshot(storage, path)
+        snap = delta_log.snapshot(storage, path)
         check, check_spread = _timed(lambda: DeltaWriter().already_committed(spark, path, Batch("loader", 1)))
-        scan, scan_spread = _timed(lambda: delta.find_txn(storage, path, "loader", 1))
+        scan, scan_spread = _timed(lambda: delta_log.find_txn(storage, path, "loader", 1))
         limit = limit or check
         rows.append([size, snap.checkpoint, len(snap.commits), f"{check:.1f} ± {check_spread:.1f}",
                      f"{check / limit:.2f}x", f"{scan:.1f} ± {scan_spread:.1f}", f"{scan / check:.1f}x"])

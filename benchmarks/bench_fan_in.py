@@ -11,10 +11,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from benchmarks.common import WORK, fresh, load, repeat, stopwatch, table
-from spark_flows.fan_in import fan_in, hourly_parents, with_completeness
-from spark_flows.metrics import SparkMeter
-from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
-from spark_flows.transforms import visits_cube
+from spark_flows.book.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+from spark_flows.book.transforms import visits_cube
+from spark_flows.core.metrics import SparkMeter
+from spark_flows.patterns.fan_in.merge import fan_in, hourly_parents, with_completeness
 
 ROWS_PER_HOUR = int(os.environ.get("SPARK_FLOWS_BENCH_VISITS_PER_HOUR", "60000"))
 DAY = dt.date(2024, 1, 1)

@@ -12,11 +12,11 @@ from pyspark.sql import DataFrame, SparkSession
 
 from benchmarks.bench_split import _branches
 from benchmarks.common import WORK, fresh, load, repeat, stopwatch, table
-from spark_flows.fan_in import fan_in, hourly_parents, with_completeness
-from spark_flows.samples import BOOK_MISSING_HOURS, DEVICES_SCHEMA, VISITS_SCHEMA, write_devices, write_visits
-from spark_flows.split import branch, split
-from spark_flows.transforms import visits_cube
-from spark_flows.writers import Batch
+from spark_flows.book.samples import BOOK_MISSING_HOURS, DEVICES_SCHEMA, VISITS_SCHEMA, write_devices, write_visits
+from spark_flows.book.transforms import visits_cube
+from spark_flows.io.writers import Batch
+from spark_flows.patterns.fan_in.merge import fan_in, hourly_parents, with_completeness
+from spark_flows.patterns.split import branch, split
 
 FACTORS = tuple(int(f) for f in os.environ.get("SPARK_FLOWS_BENCH_GROWTH", "1,4,16").split(","))
 DEVICES = int(os.environ.get("SPARK_FLOWS_BENCH_GROWTH_DEVICES", "1000000"))

@@ -15,9 +15,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from benchmarks.common import REPEATS, WORK, Timing, fresh, load, table
-from spark_flows.config import load_settings
-from spark_flows.samples import write_devices, write_visits
-from spark_flows.submit import submit_command, submit_env
+from spark_flows.book.samples import write_devices, write_visits
+from spark_flows.core.config import load_settings
+from spark_flows.core.submit import submit_command, submit_env
 
 DEVICES = int(os.environ.get("SPARK_FLOWS_BENCH_JOBS_DEVICES", "5000"))
 VISITS_PER_HOUR = int(os.environ.get("SPARK_FLOWS_BENCH_JOBS_VISITS_PER_HOUR", "200"))

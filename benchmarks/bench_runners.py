@@ -11,8 +11,8 @@ from pyspark.sql import SparkSession
 
 from benchmarks.common import WORK, Timing, fresh, load, repeat, stopwatch, table
 from jobs import visits_cube
-from spark_flows.runners import run_concurrently
-from spark_flows.samples import write_visits
+from spark_flows.book.samples import write_visits
+from spark_flows.patterns.runners import run_concurrently
 
 DATES = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(8)]
 ROWS_PER_HOUR = int(os.environ.get("SPARK_FLOWS_BENCH_BACKFILL_PER_HOUR", "2000"))

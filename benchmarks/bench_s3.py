@@ -26,13 +26,13 @@ from collections.abc import Callable
 from pyspark.sql import SparkSession
 
 from benchmarks.common import table
-from spark_flows import delta
 from spark_flows.errors import EnvironmentSetupError
-from spark_flows.locks import RunLock
-from spark_flows.markers import publish, read_marker
-from spark_flows.s3_server import S3Server, weed_binary
-from spark_flows.storage import Storage
-from spark_flows.writers import Batch, DeltaWriter
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import Batch, DeltaWriter
+from spark_flows.patterns.markers import publish, read_marker
+from spark_flows.patterns.runners.locks import RunLock
+from spark_flows.testing.s3_server import S3Server, weed_binary
 
 REPEATS = int(os.environ.get("SPARK_FLOWS_BENCH_S3_REPEATS", "5"))
 
@@ -66,11 +66,11 @@ def run(spark: SparkSession) -> list[str]:
         plain = _measure(server, lambda i: df.write.format("delta").mode("append").save(plain_path))
         spark_flows_ops["batch write (DeltaWriter)"] = _measure(
             server, lambda i: DeltaWriter(mode="append").write(df, flows_path, batch=Batch("bench", i)))
-        while (delta.table_version(Storage(spark), flows_path) or 0) < 10:
+        while (delta_log.table_version(Storage(spark), flows_path) or 0) < 10:
             df.limit(1).write.format("delta").mode("append").save(flows_path)
         spark_flows_ops["replay check, 10 versions"] = _measure(
             server, lambda i: DeltaWriter().already_committed(spark, flows_path, Batch("bench", REPEATS)))
-        while (delta.table_version(Storage(spark), flows_path) or 0) < 60:
+        while (delta_log.table_version(Storage(spark), flows_path) or 0) < 60:
             df.limit(1).write.format("delta").mode("append").save(flows_path)
         spark_flows_ops["replay check, 60 versions"] = _measure(
             server, lambda i: DeltaWriter().already_committed(spark, flows_path, Batch("bench", REPEATS)))

@@ -9,11 +9,11 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from benchmarks.common import WORK, Timing, data_files, fresh, load, repeat, stopwatch, table
-from spark_flows.metrics import SparkMeter
-from spark_flows.samples import DEVICES_SCHEMA, write_devices
-from spark_flows.split import split, write_branch
-from spark_flows.transforms import enrich_devices, with_loading_time
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.book.samples import DEVICES_SCHEMA, write_devices
+from spark_flows.book.transforms import enrich_devices, with_loading_time
+from spark_flows.core.metrics import SparkMeter
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.patterns.split import split, write_branch
 
 ROWS = int(os.environ.get("SPARK_FLOWS_BENCH_DEVICES", "3000000"))
 

@@ -12,11 +12,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from benchmarks.common import WORK, Timing, fresh, load, repeat, stopwatch, table
-from spark_flows.metrics import SparkMeter
-from spark_flows.samples import VISIT_EVENTS_SCHEMA
-from spark_flows.split import Branch, write_branch
-from spark_flows.streaming import split_each_batch, start
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.book.samples import VISIT_EVENTS_SCHEMA
+from spark_flows.core.metrics import SparkMeter
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.patterns.split import Branch, write_branch
+from spark_flows.patterns.streaming import split_each_batch, start
 
 ROWS = int(os.environ.get("SPARK_FLOWS_BENCH_STREAM_ROWS", "2000000"))
 FILES = 4  # one file per micro-batch

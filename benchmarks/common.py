@@ -18,8 +18,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from spark_flows.config import load_settings
-from spark_flows.session import get_session
+from spark_flows.core.config import load_settings
+from spark_flows.core.session import get_session
 
 WORK = Path(os.environ.get("SPARK_FLOWS_BENCH_DIR", "data/bench"))
 REPEATS = max(1, int(os.environ.get("SPARK_FLOWS_BENCH_REPEATS", "3")))

@@ -16,8 +16,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 import spark_flows as sf
-from spark_flows.split import split, write_branch
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.patterns.split import split, write_branch
 
 
 def validate(df: DataFrame) -> DataFrame:

@@ -28,15 +28,15 @@ from types import ModuleType
 
 from pyspark.sql import SparkSession
 
-from spark_flows.backend import connect_url, master
-from spark_flows.config import Settings
+from spark_flows.apps.harness import job_parser, last_error, parse_date, run_job
+from spark_flows.core.backend import connect_url, master
+from spark_flows.core.config import Settings
+from spark_flows.core.session import remote_url
+from spark_flows.core.submit import job_command
 from spark_flows.errors import InputNotFoundError, JobFailedError
-from spark_flows.job import job_parser, last_error, parse_date, run_job
-from spark_flows.runners import concurrent_graph, require_many_driver_commits, run_concurrently, run_processes
-from spark_flows.session import remote_url
-from spark_flows.storage import Storage
-from spark_flows.structure import Graph, note
-from spark_flows.submit import job_command
+from spark_flows.flow.graph import Graph, note
+from spark_flows.io.storage import Storage
+from spark_flows.patterns.runners import concurrent_graph, require_many_driver_commits, run_concurrently, run_processes
 
 NAME = "backfill"
 DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")

@@ -14,13 +14,14 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_flows.config import Settings
-from spark_flows.datasets import DEVICES_SCHEMA, date_key
-from spark_flows.graph import note_write
-from spark_flows.job import job_parser, run_job
-from spark_flows.markers import read_when_ready, readiness_graph
-from spark_flows.structure import Graph, note
-from spark_flows.writers import DeltaWriter
+from spark_flows.apps.harness import job_parser, run_job
+from spark_flows.book.datasets import DEVICES_SCHEMA
+from spark_flows.core.config import Settings
+from spark_flows.flow.graph import Graph, note
+from spark_flows.flow.render import note_write
+from spark_flows.io.partitions import date_key
+from spark_flows.io.writers import DeltaWriter
+from spark_flows.patterns.markers import read_when_ready, readiness_graph
 
 NAME = "devices_aggregator"
 

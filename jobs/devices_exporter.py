@@ -19,7 +19,15 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from spark_flows.choice import (
+from spark_flows.apps.harness import job_parser, parse_date, run_job
+from spark_flows.book.datasets import DEVICES_SCHEMA
+from spark_flows.core.config import Settings
+from spark_flows.flow.graph import Graph, note
+from spark_flows.flow.render import note_write
+from spark_flows.io.partitions import date_key
+from spark_flows.io.sources import input_version, read_json
+from spark_flows.io.writers import Batch
+from spark_flows.patterns.choice import (
     OutputFactory,
     OutputType,
     Route,
@@ -28,13 +36,6 @@ from spark_flows.choice import (
     record_route,
     route_by_date,
 )
-from spark_flows.config import Settings
-from spark_flows.datasets import DEVICES_SCHEMA, date_key
-from spark_flows.graph import note_write
-from spark_flows.job import job_parser, parse_date, run_job
-from spark_flows.sources import input_version, read_json
-from spark_flows.structure import Graph, note
-from spark_flows.writers import Batch
 
 NAME = "devices_exporter"
 LEGACY, NEW = OutputType.CSV.value, OutputType.DELTA.value

@@ -19,17 +19,17 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_flows.backend import master
-from spark_flows.config import Settings
-from spark_flows.datasets import DEVICES_SCHEMA
-from spark_flows.filesystems import is_local
-from spark_flows.job import job_parser, parse_date, run_job
-from spark_flows.markers import readiness_graph, retract_marker, trigger, trigger_graph, write_marker
-from spark_flows.sources import ParsedInput, read_json
-from spark_flows.split import Branch, SplitResult, replayed, split, split_graph, write_branch
-from spark_flows.structure import Graph, note
-from spark_flows.transforms import enrich_devices, with_loading_time
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.apps.harness import job_parser, parse_date, run_job
+from spark_flows.book.datasets import DEVICES_SCHEMA
+from spark_flows.book.transforms import enrich_devices, with_loading_time
+from spark_flows.core.backend import master
+from spark_flows.core.config import Settings
+from spark_flows.flow.graph import Graph, note
+from spark_flows.io.filesystems import is_local
+from spark_flows.io.sources import ParsedInput, read_json
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.patterns.markers import readiness_graph, retract_marker, trigger, trigger_graph, write_marker
+from spark_flows.patterns.split import Branch, SplitResult, replayed, split, split_graph, write_branch
 
 NAME = "devices_loader"
 

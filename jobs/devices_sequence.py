@@ -14,13 +14,13 @@ import uuid
 
 from pyspark.sql import SparkSession
 
-from spark_flows.config import Settings
-from spark_flows.datasets import DEVICES_SCHEMA
-from spark_flows.job import job_parser, run_job
-from spark_flows.sources import read_json
-from spark_flows.storage import Storage
-from spark_flows.structure import Graph, note
-from spark_flows.transforms import devices_sequence
+from spark_flows.apps.harness import job_parser, run_job
+from spark_flows.book.datasets import DEVICES_SCHEMA
+from spark_flows.book.transforms import devices_sequence
+from spark_flows.core.config import Settings
+from spark_flows.flow.graph import Graph, note
+from spark_flows.io.sources import read_json
+from spark_flows.io.storage import Storage
 
 NAME = "devices_sequence"
 

@@ -21,22 +21,29 @@ from functools import partial
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_flows.announce import announce_partial, webhook
-from spark_flows.choice import Router
-from spark_flows.config import Settings
-from spark_flows.datasets import HOURS_PER_DAY, VISITS_SCHEMA, date_key
-from spark_flows.delta import is_delta_table
+from spark_flows.apps.harness import job_parser, run_job
+from spark_flows.book.datasets import HOURS_PER_DAY, VISITS_SCHEMA
+from spark_flows.book.transforms import CUBE_DIMENSIONS, VISIT_FIELDS, visits_cube
+from spark_flows.core.config import Settings
+from spark_flows.core.waiting import Wait
 from spark_flows.errors import InvalidFlagError, SparkFlowsValueError, WriteRefusedError
-from spark_flows.fan_in import completeness_frame, fan_in, fan_in_graph, hourly_parents, with_completeness
-from spark_flows.graph import note_write
-from spark_flows.job import job_parser, run_job
-from spark_flows.sources import require_input
-from spark_flows.storage import Storage
-from spark_flows.structure import Graph
-from spark_flows.transforms import CUBE_DIMENSIONS, VISIT_FIELDS, visits_cube
-from spark_flows.triggers import TriggerRule, trigger_rule
-from spark_flows.waiting import Wait
-from spark_flows.writers import DeltaWriter
+from spark_flows.flow.graph import Graph
+from spark_flows.flow.render import note_write
+from spark_flows.io.delta_log import is_delta_table
+from spark_flows.io.partitions import date_key
+from spark_flows.io.sources import require_input
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import DeltaWriter
+from spark_flows.patterns.choice import Router
+from spark_flows.patterns.fan_in.announce import announce_partial, webhook
+from spark_flows.patterns.fan_in.merge import (
+    completeness_frame,
+    fan_in,
+    fan_in_graph,
+    hourly_parents,
+    with_completeness,
+)
+from spark_flows.patterns.fan_in.triggers import TriggerRule, trigger_rule
 
 NAME = "visits_cube"
 #: an hour whose rows lack these (a renamed or dropped field) is a failed parent

@@ -35,15 +35,17 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from spark_flows import delta
-from spark_flows.config import Settings
-from spark_flows.datasets import VISIT_EVENTS_SCHEMA
-from spark_flows.job import job_parser, run_job
-from spark_flows.sequence import Sequence, step
-from spark_flows.sources import checked_each_batch, read_json_stream
-from spark_flows.split import Branch, split_graph, write_branch
-from spark_flows.storage import Storage
-from spark_flows.streaming import (
+from spark_flows.apps.harness import job_parser, run_job
+from spark_flows.book.datasets import VISIT_EVENTS_SCHEMA
+from spark_flows.core.config import Settings
+from spark_flows.flow.graph import Graph
+from spark_flows.io import delta_log
+from spark_flows.io.sources import checked_each_batch, read_json_stream
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import Batch, DeltaWriter, FilesWriter, WriteResult
+from spark_flows.patterns.sequence import Sequence, step
+from spark_flows.patterns.split import Branch, split_graph, write_branch
+from spark_flows.patterns.streaming import (
     BatchHandler,
     PeriodMarkers,
     check_checkpoint_kept,
@@ -56,8 +58,6 @@ from spark_flows.streaming import (
     stream_app_id,
     stream_graph,
 )
-from spark_flows.structure import Graph
-from spark_flows.writers import Batch, DeltaWriter, FilesWriter, WriteResult
 
 NAME = "visits_stream"
 TRIGGERS = {"available-now": "available_now", "continuous": "processing_time"}
@@ -219,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = 0
         if done:  # the events each micro-batch brought, as its commit to the events table recorded them
             app = stream_app_id(NAME, query_id(storage, where["checkpoint"]))
-            rows = sum(c.rows or 0 for c in delta.txn_commits(storage, where["events"], app) if c.txn_version in done)
+            commits = delta_log.txn_commits(storage, where["events"], app)
+            rows = sum(c.rows or 0 for c in commits if c.txn_version in done)
         print(f"{NAME}: {len(done)} micro-batch(es), {rows} rows; batch ids {done}")
         return 0
 

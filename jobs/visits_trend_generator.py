@@ -18,17 +18,18 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from spark_flows.config import Settings
-from spark_flows.datasets import VISITS_SCHEMA, date_key, day_path
+from spark_flows.apps.harness import job_parser, run_job
+from spark_flows.book.datasets import VISITS_SCHEMA
+from spark_flows.book.transforms import visits_per_page, visits_trend
+from spark_flows.core.config import Settings
 from spark_flows.errors import SparkFlowsError
-from spark_flows.graph import note_write
-from spark_flows.job import job_parser, run_job
-from spark_flows.runners import RunLedger, refusal_from_files, single_run, single_run_graph
-from spark_flows.sources import read_json
-from spark_flows.storage import Storage
-from spark_flows.structure import Graph, note
-from spark_flows.transforms import visits_per_page, visits_trend
-from spark_flows.writers import DeltaWriter
+from spark_flows.flow.graph import Graph, note
+from spark_flows.flow.render import note_write
+from spark_flows.io.partitions import date_key, day_path
+from spark_flows.io.sources import read_json
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import DeltaWriter
+from spark_flows.patterns.runners import RunLedger, refusal_from_files, single_run, single_run_graph
 
 logger = logging.getLogger(__name__)
 

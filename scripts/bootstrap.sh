@@ -44,7 +44,7 @@ fi
 # `mvn dependency:copy-dependencies` into the machine's cache (beside the saved list, so later clones reuse
 # them). The Makefile passes the jar list to Spark as
 # SPARK_FLOWS_JARS.
-package=$(.venv/bin/python -c 'from spark_flows.config import load_settings
+package=$(.venv/bin/python -c 'from spark_flows.core.config import load_settings
 print(",".join(load_settings(overrides={"s3a": True}).packages()))')
 resolved=".cache/delta-resolved"
 mkdir -p .cache
@@ -63,17 +63,17 @@ if [ "$(cat "$resolved" 2>/dev/null)" != "$package" ] || ! jars_present; then
   rm -f .cache/delta-jars.txt
   echo "bootstrap: resolving $package with Spark's resolver (first time only; a few minutes)"
   if SPARK_LOCAL_IP=127.0.0.1 .venv/bin/python - <<'PY' > .cache/resolve.log 2>&1
-from spark_flows.config import load_settings
-from spark_flows.session import get_session
+from spark_flows.core.config import load_settings
+from spark_flows.core.session import get_session
 spark = get_session(load_settings(overrides={"master": "local[1]", "s3a": True,
                                              "spark_conf": {"spark.ui.enabled": "false"}}))
-from spark_flows.backend import class_loadable
+from spark_flows.core.backend import class_loadable
 assert class_loadable(spark, "org.apache.hadoop.fs.s3a.S3AFileSystem"), "hadoop-aws did not resolve"
 spark.range(1).write.format("delta").mode("overwrite").save(".cache/delta-check")
 assert spark.read.format("delta").load(".cache/delta-check").count() == 1
 # spark-submit records the jars Ivy resolved in spark.jars: keep the list, so later sessions use the cached
 # jars directly (no resolver chatter, no network).
-from spark_flows.session import without_bundled
+from spark_flows.core.session import without_bundled
 jars = [j for j in spark.sparkContext.getConf().get("spark.jars", "").split(",") if j]
 open(".cache/delta-jars.txt", "w").write(",".join(without_bundled(jars)))
 spark.stop()
@@ -99,7 +99,7 @@ POM
     mvn -q -f .cache/delta-pom.xml dependency:copy-dependencies -DoutputDirectory="$jar_dir" -DincludeScope=runtime \
       || die "mvn could not fetch $package from Maven Central"
     ls "$jar_dir"/*.jar | paste -sd, - | .venv/bin/python -c 'import sys
-from spark_flows.session import without_bundled
+from spark_flows.core.session import without_bundled
 print(",".join(without_bundled(sys.stdin.read().strip().split(","))))' > .cache/delta-jars.txt
     echo "$package" > "$resolved"
   fi

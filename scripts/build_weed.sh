@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version=$(sed -n 's/^WEED_VERSION = "\(.*\)".*/\1/p' spark_flows/s3_server.py)
+version=$(sed -n 's/^WEED_VERSION = "\(.*\)".*/\1/p' spark_flows/testing/s3_server.py)
 module=github.com/seaweedfs/seaweedfs
 cache="${SPARK_FLOWS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spark_flows}"
 target="${SPARK_FLOWS_WEED:-$cache/weed-$version/bin/weed}"

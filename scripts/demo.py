@@ -20,11 +20,11 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 from pyspark.sql import SparkSession  # noqa: E402
 
-from spark_flows.config import load_settings  # noqa: E402
-from spark_flows.samples import BOOK_MISSING_HOURS, write_devices, write_visit_events, write_visits  # noqa: E402
-from spark_flows.session import get_session  # noqa: E402
-from spark_flows.storage import Storage  # noqa: E402
-from spark_flows.submit import run_submit, submit_command, submit_env  # noqa: E402
+from spark_flows.book.samples import BOOK_MISSING_HOURS, write_devices, write_visit_events, write_visits  # noqa: E402
+from spark_flows.core.config import load_settings  # noqa: E402
+from spark_flows.core.session import get_session  # noqa: E402
+from spark_flows.core.submit import run_submit, submit_command, submit_env  # noqa: E402
+from spark_flows.io.storage import Storage  # noqa: E402
 
 DATA = "data/demo"
 Summary = Callable[[SparkSession], str]
@@ -51,7 +51,7 @@ def csv_rows(spark: SparkSession, path: str) -> int:
 
 def ledger_summary() -> Summary:
     def summary(spark: SparkSession) -> str:
-        from spark_flows.runners import RunLedger
+        from spark_flows.patterns.runners import RunLedger
         statuses = RunLedger(spark, f"{DATA}/_ledger/runs").statuses("visits_trend_generator")
         return "ledger: " + ", ".join(f"{d} {s}" for d, s in sorted(statuses.items()))
     return summary
@@ -93,7 +93,7 @@ def completeness_summary(date_key: str) -> Summary:
 
 
 def stream_summary(spark: SparkSession) -> str:
-    from spark_flows.markers import list_markers
+    from spark_flows.patterns.markers import list_markers
 
     events = spark.read.format("delta").load(f"{DATA}/tables/visits_events")
     pages = spark.read.format("delta").load(f"{DATA}/tables/visits_pages")

@@ -1,6 +1,6 @@
-"""Render each bundled job's flow into README.md, below its ``<!-- graph: jobs/<job>.py ARGS -->`` line.
+"""Render each bundled job's flow into docs/flow.md, below its ``<!-- graph: jobs/<job>.py ARGS -->`` line.
 
-    python scripts/render_graphs.py          # rewrite README.md's graph blocks (make graphs)
+    python scripts/render_graphs.py          # rewrite docs/flow.md's graph blocks (make graphs)
     python scripts/render_graphs.py --check  # exit 1 if a block differs from the job's declared flow
 """
 
@@ -11,10 +11,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from spark_flows.graph import job_graph, to_mermaid
+from spark_flows.flow.render import job_graph, to_mermaid
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
+FLOW_PAGE = ROOT / "docs" / "flow.md"
 BLOCK = re.compile(r"(<!-- graph: (?P<job>\S+)(?P<args>[^>]*?) -->\n)```mermaid\n.*?```", re.S)
 
 
@@ -28,15 +28,15 @@ def rendered(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text()
+    text = FLOW_PAGE.read_text()
     fresh = rendered(text)
     if "--check" in argv:
         if fresh != text:
-            print("README.md's job graphs differ from the jobs' declared flows: run `make graphs`", file=sys.stderr)
+            print("docs/flow.md's job graphs differ from the jobs' declared flows: run `make graphs`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(fresh)
-    print(f"{len(BLOCK.findall(text))} graph(s) rendered into {README}")
+    FLOW_PAGE.write_text(fresh)
+    print(f"{len(BLOCK.findall(text))} graph(s) rendered into {FLOW_PAGE}")
     return 0
 
 

@@ -207,7 +207,7 @@ class DependsOnPastError(SparkFlowsError, RuntimeError):
 
 
 class CannotAppendError(SparkFlowsError, RuntimeError):
-    """A Delta table cannot be appended to without Spark (see :mod:`spark_flows.delta_append`): use Spark."""
+    """A Delta table cannot be appended to without Spark (see :mod:`spark_flows.io.delta_append`): use Spark."""
 
     condition = "CANNOT_APPEND_WITHOUT_SPARK"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from spark_flows.submit import spark_home, submit_env
+from spark_flows.core.submit import spark_home, submit_env
 
 
 def free_port() -> int:

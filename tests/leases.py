@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from spark_flows.storage import Storage
+from spark_flows.io.storage import Storage
 
 TTL, BEAT = 600, 300  # no heartbeat fires during a round: the race alone decides
 
@@ -38,7 +38,7 @@ def round_job(round_: int) -> str:
 def contend(root: str, round_: int, index: int) -> str:
     """One contender's attempt: ``won``, ``refused`` or ``error: ...``."""
     from spark_flows.errors import RunLockedError
-    from spark_flows.locks import RunLock
+    from spark_flows.patterns.runners.locks import RunLock
 
     lock = RunLock(None, root, round_job(round_), ttl_seconds=TTL, heartbeat_seconds=BEAT, run_id=f"c{index}")
     try:

@@ -16,8 +16,8 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from spark_flows.config import Settings
-from spark_flows.submit import submit_command, submit_env
+from spark_flows.core.config import Settings
+from spark_flows.core.submit import submit_command, submit_env
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBMIT_CONF = {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from spark_flows import delta
-from spark_flows.samples import write_visit_events
-from spark_flows.storage import Storage
-from spark_flows.writers import PUBLISHED_MARKER
+from spark_flows.book.samples import write_visit_events
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import PUBLISHED_MARKER
 
 FILES = 6  # 3 files a day (8 hours each) over 2 days: one micro-batch per file
 
@@ -27,7 +27,7 @@ def assert_each_event_once_in_every_sink(spark, data_root: str, batches: int) ->
     ids = [r.visit_id for r in events.select("visit_id").collect()]
     assert len(ids) == len(set(ids)) and set(ids) == expected, (len(ids), len(set(ids)), len(expected))
     for path in (events_path, pages_path):
-        txns = delta.txn_commits(storage, path)
+        txns = delta_log.txn_commits(storage, path)
         assert len({t.app_id for t in txns}) == 1, txns
         assert [t.txn_version for t in txns] == list(range(batches)), (path, txns)
     pages = spark.read.format("delta").load(pages_path)
@@ -58,8 +58,8 @@ def assert_nothing_half_visible(spark, data_root: str) -> int:
     held = 0
     for table in ("visits_events", "visits_pages"):
         path = f"{data_root}/tables/{table}"
-        versions = [t.txn_version for t in delta.txn_commits(storage, path)] if delta.is_delta_table(storage, path) \
-            else []
+        versions = ([t.txn_version for t in delta_log.txn_commits(storage, path)]
+                    if delta_log.is_delta_table(storage, path) else [])
         assert versions == list(range(len(versions))), (table, versions)
         held = len(versions) if table == "visits_events" else held
     return held

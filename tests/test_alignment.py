@@ -4,9 +4,9 @@ import pytest
 from chispa import assert_df_equality
 from pyspark.sql.types import LongType
 
-from spark_flows.alignment import align_join, union_by_name
+from spark_flows.core.metrics import SparkMeter
 from spark_flows.errors import DuplicateKeysError, SchemaConflictError
-from spark_flows.metrics import SparkMeter
+from spark_flows.patterns.fan_in.alignment import align_join, union_by_name
 
 
 def test_union_by_name_matches_columns_not_positions(spark) -> None:

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows import backend
+from spark_flows.core import backend
+from spark_flows.core.metrics import SparkMeter
 from spark_flows.errors import ClassicOnlyError
-from spark_flows.metrics import SparkMeter
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_only_the_backend_module_touches_py4j_internals() -> None:
-    touching = sorted(p.name for p in (ROOT / "spark_flows").glob("*.py")
+    touching = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "spark_flows").rglob("*.py")
                       if any(s in p.read_text() for s in ("._jvm", ".sparkContext", "._jsc", "_jsparkSession")))
-    assert touching == ["backend.py"], touching
+    assert touching == ["spark_flows/core/backend.py"], touching
 
 
 @pytest.mark.connect

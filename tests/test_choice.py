@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_flows.choice import (
+from spark_flows.book.samples import DEVICES_SCHEMA
+from spark_flows.core.metrics import SparkMeter
+from spark_flows.errors import RouteError, UnknownOutputTypeError
+from spark_flows.io.writers import CsvWriter, DeltaWriter, FilesWriter, ParquetWriter, Writer
+from spark_flows.patterns.choice import (
     OutputFactory,
     OutputType,
     Router,
@@ -18,10 +22,6 @@ from spark_flows.choice import (
     route_by_schema,
     schema_of,
 )
-from spark_flows.errors import RouteError, UnknownOutputTypeError
-from spark_flows.metrics import SparkMeter
-from spark_flows.samples import DEVICES_SCHEMA
-from spark_flows.writers import CsvWriter, DeltaWriter, FilesWriter, ParquetWriter, Writer
 
 CUT = dt.date(2024, 3, 1)
 RULES = [SchemaRule("versioned", has_fields=("version",)), SchemaRule("legacy", lacks_fields=("version",))]

@@ -3,7 +3,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from spark_flows.cli import main as cli
+from spark_flows.apps.cli import main as cli
 from tests import procs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,9 +50,9 @@ def test_unknown_command_is_a_usage_error_and_help_is_plain_text(capsys) -> None
 def test_markers_and_runs_read_files_without_spark(spark, tmp_path: Path, monkeypatch, capsys) -> None:
     import datetime as dt
 
-    from spark_flows.markers import publish
-    from spark_flows.runners import RunLedger
-    from spark_flows.writers import DeltaWriter
+    from spark_flows.io.writers import DeltaWriter
+    from spark_flows.patterns.markers import publish
+    from spark_flows.patterns.runners import RunLedger
 
     dataset, ledger = str(tmp_path / "devices"), RunLedger(spark, str(tmp_path / "ledger"))
     publish(spark.range(3), dataset, DeltaWriter(), producer="loader", execution_date=dt.date(2024, 1, 1))
@@ -66,8 +66,8 @@ def test_markers_and_runs_read_files_without_spark(spark, tmp_path: Path, monkey
     def no_spark(*_: object, **__: object) -> None:
         raise AssertionError("a command that only reads files asked for Spark")
 
-    monkeypatch.setattr("spark_flows.session.get_session", no_spark)
-    monkeypatch.setattr("spark_flows.job.job_session", no_spark)
+    monkeypatch.setattr("spark_flows.core.session.get_session", no_spark)
+    monkeypatch.setattr("spark_flows.apps.harness.job_session", no_spark)
     assert cli(["markers", dataset]) == 0
     listing = capsys.readouterr().out.splitlines()[1]
     assert listing.split()[:3] == ["2024-01-01", "3", "loader"]
@@ -80,7 +80,7 @@ def test_markers_and_runs_read_files_without_spark(spark, tmp_path: Path, monkey
 def test_a_damaged_or_empty_ledger_commit_is_one_line_naming_the_file(spark, tmp_path: Path, capsys) -> None:
     import datetime as dt
 
-    from spark_flows.runners import RunLedger
+    from spark_flows.patterns.runners import RunLedger
 
     ledger = tmp_path / "ledger"
     RunLedger(spark, str(ledger)).record("trend", dt.date(2024, 1, 1), 1, "running", "r1")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows.config import Settings
-from spark_flows.samples import write_devices
-from spark_flows.submit import package_zip, run_submit, submit_command
+from spark_flows.book.samples import write_devices
+from spark_flows.core.config import Settings
+from spark_flows.core.submit import package_zip, run_submit, submit_command
 from tests.cluster import standalone_cluster
 from tests.procs import ROOT, SUBMIT_CONF
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
-from spark_flows.config import apply_overrides, load_settings, parse_key_values
+from spark_flows.core.config import apply_overrides, load_settings, parse_key_values
 from spark_flows.errors import ConfigError
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows import delta
-from spark_flows.delta_append import append
 from spark_flows.errors import CannotAppendError
-from spark_flows.ledger import RunLedger, read_runs, record_without_spark
-from spark_flows.storage import local_storage
+from spark_flows.io import delta_log
+from spark_flows.io.delta_append import append
+from spark_flows.io.storage import local_storage
+from spark_flows.patterns.runners.ledger import RunLedger, read_runs, record_without_spark
 
 pytestmark = pytest.mark.classic  # no Spark in what is tested; Spark only makes and reads the tables
 DAY = dt.date(2024, 1, 2)
@@ -42,7 +42,7 @@ def test_an_append_without_spark_is_a_commit_delta_spark_reads_and_writes_after(
     assert [(h.version, h.operation, h.isBlindAppend) for h in history] == [(v, "WRITE", True) for v in range(4)]
     assert [h.engineInfo.split()[0] for h in history] == ["Apache-Spark/" + spark.version, "spark_flows", "spark_flows",
                                                           "Apache-Spark/" + spark.version]
-    assert delta.table_rows(local_storage(), path) == 4  # the statistics count the rows
+    assert delta_log.table_rows(local_storage(), path) == 4  # the statistics count the rows
     assert [(r.run_id, r.status) for r in read_runs(path, "job")] == [("r1", "failed"), ("r2", "refused"),
                                                                        ("r3", "succeeded")]
 
@@ -88,11 +88,11 @@ def test_a_table_it_cannot_append_to_as_delta_would_is_refused_and_left_as_it_wa
     path = str(tmp_path / "t")
     for statement in make.format(p=path).split("; "):
         spark.sql(statement)
-    version = delta.table_version(local_storage(), path)
+    version = delta_log.table_version(local_storage(), path)
     with pytest.raises(CannotAppendError, match=reason) as refused:
         append(local_storage(), path, [{"job": "x"}])
     assert refused.value.getCondition() == "CANNOT_APPEND_WITHOUT_SPARK"
-    assert delta.table_version(local_storage(), path) == version and _files(tmp_path / "t") == []
+    assert delta_log.table_version(local_storage(), path) == version and _files(tmp_path / "t") == []
 
 
 def test_rows_that_do_not_fit_and_places_it_does_not_write_are_refused(spark, tmp_path: Path) -> None:
@@ -105,12 +105,12 @@ def test_rows_that_do_not_fit_and_places_it_does_not_write_are_refused(spark, tm
     for reason, (where, rows) in cases.items():
         with pytest.raises(CannotAppendError, match=reason):
             append(local_storage(), where, rows)
-    assert delta.table_version(local_storage(), path) == 0 and _files(tmp_path / "t") == []
+    assert delta_log.table_version(local_storage(), path) == 0 and _files(tmp_path / "t") == []
     assert not (tmp_path / "absent").exists()
 
 
 def test_a_version_taken_by_delta_spark_meanwhile_is_not_overwritten(spark, tmp_path: Path, monkeypatch) -> None:
-    from spark_flows import delta_append
+    from spark_flows.io import delta_append
 
     path = str(tmp_path / "ledger")
     RunLedger(spark, path).record("job", DAY, 1, "running", "first")

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from spark_flows.book.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+from spark_flows.core.metrics import SparkMeter
+from spark_flows.core.waiting import Wait
 from spark_flows.errors import MissingParentsError
-from spark_flows.fan_in import (
+from spark_flows.patterns.fan_in.merge import (
     Completeness,
     Parent,
     completeness_frame,
@@ -18,9 +21,6 @@ from spark_flows.fan_in import (
     hourly_parents,
     with_completeness,
 )
-from spark_flows.metrics import SparkMeter
-from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
-from spark_flows.waiting import Wait
 
 DAY = dt.date(2024, 1, 1)
 
@@ -194,7 +194,7 @@ class _Announced(logging.Handler):
 def test_aligned_fan_in_waits_for_a_late_parent_then_merges_every_hour(spark, tmp_path: Path) -> None:
     root = str(tmp_path / "visits")
     write_visits(spark, root, DAY, rows_per_hour=2, missing_hours=[6])
-    announced, waiting = _Announced(), logging.getLogger("spark_flows.waiting")
+    announced, waiting = _Announced(), logging.getLogger("spark_flows.core.waiting")
     waiting.addHandler(announced)
     waiting.setLevel(logging.INFO)
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from scripts.render_graphs import README, rendered
-from spark_flows.cli import main as cli
+from scripts.render_graphs import FLOW_PAGE, rendered
+from spark_flows.apps.cli import main as cli
+from spark_flows.book.transforms import devices_sequence
 from spark_flows.errors import SparkFlowsValueError
-from spark_flows.graph import job_graph, to_dot, to_json, to_mermaid
-from spark_flows.structure import Edge, Graph, Node, Structure, note, note_route, recording
-from spark_flows.transforms import devices_sequence
+from spark_flows.flow.graph import Edge, Graph, Node, Structure, note, note_route, recording
+from spark_flows.flow.render import job_graph, to_dot, to_json, to_mermaid
 
 JOBS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "jobs").glob("[a-z]*.py"))
 
@@ -22,15 +22,15 @@ def no_spark(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("drawing a flow must not start Spark")
 
-    monkeypatch.setattr("spark_flows.session.get_session", refuse)
-    monkeypatch.setattr("spark_flows.job.job_session", refuse)
+    monkeypatch.setattr("spark_flows.core.session.get_session", refuse)
+    monkeypatch.setattr("spark_flows.apps.harness.job_session", refuse)
 
 
 def test_the_readme_shows_each_bundled_job_s_declared_flow(no_spark: None) -> None:
-    text = README.read_text()
+    text = FLOW_PAGE.read_text()
     drawn = {line.split()[2] for line in text.splitlines() if line.startswith("<!-- graph: ")}
-    assert drawn == {f"jobs/{job}.py" for job in JOBS}, "every bundled job's graph is in the README"
-    assert rendered(text) == text, "README's graphs differ from the jobs' flows: run `make graphs`"
+    assert drawn == {f"jobs/{job}.py" for job in JOBS}, "every bundled job's graph is in docs/flow.md"
+    assert rendered(text) == text, "docs/flow.md's graphs differ from the jobs' flows: run `make graphs`"
 
 
 @pytest.mark.parametrize("job", JOBS)
@@ -65,7 +65,7 @@ def test_bad_job_arguments_are_a_usage_error_naming_the_job(capsys) -> None:
 
 
 def test_a_run_s_facts_are_laid_over_the_declared_graph_and_strays_are_listed() -> None:
-    from spark_flows.choice import choice_graph
+    from spark_flows.patterns.choice import choice_graph
 
     flow = Graph.chain("job", Graph.single("read", "input", "raw"), choice_graph("route", [("a", "x > 1"),
                                                                                             ("b", "default")]))
@@ -93,7 +93,7 @@ def test_graphs_refuse_duplicate_and_undeclared_nodes() -> None:
 
 
 def test_blocks_offer_the_structure_protocol() -> None:
-    from spark_flows.choice import OutputFactory, Router
+    from spark_flows.patterns.choice import OutputFactory, Router
 
     assert isinstance(devices_sequence(), Structure)
     assert isinstance(OutputFactory.default(), Structure) and isinstance(Router([], default="x"), Structure)

@@ -9,9 +9,9 @@ import pytest
 from pyspark.sql import SparkSession
 
 from jobs import devices_aggregator, devices_loader, visits_cube
-from spark_flows.markers import read_marker
-from spark_flows.samples import BOOK_MISSING_HOURS, write_devices, write_visits
-from spark_flows.storage import Storage
+from spark_flows.book.samples import BOOK_MISSING_HOURS, write_devices, write_visits
+from spark_flows.io.storage import Storage
+from spark_flows.patterns.markers import read_marker
 
 # A platform user's case: jobs over Spark Connect with tables in S3 (the classic run has the devices_loader and
 # Single Runner trials on S3 under spark-submit)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from spark_flows.errors import RunLockedError
-from spark_flows.locks import RunLock
-from spark_flows.storage import local_storage
+from spark_flows.io.storage import local_storage
+from spark_flows.patterns.runners.locks import RunLock
 from tests.leases import backdate_lease
 from tests.waits import wait_until
 
@@ -29,7 +29,7 @@ def test_second_acquire_fails_naming_the_holder(spark, tmp_path: Path) -> None:
 def test_waiting_acquire_gets_the_lock_when_released(spark, tmp_path: Path, monkeypatch) -> None:
     import types
 
-    from spark_flows import locks
+    from spark_flows.patterns.runners import locks
 
     first = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="first")
     first.acquire()

@@ -8,7 +8,8 @@ import pytest
 from pyspark.sql.types import LongType, StructField, StructType
 
 from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError
-from spark_flows.markers import (
+from spark_flows.io.writers import DeltaWriter, FilesWriter
+from spark_flows.patterns.markers import (
     list_markers,
     marker_path,
     publish,
@@ -17,7 +18,6 @@ from spark_flows.markers import (
     record_consumption,
     wait_for_marker,
 )
-from spark_flows.writers import DeltaWriter, FilesWriter
 
 DAY = dt.date(2024, 1, 1)
 
@@ -49,7 +49,7 @@ def test_wait_times_out_naming_the_path_and_the_wait(spark, tmp_path: Path) -> N
 def test_wait_returns_when_the_marker_appears(spark, tmp_path: Path, monkeypatch) -> None:
     import types
 
-    from spark_flows import waiting
+    from spark_flows.core import waiting
 
     dataset = str(tmp_path / "late")
     df = spark.range(2)
@@ -108,7 +108,7 @@ def test_republishing_flags_consumers_of_the_old_run_as_stale(spark, tmp_path: P
 
 
 def test_replayed_publish_leaves_the_marker_true(spark, tmp_path: Path) -> None:
-    from spark_flows.writers import Batch
+    from spark_flows.io.writers import Batch
 
     dataset = str(tmp_path / "d")
     df = spark.range(4)
@@ -124,7 +124,7 @@ def test_replayed_publish_leaves_the_marker_true(spark, tmp_path: Path) -> None:
 
 
 def test_marker_rows_count_what_the_consumer_reads(spark, tmp_path: Path) -> None:
-    from spark_flows.writers import Batch
+    from spark_flows.io.writers import Batch
 
     dataset = str(tmp_path / "d")
     publish(spark.range(3), dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
@@ -148,7 +148,7 @@ def test_a_replaced_partition_is_what_the_marker_describes_and_the_consumer_read
 
 
 def test_a_marker_over_a_files_append_counts_and_reads_the_whole_output(spark, tmp_path: Path) -> None:
-    from spark_flows.writers import Batch, CsvWriter
+    from spark_flows.io.writers import Batch, CsvWriter
 
     dataset = str(tmp_path / "appended")
     publish(spark.range(3), dataset, CsvWriter(mode="append"), producer="p", execution_date=DAY, batch=Batch("p", 1))

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from spark_flows.errors import RunLockedError, StorageError
-from spark_flows.filesystems import ArrowFileSystem, LocalFileSystem, RoutingFileSystem
-from spark_flows.locks import RunLock
-from spark_flows.object_store import S3ObjectStore, hadoop_lookup
-from spark_flows.s3_server import S3Server
-from spark_flows.storage import Storage, local_storage
+from spark_flows.io.filesystems import ArrowFileSystem, LocalFileSystem, RoutingFileSystem
+from spark_flows.io.filesystems.s3 import S3ObjectStore, hadoop_lookup
+from spark_flows.io.storage import Storage, local_storage
+from spark_flows.patterns.runners.locks import RunLock
+from spark_flows.testing.s3_server import S3Server
 from tests.leases import ProcessContenders, backdate_lease, race_threads, round_job, seed_dead_lease
 
 pytestmark = pytest.mark.no_spark
@@ -105,7 +105,7 @@ def test_a_store_that_ignores_conditional_writes_is_refused_unless_the_user_opts
     assert not Storage(fs=strict).exists(f"{root}/lease"), "nothing written"
     lenient = S3ObjectStore(hadoop_lookup(settings), allow_unconditional=True)
     _drop_conditional_headers(lenient, bucket)
-    with caplog.at_level("WARNING", logger="spark_flows.object_store"):
+    with caplog.at_level("WARNING", logger="spark_flows.io.filesystems.s3"):
         assert Storage(fs=lenient).create_exclusive(f"{root}/lease", "me")
     assert "ignores conditional writes" in caplog.text and "best effort" in caplog.text
 

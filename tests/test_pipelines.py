@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows.samples import write_visits
+from spark_flows.book.samples import write_visits
 from tests import procs
 
 pytestmark = pytest.mark.subprocess

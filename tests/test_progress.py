@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType
 
-from spark_flows.progress import configure_logging, enable_progress
+from spark_flows.core.progress import configure_logging, enable_progress
 
 
 def test_library_lines_reach_the_application_s_own_handlers(caplog) -> None:
@@ -17,7 +17,7 @@ def test_library_lines_reach_the_application_s_own_handlers(caplog) -> None:
     configure_logging("INFO")
     library = logging.getLogger("spark_flows")
     assert library.propagate and not [h for h in library.handlers if getattr(h, "_spark_flows", False)]
-    logging.getLogger("spark_flows.split").info("branch devices: 50 rows in 1.2s")
+    logging.getLogger("spark_flows.patterns.split").info("branch devices: 50 rows in 1.2s")
     assert "branch devices: 50 rows in 1.2s" in caplog.text
 
 

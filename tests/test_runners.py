@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from spark_flows.errors import ConfigError, DependsOnPastError
-from spark_flows.runners import (
+from spark_flows.patterns.runners import (
     RunLedger,
     check_depends_on_past,
     require_many_driver_commits,
@@ -99,7 +99,7 @@ def test_taking_over_a_dead_run_closes_its_attempt_as_abandoned(spark, tmp_path:
 
 def test_refusals_are_in_the_ledger(spark, tmp_path: Path) -> None:
     from spark_flows.errors import RunLockedError
-    from spark_flows.locks import RunLock
+    from spark_flows.patterns.runners.locks import RunLock
 
     ledger = RunLedger(spark, str(tmp_path / "ledger"))
     locks = str(tmp_path / "locks")
@@ -124,7 +124,7 @@ def test_refusals_are_in_the_ledger(spark, tmp_path: Path) -> None:
 def test_processes_share_the_bounded_runner_with_fail_fast_and_their_own_error_lines(tmp_path: Path) -> None:
     import sys
 
-    from spark_flows.runners import run_processes
+    from spark_flows.patterns.runners import run_processes
 
     started = tmp_path / "b-started"
     # a fails only once b runs, so fail-fast has a running process to kill (a bound of 300 s, not a sleep)

@@ -14,7 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from spark_flows.s3_server import S3Server
+from spark_flows.testing.s3_server import S3Server
 
 pytestmark = pytest.mark.no_spark
 CONTENDERS, ROUNDS = 8, 20

@@ -9,12 +9,12 @@ import uuid
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_flows import delta
-from spark_flows.config import Settings, hadoop_aws_package
+from spark_flows.core.config import Settings, hadoop_aws_package
 from spark_flows.errors import ConcurrentWriteError, InputNotFoundError
-from spark_flows.s3_server import S3Server
-from spark_flows.storage import Storage
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
+from spark_flows.testing.s3_server import S3Server
 
 
 @pytest.mark.classic
@@ -37,7 +37,7 @@ def test_a_delta_batch_on_s3_is_written_once_and_its_replay_is_skipped(spark: Sp
     replay = DeltaWriter().write(df, path, batch=Batch("loader", 1))
     assert replay.skipped and "already committed" in replay.reason, replay
     storage = Storage(spark)
-    assert storage.qualify(path).startswith("s3a://") and delta.table_version(storage, path) == 0
+    assert storage.qualify(path).startswith("s3a://") and delta_log.table_version(storage, path) == 0
     assert spark.read.format("delta").load(path).count() == 1000
     second = DeltaWriter().write(df.limit(10), path, batch=Batch("loader", 2))
     assert (second.skipped, second.table_version) == (False, 1)
@@ -145,7 +145,7 @@ def test_the_replay_check_on_s3_costs_the_same_requests_however_long_the_table_s
         spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
 
     def grow_to(version: int) -> None:
-        while delta.table_version(Storage(spark), path) < version:
+        while delta_log.table_version(Storage(spark), path) < version:
             DeltaWriter(mode="append").write(spark.range(1).selectExpr("id"), path, batch=None)
 
     def requests_to_check(batch: Batch) -> dict[str, float]:
@@ -160,7 +160,7 @@ def test_the_replay_check_on_s3_costs_the_same_requests_however_long_the_table_s
     young = requests_to_check(Batch("loader", 1))
     grow_to(13)  # checkpoint at 12, one commit after it: ten more versions of history
     old = requests_to_check(Batch("loader", 1))
-    assert delta.snapshot(Storage(spark), path).checkpoint == 12
+    assert delta_log.snapshot(Storage(spark), path).checkpoint == 12
     assert sum(young.values()) > 0 and old == young, f"requests at table version 3: {young}; at 13: {old}"
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from chispa import assert_df_equality
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_flows.samples import (
+from spark_flows.book.samples import (
     BOOK_MISSING_HOURS,
     DEVICES_SCHEMA,
     VISITS_SCHEMA,
@@ -48,7 +48,7 @@ def test_write_visits_partial_day(spark, tmp_path: Path) -> None:
 def test_input_changed_within_the_same_second_is_a_newer_batch(spark, tmp_path: Path) -> None:
     import os
 
-    from spark_flows.sources import input_version
+    from spark_flows.io.sources import input_version
 
     data = tmp_path / "in"
     data.mkdir()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from spark_flows.scheduling import SKIPPED, run_bounded
+from spark_flows.core.scheduling import SKIPPED, run_bounded
 
 
 def test_outcomes_by_key_with_values_and_errors(spark) -> None:

@@ -7,10 +7,10 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from spark_flows.book.transforms import devices_sequence
+from spark_flows.core.metrics import SparkMeter
 from spark_flows.errors import StepFailedError
-from spark_flows.metrics import SparkMeter
-from spark_flows.sequence import Sequence, chain, step
-from spark_flows.transforms import devices_sequence
+from spark_flows.patterns.sequence import Sequence, chain, step
 
 SCHEMA = "type string, full_name string, version string"
 ROWS = [

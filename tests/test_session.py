@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from chispa import assert_df_equality
 
-from spark_flows.config import Settings
+from spark_flows.core.config import Settings
+from spark_flows.core.session import DELTA_CATALOG, DELTA_EXTENSION, delta_builder, get_session, require_delta
 from spark_flows.errors import EnvironmentSetupError
-from spark_flows.session import DELTA_CATALOG, DELTA_EXTENSION, delta_builder, get_session, require_delta
 
 
 def test_session_writes_and_reads_back_a_delta_table(spark, tmp_path: Path) -> None:
@@ -39,6 +39,6 @@ def test_builder_sets_master_and_delta_package_outside_spark_submit(monkeypatch)
 
 
 def test_require_delta_names_the_package_when_classes_are_missing(spark, monkeypatch) -> None:
-    monkeypatch.setattr("spark_flows.session.DELTA_EXTENSION", "io.delta.NoSuchClass")
+    monkeypatch.setattr("spark_flows.core.session.DELTA_EXTENSION", "io.delta.NoSuchClass")
     with pytest.raises(EnvironmentSetupError, match=r"--packages io\.delta:x:1"):
         require_delta(spark, "io.delta:x:1")

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 from pyspark import StorageLevel
 
-from spark_flows.backend import is_remote
+from spark_flows.core.backend import is_remote
+from spark_flows.core.metrics import SparkMeter
 from spark_flows.errors import BranchFailedError
-from spark_flows.metrics import SparkMeter
-from spark_flows.split import branch, describe, split
-from spark_flows.writers import Batch, DeltaWriter
+from spark_flows.io.writers import Batch, DeltaWriter
+from spark_flows.patterns.split import branch, describe, split
 from tests.waits import wait_until
 
 
@@ -140,8 +140,8 @@ def _counting_loader(spark, source: str, loads: list[int]):
 
 
 def test_a_replay_whose_outputs_hold_the_batch_reads_nothing(spark, tmp_path: Path, source: str) -> None:
-    from spark_flows.split import write_branch
-    from spark_flows.writers import CsvWriter
+    from spark_flows.io.writers import CsvWriter
+    from spark_flows.patterns.split import write_branch
 
     loads: list[int] = []
     load = _counting_loader(spark, source, loads)
@@ -163,8 +163,8 @@ def test_a_replay_whose_outputs_hold_the_batch_reads_nothing(spark, tmp_path: Pa
 
 def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Path, source: str) -> None:
     """Known from metadata before anything is read: the refusal stops every branch, not only its own."""
-    from spark_flows.split import write_branch
-    from spark_flows.writers import CsvWriter
+    from spark_flows.io.writers import CsvWriter
+    from spark_flows.patterns.split import write_branch
 
     loads: list[int] = []
     load = _counting_loader(spark, source, loads)
@@ -183,9 +183,9 @@ def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Pat
 
 
 def test_lookups_and_flag_types_raise_library_errors() -> None:
+    from spark_flows.apps.harness import parse_date
     from spark_flows.errors import InvalidFlagError, SparkFlowsError, UnknownNameError
-    from spark_flows.job import parse_date
-    from spark_flows.split import SplitResult, split_graph
+    from spark_flows.patterns.split import SplitResult, split_graph
 
     with pytest.raises(UnknownNameError, match=r"no branch named 'nope'; branches: \[\]") as missing:
         SplitResult("s", (), 0.0)["nope"]

@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from spark_flows.errors import StorageError
-from spark_flows.storage import ArrowFileSystem, LocalFileSystem, RoutingFileSystem, Storage
+from spark_flows.io.storage import ArrowFileSystem, LocalFileSystem, RoutingFileSystem, Storage
 
 
 @pytest.fixture(params=["session", "local", "arrow", "routed"])

@@ -1,4 +1,4 @@
-"""The patterns on Structured Streaming micro-batches (``spark_flows.streaming``), on both backends."""
+"""The patterns on Structured Streaming micro-batches (``spark_flows.patterns.streaming``), on both backends."""
 
 from __future__ import annotations
 
@@ -10,15 +10,16 @@ import pytest
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import functions as F
 
-from spark_flows import delta
-from spark_flows.choice import SchemaRule, route_by_schema
+from spark_flows.book.samples import VISIT_EVENTS_SCHEMA, write_visit_events
 from spark_flows.errors import SchemaConflictError, SparkFlowsValueError, StreamingError
-from spark_flows.markers import list_markers, read_marker, read_when_ready
-from spark_flows.samples import VISIT_EVENTS_SCHEMA, write_visit_events
-from spark_flows.sequence import Sequence, step
-from spark_flows.split import branch, write_branch
-from spark_flows.storage import Storage
-from spark_flows.streaming import (
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
+from spark_flows.patterns.choice import SchemaRule, route_by_schema
+from spark_flows.patterns.markers import list_markers, read_marker, read_when_ready
+from spark_flows.patterns.sequence import Sequence, step
+from spark_flows.patterns.split import branch, write_branch
+from spark_flows.patterns.streaming import (
     MicroBatches,
     PeriodMarkers,
     choose_each_batch,
@@ -30,7 +31,6 @@ from spark_flows.streaming import (
     start,
     tag_sources,
 )
-from spark_flows.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, read_published
 
 
 def _events(spark, root: Path, files: int = 3):
@@ -46,7 +46,7 @@ def _sinks(root: Path):
 
 
 def _txns(spark, path: Path) -> list[tuple[str, int]]:
-    return [(c.app_id, c.txn_version) for c in delta.txn_commits(Storage(spark), str(path))]
+    return [(c.app_id, c.txn_version) for c in delta_log.txn_commits(Storage(spark), str(path))]
 
 
 def test_a_split_per_micro_batch_writes_each_row_once_in_every_sink_under_the_query_s_app_id(
@@ -233,7 +233,7 @@ def test_each_batch_runs_handlers_in_order_on_the_same_persisted_micro_batch(spa
 
 @pytest.mark.classic
 def test_the_micro_batch_is_scanned_once_for_three_sinks(spark, tmp_path: Path) -> None:
-    from spark_flows.metrics import SparkMeter
+    from spark_flows.core.metrics import SparkMeter
 
     events = _events(spark, tmp_path, files=1)
 
@@ -277,13 +277,13 @@ def test_with_its_checkpoint_and_sinks_on_s3_a_failed_micro_batch_is_restarted_a
     with pytest.raises(StreamingQueryException, match="disk full"):
         attempt()
     storage = Storage(spark)
-    txns = [(c.app_id, c.txn_version) for c in delta.txn_commits(storage, f"{root}/table")]
+    txns = [(c.app_id, c.txn_version) for c in delta_log.txn_commits(storage, f"{root}/table")]
     app = txns[0][0]
     assert query_id(storage, f"{root}/checkpoint") in app, "the query id kept in the checkpoint on S3"
     assert txns == [(app, 0), (app, 1)], "the table committed micro-batch 1 before the CSV failed"
     assert not storage.exists(f"{root}/csv/batch=1/{PUBLISHED_MARKER}"), "the failed batch's CSV is not published"
     attempt()  # the restart re-runs micro-batch 1: the table skips it, the CSV writes it
-    assert [(c.app_id, c.txn_version) for c in delta.txn_commits(storage, f"{root}/table")] == [
+    assert [(c.app_id, c.txn_version) for c in delta_log.txn_commits(storage, f"{root}/table")] == [
         (app, 0), (app, 1), (app, 2)]
     assert spark.read.format("delta").load(f"{root}/table").count() == 48
     published = [read_published(spark, f"{root}/csv/batch={v}").count() for v in range(3)]

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows.choice import record_route, route_by_date
-from spark_flows.completeness import Completeness
-from spark_flows.fan_in import with_completeness
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
+from spark_flows.patterns.choice import record_route, route_by_date
+from spark_flows.patterns.fan_in.completeness import Completeness
+from spark_flows.patterns.fan_in.merge import with_completeness
 from spark_flows.testing import assert_completeness, assert_replay_writes_nothing, assert_route
-from spark_flows.writers import Batch, CsvWriter, DeltaWriter
 
 
 def test_the_plugin_provides_the_session_with_delta(spark_flows_session, tmp_path: Path) -> None:

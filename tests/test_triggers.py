@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from spark_flows.book.samples import VISITS_SCHEMA, write_visits
 from spark_flows.errors import MissingParentsError, SparkFlowsValueError
-from spark_flows.fan_in import fan_in, fan_in_graph, hourly_parents
-from spark_flows.samples import VISITS_SCHEMA, write_visits
-from spark_flows.structure import recording
-from spark_flows.triggers import ALL_DONE, min_success, trigger_rule
+from spark_flows.flow.graph import recording
+from spark_flows.patterns.fan_in.merge import fan_in, fan_in_graph, hourly_parents
+from spark_flows.patterns.fan_in.triggers import ALL_DONE, min_success, trigger_rule
 
 DAY = dt.date(2024, 1, 1)
 HOURS = (0, 1, 2, 3)

@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from chispa import assert_df_equality
 
-from spark_flows import delta
 from spark_flows.errors import SparkFlowsValueError, StorageError, WriteRefusedError
-from spark_flows.storage import Storage
-from spark_flows.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, ParquetWriter
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, ParquetWriter
 
 SCHEMA = "id int, name string"
 
@@ -90,7 +90,7 @@ def test_empty_batch_is_written_when_allowed(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
     result = DeltaWriter(allow_empty=True).write(_df(spark, 0), path, batch=Batch("app", 1))
     assert (result.rows, result.skipped) == (0, False)
-    assert delta.latest_txn(Storage(spark), path, "app") == 1
+    assert delta_log.latest_txn(Storage(spark), path, "app") == 1
 
 
 def test_concurrent_writers_of_one_batch_commit_it_once_and_report_the_other_as_skipped(spark, tmp_path: Path,
@@ -139,9 +139,9 @@ def test_persistent_conflict_is_told_in_the_library_s_words() -> None:
         raise ConcurrentAppendException(message="[DELTA_CONCURRENT_APPEND] files were added")
 
     with pytest.raises(Exception, match="another writer changed the same files at the same time") as failed:
-        delta.retry_on_conflict(conflicting, path="/t", attempts=2)
+        delta_log.retry_on_conflict(conflicting, path="/t", attempts=2)
     assert failed.value.getCondition() == "CONCURRENT_WRITE" and len(calls) == 2
-    assert not delta.is_conflict(ValueError("ConcurrentAppendException mentioned in a message only"))
+    assert not delta_log.is_conflict(ValueError("ConcurrentAppendException mentioned in a message only"))
 
 
 def test_csv_is_published_atomically_with_its_marker(spark, tmp_path: Path) -> None:
@@ -300,7 +300,7 @@ def test_replace_partition_keeps_other_dates_under_concurrent_writers(spark, tmp
     counts = {r.date: r["count"] for r in spark.read.format("delta").load(path).groupBy("date").count().collect()}
     assert counts == {"20240101": 1, "20240102": 7, "20240103": 3}
     assert dict(result.partition) == {"date": "20240102"}
-    assert delta.table_rows(Storage(spark), path, partition={"date": "20240102"}) == 7
+    assert delta_log.table_rows(Storage(spark), path, partition={"date": "20240102"}) == 7
 
 
 def test_log_reader_agrees_with_spark_across_a_checkpoint(spark, tmp_path: Path) -> None:
@@ -314,13 +314,13 @@ def test_log_reader_agrees_with_spark_across_a_checkpoint(spark, tmp_path: Path)
     DeltaWriter(mode="overwrite").write(_df(spark, 4), path, batch=Batch("other", 1))
     storage = Storage(spark)
     assert any(p.name.endswith(".checkpoint.parquet") for p in (tmp_path / "t" / "_delta_log").iterdir())
-    assert delta.latest_txn(storage, path, "app") == 4 and delta.latest_txn(storage, path, "other") == 1
-    assert delta.table_version(storage, path) == 4
-    assert delta.table_rows(storage, path) == 4 == spark.read.format("delta").load(path).count()
+    assert delta_log.latest_txn(storage, path, "app") == 4 and delta_log.latest_txn(storage, path, "other") == 1
+    assert delta_log.table_version(storage, path) == 4
+    assert delta_log.table_rows(storage, path) == 4 == spark.read.format("delta").load(path).count()
     as_of_3 = spark.read.format("delta").option("versionAsOf", 3).load(path).count()
-    assert delta.table_rows(storage, path, 3) == 1 + 2 + 3 + 4 == as_of_3
-    assert delta.find_txn(storage, path, "app", 4) == delta.TxnCommit("app", 4, 3, 4)
-    assert delta.latest_txn(storage, path, "never") is None and delta.find_txn(storage, path, "app", 99) is None
+    assert delta_log.table_rows(storage, path, 3) == 1 + 2 + 3 + 4 == as_of_3
+    assert delta_log.find_txn(storage, path, "app", 4) == delta_log.TxnCommit("app", 4, 3, 4)
+    assert delta_log.latest_txn(storage, path, "never") is None and delta_log.find_txn(storage, path, "app", 99) is None
 
 
 def test_invalid_arguments_are_named() -> None:
@@ -352,7 +352,7 @@ def test_files_append_keeps_every_batch_and_a_crashed_append_never_duplicates(sp
 
 
 def test_a_crashed_files_append_is_never_visible_to_plain_readers(spark, tmp_path: Path, monkeypatch) -> None:
-    from spark_flows.file_writers import read_published
+    from spark_flows.io.writers.files import read_published
 
     path, out = str(tmp_path / "out"), tmp_path / "out"
     writer = CsvWriter(mode="append")
@@ -457,14 +457,14 @@ def test_a_replay_after_delta_s_log_cleanup_is_skipped_as_delta_skips_it(spark, 
     DeltaWriter().write(_df(spark, 1, start=9), path, batch=Batch("other", 9))  # version 10: checkpoint, cleanup
     assert (log / f"{10:020d}.checkpoint.parquet").exists()
     assert not (log / f"{0:020d}.json").exists(), sorted(p.name for p in log.iterdir())  # Delta's own cleanup ran
-    assert delta.oldest_commit(Storage(spark), path) == 10
+    assert delta_log.oldest_commit(Storage(spark), path) == 10
     rows = spark.read.format("delta").load(path).count()
 
     replay = DeltaWriter().write(_df(spark), path, batch=Batch("loader", 1))
     assert replay.skipped and "recorded in the checkpoint at table version 10" in replay.reason, replay
     assert (replay.table_version, replay.batch_rows) == (None, None)
     assert "never committed" not in replay.reason
-    with caplog.at_level("WARNING", logger="spark_flows.delta_writer"):
+    with caplog.at_level("WARNING", logger="spark_flows.io.writers.delta"):
         older = DeltaWriter().write(_df(spark), path, batch=Batch("other", 4))  # below 9; its commit cleaned up
     assert older.skipped and "not proven committed" in older.reason, older
     assert any("cleaned from the log" in r.getMessage() for r in caplog.records)
@@ -482,7 +482,7 @@ def test_an_out_of_order_batch_is_refused_while_the_whole_log_is_there_even_past
             DeltaWriter().write(_df(spark, 1, start=version), path, batch=Batch("app", version))
     finally:
         spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
-    assert delta.snapshot(Storage(spark), path).checkpoint == 2
+    assert delta_log.snapshot(Storage(spark), path).checkpoint == 2
     with pytest.raises(WriteRefusedError, match="no commit in the table's log recorded it") as refused:
         DeltaWriter().write(_df(spark), path, batch=Batch("app", 3))
     assert refused.value.getCondition() == "BATCH_OUT_OF_ORDER"
@@ -499,10 +499,10 @@ def test_rows_marked_by_deletion_vectors_are_not_counted_and_their_table_is_not_
     spark.sql(f"DELETE FROM delta.`{path}` WHERE id % 10 = 0")  # 10 rows marked, the Parquet file kept
     storage = Storage(spark)
     assert list((tmp_path / "t").glob("deletion_vector_*.bin")), "Delta wrote a deletion vector"
-    assert delta.table_rows(storage, path) == 90 == spark.read.format("delta").load(path).count()
-    assert delta.table_rows(storage, path, 1) == 100  # before the delete
+    assert delta_log.table_rows(storage, path) == 90 == spark.read.format("delta").load(path).count()
+    assert delta_log.table_rows(storage, path, 1) == 100  # before the delete
     with pytest.raises(Exception, match="deletion vectors") as refused:
-        delta.read_rows(storage, path)
+        delta_log.read_rows(storage, path)
     assert refused.value.getCondition() == "UNSUPPORTED_TABLE_FEATURE"
 
 
@@ -529,10 +529,10 @@ def test_the_log_reader_agrees_with_spark_on_multi_part_checkpoints_column_mappi
     finally:
         spark.conf.unset("spark.databricks.delta.checkpoint.partSize")
         spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
-    snap = delta.snapshot(storage, multi)
+    snap = delta_log.snapshot(storage, multi)
     assert snap.checkpoint == 2 and len(snap.checkpoint_files) > 1, snap
-    assert delta.latest_txn(storage, multi, "app", snap) == 3
-    assert delta.table_rows(storage, multi) == 6 == spark.read.format("delta").load(multi).count()
+    assert delta_log.latest_txn(storage, multi, "app", snap) == 3
+    assert delta_log.table_rows(storage, multi) == 6 == spark.read.format("delta").load(multi).count()
 
     mapped = str(tmp_path / "mapped")
     DeltaWriter().write(_df(spark), mapped, batch=Batch("app", 1))
@@ -540,17 +540,17 @@ def test_the_log_reader_agrees_with_spark_on_multi_part_checkpoints_column_mappi
               "'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')")
     spark.sql(f"ALTER TABLE delta.`{mapped}` RENAME COLUMN name TO label")
     DeltaWriter().write(_df(spark, 3, start=5).withColumnRenamed("name", "label"), mapped, batch=Batch("app", 2))
-    assert delta.latest_txn(storage, mapped, "app") == 2
-    assert delta.table_rows(storage, mapped) == 8 == spark.read.format("delta").load(mapped).count()
+    assert delta_log.latest_txn(storage, mapped, "app") == 2
+    assert delta_log.table_rows(storage, mapped) == 8 == spark.read.format("delta").load(mapped).count()
     assert DeltaWriter().write(_df(spark), mapped, batch=Batch("app", 2)).skipped
 
     parted = str(tmp_path / "parted")
     days = _df(spark, 6).selectExpr("id", "name", "cast(id % 3 as string) as day")
     DeltaWriter(partition_by=["day"]).write(days, parted, batch=Batch("app", 1))
     DeltaWriter(replace={"day": "1"}).write(_df(spark, 4, start=100), parted, batch=Batch("app", 2))
-    assert delta.table_rows(storage, parted) == 8 == spark.read.format("delta").load(parted).count()
-    assert delta.table_rows(storage, parted, partition={"day": "1"}) == 4
-    assert delta.table_rows(storage, parted, 0, partition={"day": "1"}) == 2
+    assert delta_log.table_rows(storage, parted) == 8 == spark.read.format("delta").load(parted).count()
+    assert delta_log.table_rows(storage, parted, partition={"day": "1"}) == 4
+    assert delta_log.table_rows(storage, parted, 0, partition={"day": "1"}) == 2
 
 
 def test_a_write_to_a_full_disk_is_disk_full_in_one_line_and_leaves_nothing_visible(spark, full_disk: Path) -> None:

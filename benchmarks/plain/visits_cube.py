@@ -10,8 +10,8 @@ import sys
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_flows.datasets import VISITS_SCHEMA
-from spark_flows.transforms import visits_cube
+from spark_flows.book.datasets import VISITS_SCHEMA
+from spark_flows.book.transforms import visits_cube
 
 source, root, day = sys.argv[1:4]
 spark = (SparkSession.builder.config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from spark_flows.connect_server import free_port
-from spark_flows.samples import write_devices, write_visits
-from spark_flows.submit import submit_env
+from spark_flows.book.samples import write_devices, write_visits
+from spark_flows.core.submit import submit_env
+from spark_flows.testing.connect_server import free_port
 from tests import procs
 from tests.streams import FILES, assert_each_event_once_in_every_sink, write_input
 

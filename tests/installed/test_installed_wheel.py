@@ -12,8 +12,8 @@ from pathlib import Path
 import pyspark
 
 import spark_flows
-from spark_flows.choice import OutputFactory, WriteMode
-from spark_flows.config import load_settings
+from spark_flows.core.config import load_settings
+from spark_flows.patterns.choice import OutputFactory, WriteMode
 from spark_flows.testing import assert_replay_writes_nothing
 
 CHECKOUT = Path(os.environ["SPARK_FLOWS_CHECKOUT"])

@@ -7,7 +7,7 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs import devices_exporter
-from spark_flows.samples import DEVICES_SCHEMA, write_devices
+from spark_flows.book.samples import DEVICES_SCHEMA, write_devices
 from tests.flows import assert_ran_as_declared, statuses
 
 READERS = {

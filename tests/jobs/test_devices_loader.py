@@ -9,13 +9,13 @@ import pytest
 from chispa import assert_df_equality
 
 from jobs import devices_aggregator, devices_loader
-from spark_flows import delta
+from spark_flows.book.samples import write_devices
 from spark_flows.errors import InputNotFoundError
-from spark_flows.markers import read_marker
-from spark_flows.s3_server import S3Server
-from spark_flows.samples import write_devices
-from spark_flows.storage import Storage
-from spark_flows.writers import PUBLISHED_MARKER, read_published
+from spark_flows.io import delta_log
+from spark_flows.io.storage import Storage
+from spark_flows.io.writers import PUBLISHED_MARKER, read_published
+from spark_flows.patterns.markers import read_marker
+from spark_flows.testing.s3_server import S3Server
 from tests.flows import assert_ran_as_declared, run_flow, statuses
 from tests.procs import JobProcess
 
@@ -83,7 +83,7 @@ def test_sigkill_between_two_branch_commits_then_replay_holds_every_row_once(spa
             "2024-01-01"]
     # branches in order devices, enriched, csv: stopped dead once the devices table committed the batch, right
     # before the enriched table's write
-    pause = "before:spark_flows.delta_writer:DeltaWriter._write:2"
+    pause = "before:spark_flows.io.writers.delta:DeltaWriter._write:2"
     job = JobProcess("devices_loader", args, pause=pause)
     job.wait_for(f"PAUSED AT {pause}")
     job.kill()
@@ -152,14 +152,14 @@ def test_marker_describes_the_table_the_consumer_aggregates(spark, data_root: st
 
 
 def test_a_replay_does_not_even_read_the_input_nor_start_spark(spark, data_root: str, capsys, monkeypatch) -> None:
-    from spark_flows import job
+    from spark_flows.apps import harness
 
     write_devices(spark, f"{data_root}/raw/devices", rows=15)
     args = ["--data-root", data_root, "--batch-id", "1", "--csv"]
     assert devices_loader.main(args) == 0
     Path(data_root, "raw", "devices", "part-late.json").write_text("not json\n")  # would fail any read
-    started, session = [], job.job_session
-    monkeypatch.setattr(job, "job_session", lambda settings: started.append(1) or session(settings))
+    started, session = [], harness.job_session
+    monkeypatch.setattr(harness, "job_session", lambda settings: started.append(1) or session(settings))
     capsys.readouterr()
     shutil.rmtree(Path(data_root, "_flows"))  # only the replay's flow from here on
     assert devices_loader.main(args) == 0
@@ -183,12 +183,12 @@ def test_on_s3_a_sigkill_between_two_branch_commits_then_replay_holds_every_row_
             "2024-01-01"]
     # the job reaches the server through S3A's per-bucket settings; its credentials come from the environment
     reach = {f"spark.hadoop.{key}": value for key, value in server.bucket_conf(credentials=False).items()}
-    pause = "before:spark_flows.delta_writer:DeltaWriter._write:2"  # the devices table committed, enriched next
+    pause = "before:spark_flows.io.writers.delta:DeltaWriter._write:2"  # the devices table committed, enriched next
     job = JobProcess("devices_loader", args, pause=pause, spark_conf=reach, extra_env=server.environment())
     job.wait_for(f"PAUSED AT {pause}")
     job.kill()
     assert spark.read.format("delta").load(f"{data_root}/tables/devices").count() == rows
-    assert not delta.is_delta_table(storage, f"{data_root}/tables/devices_enriched")
+    assert not delta_log.is_delta_table(storage, f"{data_root}/tables/devices_enriched")
     with pytest.raises(InputNotFoundError):  # the killed run's CSV export is not published
         read_published(spark, f"{data_root}/exports/devices/batch=9")
     assert read_marker(spark, f"{data_root}/tables/devices", dt.date(2024, 1, 1)) is None, "marker of a killed run"
@@ -197,7 +197,7 @@ def test_on_s3_a_sigkill_between_two_branch_commits_then_replay_holds_every_row_
     devices = spark.read.format("delta").load(f"{data_root}/tables/devices")
     raw = spark.read.schema(devices.schema).json(f"{data_root}/raw/devices")
     assert devices.exceptAll(raw).count() == 0 and raw.exceptAll(devices).count() == 0, "each input row exactly once"
-    assert delta.table_version(storage, f"{data_root}/tables/devices") == 0, "the replay committed nothing there"
+    assert delta_log.table_version(storage, f"{data_root}/tables/devices") == 0, "the replay committed nothing there"
     assert spark.read.format("delta").load(f"{data_root}/tables/devices_enriched").count() == rows
     assert read_published(spark, f"{data_root}/exports/devices/batch=9").count() == rows
     marker = read_marker(spark, f"{data_root}/tables/devices", dt.date(2024, 1, 1))

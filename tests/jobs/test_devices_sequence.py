@@ -5,7 +5,7 @@ from pathlib import Path
 from chispa import assert_df_equality
 
 from jobs import devices_sequence
-from spark_flows.samples import write_devices
+from spark_flows.book.samples import write_devices
 from tests.flows import assert_ran_as_declared, statuses
 
 

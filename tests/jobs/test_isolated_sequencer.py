@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs import devices_aggregator, devices_loader
-from spark_flows.samples import write_devices
+from spark_flows.book.samples import write_devices
 from tests.procs import JobProcess
 
 
@@ -33,7 +33,7 @@ def test_consumer_started_first_proceeds_only_after_the_marker(spark, data_root:
 
 
 def test_marker_of_the_loader_and_the_cli_listing(spark, data_root: str, capsys) -> None:
-    from spark_flows.cli import main as cli
+    from spark_flows.apps.cli import main as cli
 
     write_devices(spark, f"{data_root}/raw/devices", rows=30)
     assert devices_loader.main(["--data-root", data_root, "--batch-id", "1", "--execution-date", "2024-01-01"]) == 0
@@ -58,8 +58,8 @@ def test_consumer_times_out_cleanly_without_a_marker(spark, data_root: str, caps
 def test_marker_schema_mismatch_fails_the_consumer_with_both_schemas(spark, data_root: str, capsys) -> None:
     import datetime as dt
 
-    from spark_flows.markers import publish
-    from spark_flows.writers import DeltaWriter
+    from spark_flows.io.writers import DeltaWriter
+    from spark_flows.patterns.markers import publish
     wrong = spark.createDataFrame([("galaxy", 3)], "type string, version int")
     publish(wrong, f"{data_root}/tables/devices", DeltaWriter(), producer="someone",
             execution_date=dt.date(2024, 1, 1))

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-import spark_flows.job
+import spark_flows.apps.harness
 from jobs import backfill, devices_exporter, devices_loader, visits_cube
-from spark_flows.config import Settings
-from spark_flows.samples import write_devices
-from spark_flows.submit import submit_command, submit_env
+from spark_flows.book.samples import write_devices
+from spark_flows.core.config import Settings
+from spark_flows.core.submit import submit_command, submit_env
 from tests import procs
 from tests.procs import ROOT, SUBMIT_CONF
 
@@ -33,7 +33,7 @@ def test_flag_combinations_are_refused_before_spark_starts(monkeypatch, capsys, 
     def no_session(*_: object, **__: object) -> None:
         raise AssertionError("a session was requested before the flags were checked")
 
-    monkeypatch.setattr(spark_flows.job, "job_session", no_session)
+    monkeypatch.setattr(spark_flows.apps.harness, "job_session", no_session)
     assert main(args) == 2
     assert message in capsys.readouterr().err
 
@@ -86,9 +86,9 @@ def test_under_spark_submit_a_bad_flag_is_one_line_on_stderr_naming_it(tmp_path:
 
 
 @pytest.mark.subprocess
-def test_the_readme_s_job_commands_work_as_written_without_the_venv_on_path(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Running a bundled job", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+def test_the_docs_job_commands_work_as_written_without_the_venv_on_path(tmp_path: Path) -> None:
+    page = (ROOT / "docs" / "jobs.md").read_text()
+    block = page.split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [re.sub(r"\s+#.*$", "", line).strip() for line in block.splitlines() if line.strip()]
     assert commands and all(c.startswith(".venv/bin/") for c in commands), commands
     for name in (".venv", "jobs"):

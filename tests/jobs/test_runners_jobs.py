@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from jobs import backfill, visits_trend_generator
-from spark_flows.samples import write_visits
-from spark_flows.storage import local_storage
+from spark_flows.book.samples import write_visits
+from spark_flows.io.storage import local_storage
 from tests.flows import assert_ran_as_declared, run_flow, statuses
 from tests.leases import backdate_lease
 from tests.procs import JobProcess
@@ -36,7 +36,7 @@ def test_trend_compares_with_the_previous_day_and_depends_on_past(spark, data_ro
     assert trend.count() > 0 and trend.where("visits != previous_visits + change").count() == 0
     assert _trend(data_root, "2024-01-06", "--no-depends-on-past") == 1  # with history, a missing D-1 is an error
     assert "INPUT_NOT_FOUND" in capsys.readouterr().err
-    from spark_flows.cli import main as cli
+    from spark_flows.apps.cli import main as cli
     capsys.readouterr()
     assert cli(["runs", "visits_trend_generator", "--data-root", data_root]) == 0
     out = capsys.readouterr().out
@@ -50,15 +50,15 @@ def test_trend_compares_with_the_previous_day_and_depends_on_past(spark, data_ro
 
 def test_refusals_decided_from_files_exit_before_spark_starts_and_are_in_the_ledger(
         spark, data_root: str, monkeypatch, capsys) -> None:
-    from spark_flows import job
-    from spark_flows.locks import RunLock
-    from spark_flows.runners import RunLedger
+    from spark_flows.apps import harness
+    from spark_flows.patterns.runners import RunLedger
+    from spark_flows.patterns.runners.locks import RunLock
 
     _visits(spark, data_root, "2024-01-01", "2024-01-02", "2024-01-03")
     assert _trend(data_root, "2024-01-02") == 0
     started = []
-    session = job.job_session
-    monkeypatch.setattr(job, "job_session", lambda settings: started.append(1) or session(settings))
+    session = harness.job_session
+    monkeypatch.setattr(harness, "job_session", lambda settings: started.append(1) or session(settings))
     assert _trend(data_root, "2024-01-04") == 1  # 01-03 never ran
     assert "[DEPENDS_ON_PAST] visits_trend_generator for 2024-01-04 depends on 2024-01-03" in capsys.readouterr().err
     holder = RunLock(None, f"{data_root}/_locks", "visits_trend_generator", run_id="holder")
@@ -132,7 +132,7 @@ def test_a_run_is_refused_while_a_process_holds_the_lock_and_takes_it_over_once_
     backdate_lease(local_storage(), str(lock), 601)  # the last heartbeat as 600 s of silence would leave it
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
     assert not lock.exists()
-    from spark_flows.runners import RunLedger
+    from spark_flows.patterns.runners import RunLedger
     runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs().collect()
     assert sorted(r.status for r in runs) == ["abandoned", "refused", "refused", "succeeded"], runs
     abandoned = next(r for r in runs if r.status == "abandoned")
@@ -155,7 +155,7 @@ def test_backfill_under_spark_submit_loads_its_siblings_and_runs_one_spark_submi
 
 def test_a_backfill_that_loses_the_lock_reports_each_date_with_the_job_s_own_error(spark, data_root: str,
                                                                                       capsys) -> None:
-    from spark_flows.locks import RunLock
+    from spark_flows.patterns.runners.locks import RunLock
 
     _visits(spark, data_root, "2024-01-01", "2024-01-02")
     holder = RunLock(spark, f"{data_root}/_locks", "visits_trend_generator", ttl_seconds=600, heartbeat_seconds=5,
@@ -215,7 +215,7 @@ def test_on_s3_the_lock_of_a_killed_spark_submit_holder_is_taken_over_only_once_
         spark, s3_root: str, spark_flows_s3_server, tmp_path: Path, capsys) -> None:
     import uuid
 
-    from spark_flows.storage import Storage
+    from spark_flows.io.storage import Storage
 
     server, data_root = spark_flows_s3_server, f"{s3_root}/runner-killed-{uuid.uuid4().hex[:8]}"
     storage = Storage(spark)

@@ -6,9 +6,9 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs import visits_cube
-from spark_flows.delta import commit_metadata, table_version
-from spark_flows.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
-from spark_flows.storage import Storage
+from spark_flows.book.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+from spark_flows.io.delta_log import commit_metadata, table_version
+from spark_flows.io.storage import Storage
 from tests.flows import assert_ran_as_declared, statuses
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from jobs import visits_stream
-from spark_flows.markers import read_marker
-from spark_flows.samples import write_visit_events
+from spark_flows.book.samples import write_visit_events
+from spark_flows.patterns.markers import read_marker
 from tests.flows import assert_ran_as_declared, statuses
 from tests.procs import JobProcess
 from tests.streams import FILES, assert_each_event_once_in_every_sink, assert_nothing_half_visible, write_input

@@ -11,10 +11,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
-from spark_flows.alignment import union_by_name
-from spark_flows.completeness import with_completeness
-from spark_flows.fan_in import fan_in, hourly_parents
-from spark_flows.samples import VISITS_SCHEMA
+from spark_flows.book.samples import VISITS_SCHEMA
+from spark_flows.patterns.fan_in.alignment import union_by_name
+from spark_flows.patterns.fan_in.completeness import with_completeness
+from spark_flows.patterns.fan_in.merge import fan_in, hourly_parents
 
 spark = SparkSession.active()
 ROOT = spark.conf.get("spark_flows.visits_root")

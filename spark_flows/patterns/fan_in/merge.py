@@ -1,0 +1,268 @@
+"""Aligned and Unaligned Fan-In: merge many parents by name, knowing exactly which ones made it.
+
+* :func:`union_by_name` (vertical alignment) compares schemas *before* the union: a column whose types
+  differ is widened only where that is lossless (``int -> bigint -> double``, ``date -> timestamp``) and
+  otherwise raises :class:`SchemaConflictError` naming the column, both types and both inputs. (Spark's
+  own ``unionByName`` under ANSI mode would coerce ``int`` + ``string`` to ``bigint`` and fail only when a
+  row is read.)
+* :func:`align_join` (horizontal alignment) joins on keys, prefixes colliding columns per input, and can
+  refuse inputs with duplicate keys that would multiply rows.
+* :func:`fan_in` takes expected parents (partition paths or callables), loads what it can, and returns the
+  merged DataFrame with a :class:`Completeness`: ``aligned`` raises :class:`MissingParentsError` listing
+  every missing, empty, unreadable or conflicting parent; ``unaligned`` keeps the rest and says so.
+  Presence comes from the listing (metadata), never from a second pass over the rows.
+
+Example
+-------
+>>> import datetime as dt, tempfile
+>>> from spark_flows.book.samples import BOOK_MISSING_HOURS, VISITS_SCHEMA, write_visits
+>>> root = tempfile.mkdtemp()
+>>> _ = write_visits(spark, root, "2024-01-01", rows_per_hour=1, missing_hours=BOOK_MISSING_HOURS)
+>>> merged = fan_in(spark, hourly_parents(root, dt.date(2024, 1, 1)), mode="unaligned", schema=VISITS_SCHEMA)
+>>> merged.completeness.ratio, merged.completeness.missing
+(0.7917, ('06', '11', '16', '17', '18'))
+>>> evaluated = merged.evaluate()
+>>> evaluated.frame.count(), evaluated.completeness.describe()[:16]
+(19, '19 of 24 present')
+>>> evaluated.unpersist()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    StructType,
+)
+
+from spark_flows.core.waiting import Wait
+from spark_flows.errors import (
+    MissingParentsError,
+    SchemaConflictError,
+    error_summary,
+    invalid_argument,
+)
+from spark_flows.flow.graph import Edge, Graph, Node, note
+from spark_flows.io.storage import Storage
+from spark_flows.patterns.fan_in.alignment import align_join, reconcile_schemas, union_by_name, widen
+from spark_flows.patterns.fan_in.completeness import (
+    Completeness,
+    completeness_frame,
+    with_completeness,
+)
+from spark_flows.patterns.fan_in.parents import (
+    PARENT_COLUMN,
+    Evaluated,
+    Parent,
+    _apply_rule,
+    _await_parents,
+    _data_files,
+    _parameters,
+    _Plan,
+    hourly_parents,
+)
+from spark_flows.patterns.fan_in.triggers import ALL_SUCCESS, TriggerRule, trigger_rule
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Completeness", "Evaluated", "FanIn", "Parent", "align_join", "completeness_frame", "fan_in", "fan_in_graph",
+    "hourly_parents", "reconcile_schemas", "union_by_name", "widen", "with_completeness",
+]
+
+Mode = Literal["aligned", "unaligned"]
+Fallback = Callable[[Completeness], DataFrame]
+@dataclass(frozen=True)
+class FanIn:
+    """Outcome of :func:`fan_in`: the merged (lazy) DataFrame and the completeness known from the listing.
+
+    :meth:`evaluate` runs the caller's transformation over the merge in one scan and completes the picture
+    with what only reading finds: unreadable files, parents with no rows, corrupt or drifted records.
+    """
+
+    frame: DataFrame
+    completeness: Completeness
+    corrupt_observation: Observation | None = None
+    plan: _Plan | None = None
+    rule: TriggerRule = ALL_SUCCESS
+    name: str = "fan_in"
+    fallback: Fallback | None = None
+
+    def corrupt_parents(self) -> dict[str, str]:
+        """After an action on :attr:`frame`: parents in which rows did not parse, with counts."""
+        if self.corrupt_observation is None:
+            return {}
+        counts = self.corrupt_observation.get
+        return {name.removeprefix("corrupt_"): f"{int(n)} corrupt record(s)" for name, n in counts.items()
+                if name.startswith("corrupt_") and n}
+
+    def evaluate(self, transform: Callable[[DataFrame], DataFrame] | None = None, *,
+                 storage_level: StorageLevel = StorageLevel.MEMORY_AND_DISK) -> Evaluated:
+        """Apply ``transform`` to the merge, persist it and fill it with one scan; apply the trigger rule.
+
+        A parent fails when it is missing or empty in the listing, when its files cannot be read (a
+        ``FAILED_READ_FILE`` names the file), when it yields no rows, or when some of its rows are corrupt
+        or lack a required column. Unless the rule is ``all_success``, a failed parent contributes nothing:
+        the scan is repeated without it (only when reading found such a parent). Triggers one Spark job per
+        scan. When no parent succeeded and the fan-in has a ``fallback``, its frame is the result instead
+        (:attr:`Evaluated.fallback`).
+
+        Raises
+        ------
+        MissingParentsError: the trigger rule refused (every failed parent is listed with its reason), or
+            no parent at all is usable (``0 of N present``, condition ``NO_PARENTS``) and there is no fallback.
+        """
+        try:
+            if self.plan is None:  # built from loaders only: nothing more to learn by reading
+                _apply_rule(self.completeness, self.rule, self.name)
+                result = (transform or _identity)(self.frame).persist(storage_level)
+                result.count()
+                return Evaluated(result, self.completeness)
+            return self.plan.evaluate(self.completeness, transform or _identity, storage_level)
+        except MissingParentsError as exc:
+            parameters = exc.getMessageParameters()
+            if self.fallback is None or parameters.get("present") != 0:
+                raise
+            return self._fall_back(Completeness(tuple(parameters["parents"]), dict(parameters["failures"])),
+                                   storage_level)
+
+    def _fall_back(self, completeness: Completeness, storage_level: StorageLevel) -> Evaluated:
+        logger.warning("fan-in %s: no parent succeeded (%s): running the fallback branch", self.name,
+                       completeness.describe())
+        if self.fallback is None:
+            raise MissingParentsError(f"fan-in {self.name}: no parent succeeded and there is no fallback",
+                                      condition="NO_PARENTS", parameters=_parameters(completeness, self.rule))
+        result = self.fallback(completeness).persist(storage_level)
+        rows = result.count()
+        note(f"{self.name}.fallback", status="ran", rows=rows)
+        return Evaluated(result, completeness, 0, fallback=True)
+
+
+def _identity(df: DataFrame) -> DataFrame:
+    return df
+
+
+def fan_in(
+    spark: SparkSession,
+    parents: Sequence[Parent],
+    *,
+    mode: Mode = "aligned",
+    schema: StructType | None = None,
+    file_format: str = "json",
+    allow_missing_columns: bool = False,
+    track_corrupt_records: bool = True,
+    required: Sequence[str] = (),
+    wait: Wait | None = None,
+    rule: TriggerRule | str | None = None,
+    name: str = "fan_in",
+    fallback: Fallback | None = None,
+) -> FanIn:
+    """Load every parent, check them on the listing, and merge the usable ones by name (lazily).
+
+    With ``wait`` (a :class:`~spark_flows.core.waiting.Wait`: timeout, poll interval), path parents that are
+    absent or empty are first waited for, as the book's DAG waits on a sensor per parent: the listing is
+    polled until every one has data or the timeout passes, then the trigger rule decides as usual (a parent
+    still absent is ``"no data after waiting N.Ns"``).
+
+    Path parents are checked on the listing only: absent directory -> ``"no data"``, no non-empty data file
+    -> ``"empty"``. JSON/CSV parents are read with ``schema`` (required for them: inferring it would scan);
+    rows that do not parse, and rows lacking a ``required`` column, are counted per parent during the one
+    scan of :meth:`FanIn.evaluate`, which also applies the trigger rule. Loader parents fail if the loader
+    raises. Schemas are then reconciled; unless the rule is ``all_success``, a parent that conflicts with the
+    first one is dropped as a failure. Launches no Spark job itself.
+
+    ``rule`` is a :class:`~spark_flows.patterns.fan_in.triggers.TriggerRule` or its name (``all_success``, ``all_done``,
+    ``none_failed_min_one_success``, ``min_success=N``); without it ``mode`` picks one (``aligned`` is
+    ``all_success``, ``unaligned`` is ``all_done``). ``fallback(completeness)`` gives the result when no
+    parent succeeded. ``name`` names the fan-in's node in :func:`fan_in_graph` and in a run's facts.
+    The returned :attr:`FanIn.frame` is lazy and analyses nothing when every parent is a path read with
+    ``schema``, so it can be returned from a Spark Declarative Pipelines query function.
+
+    Raises
+    ------
+    SparkFlowsValueError: bad arguments (no parents, unknown mode, text format without ``schema``).
+    """
+    if mode not in ("aligned", "unaligned"):
+        raise invalid_argument("mode", mode, "'aligned' or 'unaligned'")
+    chosen = trigger_rule(rule if rule is not None else mode)
+    if fallback is not None and not callable(fallback):
+        raise invalid_argument("fallback", fallback, "a function of the Completeness returning a DataFrame")
+    if not parents:
+        raise invalid_argument("parents", list(parents), "at least one expected parent")
+    if file_format in ("json", "csv") and schema is None and any(p.path for p in parents):
+        raise invalid_argument("schema", None, f"a StructType for {file_format} paths (inferring it would scan "
+                                               "the data)")
+    for parent in parents:
+        if (parent.path is None) == (parent.load is None):
+            raise invalid_argument(f"parent {parent.name!r}", parent, "a path or a loader (exactly one)")
+    storage = Storage(spark)
+    waited = _await_parents(storage, parents, wait) if wait is not None else None
+    failures: dict[str, str] = {}
+    loaded: dict[str, DataFrame] = {}
+    readable: dict[str, str] = {}  # parent name -> qualified path, for path parents that passed the listing
+    corrupt_tracked = track_corrupt_records and file_format == "json" and schema is not None
+    for parent in parents:
+        try:
+            if parent.load is not None:
+                loaded[parent.name] = parent.load()
+            elif not storage.exists(str(parent.path)):
+                failures[parent.name] = "no data" + (f" after waiting {waited:.1f}s" if waited else "")
+            elif not _data_files(storage, str(parent.path)):
+                failures[parent.name] = "empty"
+            elif schema is not None:
+                readable[parent.name] = storage.qualify(str(parent.path))
+            else:  # schema from each parent's own metadata (Parquet footers, Delta log)
+                loaded[parent.name] = spark.read.format(file_format).load(str(parent.path))
+        except Exception as exc:
+            failures[parent.name] = error_summary(exc)
+    if not chosen.strict and len(loaded) > 1:
+        reference = next(iter(loaded))
+        for name in list(loaded)[1:]:
+            try:
+                reconcile_schemas({reference: loaded[reference].schema, name: loaded[name].schema},
+                                  allow_missing_columns=allow_missing_columns)
+            except SchemaConflictError as exc:
+                failures[name] = "; ".join(exc.getMessageParameters()["problems"])
+                del loaded[name]
+    completeness = Completeness(tuple(p.name for p in parents), failures)
+    names = [p.name for p in parents if p.name in readable or p.name in loaded]
+    plan = _Plan(spark, readable, loaded, schema or StructType([]), file_format, chosen, name, allow_missing_columns,
+                 corrupt_tracked, tuple(required)) if readable else None
+    if plan is not None:
+        frame, observation = plan.merge(names)
+    elif loaded:
+        frame = union_by_name({n: loaded[n].withColumn(PARENT_COLUMN, F.lit(n)) for n in names},
+                              allow_missing_columns=allow_missing_columns)
+        observation = None
+    else:
+        frame, observation = spark.createDataFrame([], schema or StructType([])), None
+    logger.info("fan-in %s (%s): listing: %s", name, chosen, completeness.describe())
+    note(name, listing=completeness.describe())
+    return FanIn(frame, completeness, observation if corrupt_tracked else None, plan, chosen, name, fallback)
+
+
+def fan_in_graph(parents: Sequence[Parent] | Sequence[str], *, rule: TriggerRule | str = "all_success",
+                 name: str = "fan_in", fallback: str | None = None) -> Graph:
+    """The structure of a fan-in: one node per parent, the merge, the trigger rule on every parent's edge,
+    and the fallback branch (``fallback``: its label) when there is one. Needs no Spark.
+
+    >>> g = fan_in_graph(["00", "01"], rule="min_success=1", name="hours", fallback="empty day")
+    >>> [(e.source, e.target, e.rule) for e in g.edges]
+    [('hours.00', 'hours', 'min_success=1'), ('hours.01', 'hours', 'min_success=1'), ('hours', 'hours.fallback', \
+'no parent succeeded')]
+    """
+    chosen = trigger_rule(rule)
+    names = [p.name if isinstance(p, Parent) else str(p) for p in parents]
+    nodes = [Node(f"{name}.{p}", "parent", p) for p in names]
+    nodes.append(Node(name, "fan_in", name, {"trigger_rule": str(chosen)}))
+    edges = [Edge(f"{name}.{p}", name, str(chosen)) for p in names]
+    if fallback is not None:
+        nodes.append(Node(f"{name}.fallback", "fallback", fallback))
+        edges.append(Edge(name, f"{name}.fallback", "no parent succeeded"))
+    return Graph(name, tuple(nodes), tuple(edges), tuple(f"{name}.{p}" for p in names), (name,))
