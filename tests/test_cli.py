@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shlex
+import zipfile
 from pathlib import Path
 
 from spark_flows.apps.cli import main as cli
@@ -32,6 +33,10 @@ def test_submit_dry_run_prints_the_command_with_the_shipped_zip(tmp_path: Path, 
     assert command[command.index("--master") + 1] == "spark://127.0.0.1:7077"
     assert command[command.index("--py-files") + 1] == str(zip_path) and zip_path.stat().st_size > 10_000
     assert command[-3:] == [str(ROOT / "jobs" / "devices_loader.py"), "--batch-id", "1"]
+    package = ROOT / "spark_flows"
+    shipped = set(zipfile.ZipFile(zip_path).namelist())
+    expected = {f"spark_flows/{p.relative_to(package).as_posix()}" for p in package.rglob("*.py")}
+    assert expected <= shipped and "spark_flows/conf/local.toml" in shipped, sorted(expected - shipped)[:5]
 
 
 def test_submit_refuses_a_missing_job_file(capsys) -> None:

@@ -47,7 +47,7 @@ def spark_submit_path() -> str:
 
 def package_zip(destination: str | Path) -> Path:
     """Zip the ``spark_flows`` package (sources and data files) for ``--py-files``; returns the zip's path."""
-    package_dir = Path(__file__).parent
+    package_dir = Path(__file__).resolve().parents[1]  # spark_flows/, this module being spark_flows/core/submit.py
     target = Path(destination)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".zip.tmp")
