@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make check`, the fast inner loop (after `make lint`): the in-process tests of what the working tree changed
-# (against HEAD, untracked files included): tests/test_<module>.py for a changed spark_flows/<module>.py and the
-# module's own doctests, tests/jobs/test_<job>.py for a changed jobs/<job>.py, and every changed test file.
+# (against HEAD, untracked files included): tests/test_<module>.py (or test_<folder>.py) for a changed
+# spark_flows/.../<module>.py and the module's own doctests, tests/jobs/test_<job>.py for a changed jobs/<job>.py, and every changed test file.
 # Process tests (spark-submit, the standalone cluster) are left to `make test`. TESTS="path ..." overrides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +15,9 @@ else
     case "$file" in
       tests/installed/*|tests/pipelines/*) ;;
       tests/test_*.py|tests/*/test_*.py) selected+=("$file") ;;
-      spark_flows/*.py)
-        name=$(basename "$file" .py)
-        [ -f "tests/test_$name.py" ] && selected+=("tests/test_$name.py")
+      spark_flows/*.py)  # tests/test_<module>.py, and tests/test_<folder>.py for a module inside a pattern's folder
+        name=$(basename "$file" .py) folder=$(basename "$(dirname "$file")")
+        for test in "tests/test_$name.py" "tests/test_$folder.py"; do [ -f "$test" ] && selected+=("$test"); done
         selected+=("$file") ;;
       jobs/*.py)
         name=$(basename "$file" .py)

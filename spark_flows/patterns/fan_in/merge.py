@@ -60,12 +60,12 @@ from spark_flows.patterns.fan_in.parents import (
     PARENT_COLUMN,
     Evaluated,
     Parent,
-    _apply_rule,
-    _await_parents,
-    _data_files,
-    _parameters,
-    _Plan,
+    ReadPlan,
+    apply_rule,
+    await_parents,
+    data_files,
     hourly_parents,
+    rule_parameters,
 )
 from spark_flows.patterns.fan_in.triggers import ALL_SUCCESS, TriggerRule, trigger_rule
 
@@ -89,7 +89,7 @@ class FanIn:
     frame: DataFrame
     completeness: Completeness
     corrupt_observation: Observation | None = None
-    plan: _Plan | None = None
+    plan: ReadPlan | None = None
     rule: TriggerRule = ALL_SUCCESS
     name: str = "fan_in"
     fallback: Fallback | None = None
@@ -120,7 +120,7 @@ class FanIn:
         """
         try:
             if self.plan is None:  # built from loaders only: nothing more to learn by reading
-                _apply_rule(self.completeness, self.rule, self.name)
+                apply_rule(self.completeness, self.rule, self.name)
                 result = (transform or _identity)(self.frame).persist(storage_level)
                 result.count()
                 return Evaluated(result, self.completeness)
@@ -137,7 +137,7 @@ class FanIn:
                        completeness.describe())
         if self.fallback is None:
             raise MissingParentsError(f"fan-in {self.name}: no parent succeeded and there is no fallback",
-                                      condition="NO_PARENTS", parameters=_parameters(completeness, self.rule))
+                                      condition="NO_PARENTS", parameters=rule_parameters(completeness, self.rule))
         result = self.fallback(completeness).persist(storage_level)
         rows = result.count()
         note(f"{self.name}.fallback", status="ran", rows=rows)
@@ -202,7 +202,7 @@ def fan_in(
         if (parent.path is None) == (parent.load is None):
             raise invalid_argument(f"parent {parent.name!r}", parent, "a path or a loader (exactly one)")
     storage = Storage(spark)
-    waited = _await_parents(storage, parents, wait) if wait is not None else None
+    waited = await_parents(storage, parents, wait) if wait is not None else None
     failures: dict[str, str] = {}
     loaded: dict[str, DataFrame] = {}
     readable: dict[str, str] = {}  # parent name -> qualified path, for path parents that passed the listing
@@ -213,7 +213,7 @@ def fan_in(
                 loaded[parent.name] = parent.load()
             elif not storage.exists(str(parent.path)):
                 failures[parent.name] = "no data" + (f" after waiting {waited:.1f}s" if waited else "")
-            elif not _data_files(storage, str(parent.path)):
+            elif not data_files(storage, str(parent.path)):
                 failures[parent.name] = "empty"
             elif schema is not None:
                 readable[parent.name] = storage.qualify(str(parent.path))
@@ -232,7 +232,7 @@ def fan_in(
                 del loaded[name]
     completeness = Completeness(tuple(p.name for p in parents), failures)
     names = [p.name for p in parents if p.name in readable or p.name in loaded]
-    plan = _Plan(spark, readable, loaded, schema or StructType([]), file_format, chosen, name, allow_missing_columns,
+    plan = ReadPlan(spark, readable, loaded, schema or StructType([]), file_format, chosen, name, allow_missing_columns,
                  corrupt_tracked, tuple(required)) if readable else None
     if plan is not None:
         frame, observation = plan.merge(names)

@@ -1,6 +1,6 @@
 """The parents of a fan-in: what each is (:class:`Parent`), where the book's hourly ones are, and how
 they are read together in one scan with each row tagged by its parent, corrupt records counted per parent
-(:class:`_Plan`)."""
+(:class:`ReadPlan`)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class Evaluated:
         self.frame.unpersist()
 
 
-def _note_parents(name: str, completeness: Completeness, rule: TriggerRule, refusal: str | None) -> None:
+def note_parents(name: str, completeness: Completeness, rule: TriggerRule, refusal: str | None) -> None:
     for parent in completeness.expected:
         reason = completeness.failures.get(parent)
         note(f"{name}.{parent}", status="failed" if reason else "ran", reason=reason)
@@ -80,23 +80,23 @@ def _note_parents(name: str, completeness: Completeness, rule: TriggerRule, refu
          ratio=completeness.ratio, refused=refusal)
 
 
-def _parameters(completeness: Completeness, rule: TriggerRule) -> dict[str, object]:
+def rule_parameters(completeness: Completeness, rule: TriggerRule) -> dict[str, object]:
     return {"expected": len(completeness.expected), "present": len(completeness.present),
             "failures": dict(completeness.failures), "parents": list(completeness.expected), "rule": str(rule)}
 
 
-def _apply_rule(completeness: Completeness, rule: TriggerRule, name: str) -> Completeness:
+def apply_rule(completeness: Completeness, rule: TriggerRule, name: str) -> Completeness:
     """``completeness`` if ``rule`` lets the merge go on; notes the parents' outcome either way."""
     refusal = rule.refusal(completeness)
-    _note_parents(name, completeness, rule, refusal)
+    note_parents(name, completeness, rule, refusal)
     if not completeness.present:
         raise MissingParentsError(f"fan-in refused: {completeness.describe()}; nothing to merge",
-                                  condition="NO_PARENTS", parameters=_parameters(completeness, rule))
+                                  condition="NO_PARENTS", parameters=rule_parameters(completeness, rule))
     if refusal is not None:
         hint = "; use --mode unaligned to publish partial data" if rule.strict else ""
         label = "aligned fan-in" if rule.strict else f"fan-in ({rule})"
         raise MissingParentsError(f"{label} refused: {completeness.describe()}{hint}",
-                                  parameters=_parameters(completeness, rule))
+                                  parameters=rule_parameters(completeness, rule))
     return completeness
 
 
@@ -112,7 +112,7 @@ _URI_QUOTED = re.compile(r"[\x00-\x20\"#%<>?\[\\\]^`{|}\x7f-\U0010ffff]")
 
 
 @dataclass
-class _Plan:
+class ReadPlan:
     """How to read the path parents again, with some of them left out."""
 
     spark: SparkSession
@@ -219,7 +219,7 @@ class _Plan:
                 result.unpersist()
                 continue
             try:
-                final = _apply_rule(Completeness(completeness.expected, failures), self.rule, self.name)
+                final = apply_rule(Completeness(completeness.expected, failures), self.rule, self.name)
             except MissingParentsError:
                 result.unpersist()
                 raise
@@ -228,7 +228,7 @@ class _Plan:
                         len(final.expected) - len(final.missing), scans, seconds)
             note(self.name, scans=scans, seconds=round(seconds, 1))
             return Evaluated(result, final, scans)
-        _apply_rule(Completeness(completeness.expected, failures), self.rule, self.name)
+        apply_rule(Completeness(completeness.expected, failures), self.rule, self.name)
         raise MissingParentsError("unreachable: the rule above refused", parameters={})  # pragma: no cover
 
     def _found(self, counts: Mapping[str, object], names: Sequence[str]) -> dict[str, str]:
@@ -257,15 +257,15 @@ class _Plan:
         return None
 
 
-def _await_parents(storage: Storage, parents: Sequence[Parent], wait: Wait) -> float:
+def await_parents(storage: Storage, parents: Sequence[Parent], wait: Wait) -> float:
     """Poll the listing until every path parent has data or ``wait`` runs out; the seconds waited."""
     paths = [p for p in parents if p.path is not None]
-    waited = wait.until(lambda: True if all(_data_files(storage, str(p.path)) for p in paths) else None,
+    waited = wait.until(lambda: True if all(data_files(storage, str(p.path)) for p in paths) else None,
                         f"{len(paths)} fan-in parents")
     return waited.seconds
 
 
-def _data_files(storage: Storage, path: str) -> list[str]:
+def data_files(storage: Storage, path: str) -> list[str]:
     return [i.name for i in storage.list(path)
             if not i.is_dir and not i.name.startswith(("_", ".")) and i.size > 0]
 

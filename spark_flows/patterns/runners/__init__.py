@@ -1,14 +1,12 @@
 """Single Runner and Concurrent Runner: at most one run of a job at a time, or a bounded number at once.
 
+The runs themselves are shown in :mod:`~spark_flows.patterns.runners.single` and
+:mod:`~spark_flows.patterns.runners.concurrent`; here, what each draws:
+
 Example
 -------
->>> import datetime as dt, tempfile
->>> root = tempfile.mkdtemp()
->>> ledger = RunLedger(spark, f"{root}/ledger")
->>> with single_run(spark, "trend", dt.date(2024, 1, 2), lock_root=f"{root}/locks", ledger=ledger):
-...     pass
->>> run_concurrently(spark, lambda day: None, ["2024-01-01", "2024-01-02"], concurrency=2).ok
-True
+>>> [n.id for n in single_run_graph("trend").nodes], [n.id for n in concurrent_graph("backfill", concurrency=2).nodes]
+(['single_run'], ['backfill'])
 """
 
 from __future__ import annotations
