@@ -83,7 +83,7 @@ def run(spark: SparkSession) -> list[str]:
     files = data_files(out)
     with SparkMeter(spark, all_threads=True) as meter, stopwatch() as elapsed:
         replay = split(read, _branches(out, Batch("bench", 1)), concurrency=3)
-    assert all(b.skipped for b in replay.branches), replay
+    assert all(b.skipped for b in replay.outcomes), replay
     rows.append(("c replay of batch 1 (1 run)", f"{elapsed():.2f}", "-", "-",
                  f"{len(meter.scan.of(source))} (files added: {data_files(out) - files})"))
     return [table(f"Parallel Split: {ROWS:,} devices, gzip JSON, 3 branches (2 Delta, 1 CSV), local[2]",

@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         write_branch("export", CsvWriter(replace={"batch": str(args.batch)}), f"{args.root}/export", batch=batch),
     ])
     result.raise_for_failures()
-    for outcome in result.branches:
-        print(f"{outcome.name}: {outcome.output.describe() if outcome.output else outcome.error}")
+    for outcome in result:
+        print(f"{outcome.name}: {outcome.value.describe() if outcome.value else outcome.error}")
     return 0
 
 

@@ -20,23 +20,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 from pyspark.sql import SparkSession
 
+from spark_flows.apps.graphs import load_job
 from spark_flows.apps.harness import job_parser, last_error, parse_date, run_job
 from spark_flows.core.backend import connect_url, master
 from spark_flows.core.config import Settings
 from spark_flows.core.session import remote_url
 from spark_flows.core.submit import job_command
-from spark_flows.errors import InputNotFoundError, JobFailedError
-from spark_flows.flow.graph import Graph, note
+from spark_flows.errors import JobFailedError
+from spark_flows.flow.graph import Graph
 from spark_flows.io.storage import Storage
-from spark_flows.patterns.runners import concurrent_graph, require_many_driver_commits, run_concurrently, run_processes
+from spark_flows.patterns.runners import ConcurrentRunner, require_many_driver_commits
 
 NAME = "backfill"
 DATED_JOBS = ("visits_cube", "visits_trend_generator", "devices_aggregator")
@@ -53,51 +54,88 @@ def resolve_job(spec: str) -> tuple[ModuleType, str, bool]:
     ------
     InputNotFoundError: nothing by that name, or it has no ``main(argv)``.
     """
-    bundled = Path(__file__).resolve().parent / f"{spec}.py"
     if spec in DATED_JOBS:
-        module = sys.modules.get(f"jobs.{spec}") or _from_file(spec, bundled)
-    elif spec.endswith(".py") or "/" in spec:
-        if not Path(spec).is_file():
-            raise InputNotFoundError(f"job file {spec} does not exist", parameters={"job": spec})
-        module = _from_file(Path(spec).stem, Path(spec).resolve())
+        module = sys.modules.get(f"jobs.{spec}") or load_job(str(Path(__file__).resolve().parent / f"{spec}.py"))
     else:
-        try:
-            module = importlib.import_module(spec)
-        except ImportError as exc:
-            raise InputNotFoundError(f"cannot import job module {spec} ({exc}); give a bundled job "
-                                     f"({', '.join(DATED_JOBS)}), a module path or a .py file",
-                                     parameters={"job": spec}) from exc
-    if not callable(getattr(module, "main", None)) or module.__file__ is None:
-        raise InputNotFoundError(f"job {spec} has no main(argv) -> int to call with --execution-date",
-                                 parameters={"job": spec})
-    return module, module.__file__, spec in DATED_JOBS
+        module = load_job(spec)
+    return module, str(module.__file__), spec in DATED_JOBS
 
 
-def _from_file(name: str, path: Path) -> ModuleType:
-    """Import a job file (spark-submit puts no package on the path)."""
-    spec = importlib.util.spec_from_file_location(f"spark_flows_job_{name}", path)
-    if spec is None or spec.loader is None:
-        raise InputNotFoundError(f"cannot load job {name} from {path}", parameters={"job": name})
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@dataclass(frozen=True)
+class Options:
+    """The job's flags and settings, resolved once (the job's module too)."""
+
+    job: str
+    module: ModuleType | None  # None only when drawn without --job
+    job_file: str
+    bundled: bool
+    dates: tuple[dt.date, ...]
+    concurrency: int
+    isolation: str
+    fail_fast: bool
+    job_args: tuple[str, ...]  # what every date's run gets before --execution-date
+    data_root: str
+    settings: Settings
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, settings: Settings) -> Options:
+        module, job_file, bundled = resolve_job(args.job) if args.job else (None, "", False)
+        dates: tuple[dt.date, ...] = ()
+        if args.start and args.end and args.end >= args.start:
+            dates = tuple(args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1))
+        concurrency = args.concurrency
+        if getattr(module, "SINGLE_RUNNER", False) and concurrency > 1:
+            logger.warning("%s is a Single Runner with depends-on-past: running its %d dates in order, not %d "
+                           "at once", args.job, len(dates), concurrency)
+            concurrency = 1
+        common: list[str] = []
+        if bundled:  # they take the harness's flags; one's own job gets only what follows `--`
+            common = ["--data-root", settings.data_root, *(["--conf-file", args.conf_file] if args.conf_file else [])]
+            for pair in args.spark_conf or []:
+                common += ["--spark-conf", pair]
+        extra = [a for a in args.job_args if a != "--"]
+        return cls(args.job or "<--job>", module, job_file, bundled, dates, concurrency, args.isolation,
+                   args.fail_fast, (*common, *extra), settings.data_root, settings)
 
 
-def flow(args: argparse.Namespace, settings: Settings) -> Graph:
-    """The job's flow: the concurrent runner, then one run of the job per date (or one node for all dates)."""
-    job = args.job or "<--job>"
-    if args.start and args.end and args.end >= args.start:
-        days = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-        runs = Graph.group("dates", *[Graph.single(f"date.{d.isoformat()}", "step", f"{job} {d.isoformat()}")
-                                      for d in days])
-    else:
-        runs = Graph.single("dates", "step", f"{job} per date")
-    return Graph.chain(NAME, concurrent_graph(NAME, concurrency=args.concurrency), runs,
-                       rules={0: f"at most {args.concurrency} at once ({args.isolation}s)"})
+@dataclass(frozen=True)
+class Backfill:
+    """The job's block: the concurrent runner over the dates, one run of the job per date."""
+
+    options: Options
+    runner: ConcurrentRunner
+
+    def graph(self) -> Graph:
+        return Graph.of(NAME, self.runner)
+
+    def run(self, spark: SparkSession) -> int:
+        options = self.options
+        if options.isolation == "process":
+            settings = options.settings
+            require_many_driver_commits(spark, Storage(spark).qualify(options.data_root),
+                                        drivers=self.runner.concurrency)
+            summary = self.runner.run_processes(lambda d: job_command(
+                options.job_file, [*options.job_args, "--execution-date", d.isoformat()], settings,
+                master=master(spark), remote=remote_url(settings) or connect_url(spark)))
+        else:
+            summary = self.runner.run(spark, lambda d: run_in_thread(
+                options.module, [*options.job_args, "--execution-date", d.isoformat()]))
+        print(f"{NAME} {options.job} {options.dates[0]}..{options.dates[-1]} (concurrency {self.runner.concurrency}, "
+              f"{options.isolation}):")
+        print(summary.table())
+        return 0 if summary.ok else 1
 
 
-def run_in_thread(module: ModuleType, argv: list[str]) -> int:
+def plan(options: Options) -> Backfill:
+    """Build the job's block from its options."""
+    return Backfill(options, ConcurrentRunner(NAME, options.dates, options.concurrency, options.fail_fast,
+                                              label=options.job))
+
+
+def run_in_thread(module: ModuleType | None, argv: list[str]) -> int:
     """Run a job's ``main(argv)`` in this application; a failure carries the job's own one-line error."""
+    if module is None:
+        raise JobFailedError("no job to run (--job)", parameters={"exit_code": 2})
     code = int(module.main(argv))
     if code != 0:
         raise JobFailedError(last_error() or f"exit {code}", parameters={"exit_code": code})
@@ -126,46 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         if dates > args.max_dates:
             parser.error(f"--from {args.start} --to {args.end} is {dates} dates, more than --max-dates "
                          f"{args.max_dates}; check the range, or raise --max-dates")
-        try:
-            args.resolved = resolve_job(args.job)
-        except InputNotFoundError as exc:
-            parser.error(str(exc))
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        dates = [args.start + dt.timedelta(days=i) for i in range((args.end - args.start).days + 1)]
-        module, job_file, bundled = args.resolved
-        concurrency = args.concurrency
-        if getattr(module, "SINGLE_RUNNER", False) and concurrency > 1:
-            logger.warning("%s is a Single Runner with depends-on-past: running its %d dates in order, not %d "
-                           "at once", args.job, len(dates), concurrency)
-            concurrency = 1
-        extra = [a for a in args.job_args if a != "--"]
-        common: list[str] = []
-        if bundled:  # they take the harness's flags; one's own job gets only what follows `--`
-            common = ["--data-root", settings.data_root, *(["--conf-file", args.conf_file] if args.conf_file else [])]
-            for pair in args.spark_conf or []:
-                common += ["--spark-conf", pair]
-        if args.isolation == "process":
-            require_many_driver_commits(spark, Storage(spark).qualify(settings.data_root), drivers=concurrency)
-            commands = [(d.isoformat(), job_command(job_file, [*common, *extra, "--execution-date", d.isoformat()],
-                                                    settings, master=master(spark),
-                                                    remote=remote_url(settings) or connect_url(spark)))
-                        for d in dates]
-            summary = run_processes(commands, concurrency=concurrency, name=f"{NAME} {args.job}",
-                                    fail_fast=args.fail_fast)
-        else:
-            summary = run_concurrently(
-                spark, lambda d: run_in_thread(module, [*common, *extra, "--execution-date", d.isoformat()]), dates,
-                concurrency=concurrency, name=f"{NAME}-{args.job}", fail_fast=args.fail_fast)
-        note(NAME, status="ran" if summary.ok else "failed", concurrency=concurrency)
-        for outcome in summary.results:
-            note(f"date.{outcome.partition}", status="ran" if outcome.ok else "failed",
-                 seconds=round(outcome.seconds, 1), reason=outcome.error)
-        print(f"{NAME} {args.job} {args.start}..{args.end} (concurrency {concurrency}, {args.isolation}):")
-        print(summary.table())
-        return 0 if summary.ok else 1
-
-    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
+    return run_job(NAME, parser, argv, lambda args, settings: plan(Options.resolve(args, settings)),
+                   validate=validate)
 
 
 if __name__ == "__main__":

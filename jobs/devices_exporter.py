@@ -15,42 +15,95 @@ milliseconds), so a rerun over unchanged input writes nothing and changed input 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from spark_flows.apps.harness import job_parser, parse_date, run_job
 from spark_flows.book.datasets import DEVICES_SCHEMA
 from spark_flows.core.config import Settings
-from spark_flows.flow.graph import Graph, note
-from spark_flows.flow.render import note_write
+from spark_flows.flow.graph import Graph, Stage
 from spark_flows.io.partitions import date_key
 from spark_flows.io.sources import input_version, read_json
 from spark_flows.io.writers import Batch
-from spark_flows.patterns.choice import (
-    OutputFactory,
-    OutputType,
-    Route,
-    WriteMode,
-    date_choice_graph,
-    record_route,
-    route_by_date,
-)
+from spark_flows.patterns.choice import DateChoice, OutputFactory, OutputType, WriteMode, record_route
 
 NAME = "devices_exporter"
 LEGACY, NEW = OutputType.CSV.value, OutputType.DELTA.value
 
 
-def flow(args: argparse.Namespace, settings: Settings) -> Graph:
-    """The job's flow: raw devices, the one choice (by date, or the factory's output type), the export."""
-    if args.route_by_date:
-        choice = date_choice_graph(cutover=args.migration_date or "--migration-date", before=LEGACY,
-                                   on_or_after=NEW, name="route")
-    else:
-        choice = OutputFactory.default().graph("route")
-    mode = WriteMode.REPLACE_PARTITION if args.execution_date else WriteMode.OVERWRITE
-    return Graph.chain(NAME, Graph.single("raw_devices", "input", "raw devices (JSON lines)"), choice,
-                       Graph.single("export", "output", f"devices_{{branch}} ({mode.value}), _ROUTE.json beside it"))
+@dataclass(frozen=True)
+class Options:
+    """The job's flags and settings, resolved once."""
+
+    route_by_date: bool
+    output_type: str | None
+    migration_date: dt.date | None
+    execution_date: dt.date | None
+    batch_id: int | None  # None: the input's newest modification time
+    input: str
+    output_root: str
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, settings: Settings) -> Options:
+        return cls(args.route_by_date, args.output_type, args.migration_date, args.execution_date,
+                   args.batch_id, args.input or settings.path("raw", "devices"),
+                   args.output_root or settings.path("exports"))
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """The job's blocks: raw devices, the one choice (by date, or the factory's output type), the export."""
+
+    options: Options
+    raw: Stage
+    choice: DateChoice | OutputFactory
+    export: Stage
+
+    def graph(self) -> Graph:
+        return Graph.of(NAME, self.raw, self.choice, self.export)
+
+    def run(self, spark: SparkSession) -> int:
+        options, factory = self.options, OutputFactory.default()
+        if isinstance(self.choice, DateChoice):
+            route = self.choice.run(options.execution_date)  # type: ignore[arg-type]  # validate() requires it
+        else:
+            route = self.choice.run(str(options.output_type))
+        root = options.output_root
+        app_id = NAME
+        if options.execution_date:  # one output per branch keeping every date; each date is its own batch line
+            key = date_key(options.execution_date)
+            app_id = f"{NAME}.{key}"
+            writer = factory.prepare(spark, route.branch, mode=WriteMode.REPLACE_PARTITION, partition={"date": key})
+            output = f"{root}/devices_{route.branch}_by_date"
+            record_at = f"{output}/_routes/date={key}"
+        else:
+            writer = factory.prepare(spark, route.branch, mode=WriteMode.OVERWRITE)
+            output = record_at = f"{root}/devices_{route.branch}"
+        version = options.batch_id if options.batch_id is not None else input_version(spark, options.input)
+        parsed = read_json(spark, options.input, DEVICES_SCHEMA)
+        try:
+            result = writer.write(parsed.frame, output, batch=Batch(app_id, version))
+        finally:
+            parsed.release()
+        self.raw.note(status="ran")
+        self.export.wrote(result)
+        record_route(spark, record_at, route, {"rows": result.batch_rows, "skipped": result.skipped,
+                                               "batch": version, "output": output})
+        print(f"{NAME}: branch {route.branch} ({route.reason}) -> {output}: {result.describe()}")
+        return 0
+
+
+def plan(options: Options) -> Exporter:
+    """Build the job's blocks from its options."""
+    choice: DateChoice | OutputFactory = (
+        DateChoice(options.migration_date, before=LEGACY, on_or_after=NEW, name="route") if options.route_by_date
+        else OutputFactory.default("route"))
+    mode = WriteMode.REPLACE_PARTITION if options.execution_date else WriteMode.OVERWRITE
+    return Exporter(options, Stage("raw_devices", "input", "raw devices (JSON lines)"), choice,
+                    Stage("export", "output", f"devices_{{branch}} ({mode.value}), _ROUTE.json beside it"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,38 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_id is not None and args.batch_id < 0:
             parser.error(f"--batch-id must be >= 0, got {args.batch_id}")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        if args.route_by_date:
-            route = route_by_date(args.execution_date, cutover=args.migration_date, before=LEGACY, on_or_after=NEW)
-        else:
-            route = Route(args.output_type, "--output-type", args.output_type, f"--output-type {args.output_type}",
-                          tuple(factory.known))
-        source = args.input or settings.path("raw", "devices")
-        root = args.output_root or settings.path("exports")
-        app_id = NAME
-        if args.execution_date:  # one output per branch keeping every date; each date is its own batch line
-            key = date_key(args.execution_date)
-            app_id = f"{NAME}.{key}"
-            writer = factory.prepare(spark, route.branch, mode=WriteMode.REPLACE_PARTITION, partition={"date": key})
-            output = f"{root}/devices_{route.branch}_by_date"
-            record_at = f"{output}/_routes/date={key}"
-        else:
-            writer = factory.prepare(spark, route.branch, mode=WriteMode.OVERWRITE)
-            output = record_at = f"{root}/devices_{route.branch}"
-        version = args.batch_id if args.batch_id is not None else input_version(spark, source)
-        parsed = read_json(spark, source, DEVICES_SCHEMA)
-        try:
-            result = writer.write(parsed.frame, output, batch=Batch(app_id, version))
-        finally:
-            parsed.release()
-        note("raw_devices", status="ran")
-        note_write("export", result)
-        record_route(spark, record_at, route, {"rows": result.batch_rows, "skipped": result.skipped,
-                                               "batch": version, "output": output})
-        print(f"{NAME}: branch {route.branch} ({route.reason}) -> {output}: {result.describe()}")
-        return 0
-
-    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
+    return run_job(NAME, parser, argv, lambda args, settings: plan(Options.resolve(args, settings)),
+                   validate=validate)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@ that date is written last; --trigger NAME then starts jobs/NAME.py for the same 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -24,42 +25,124 @@ from spark_flows.book.datasets import DEVICES_SCHEMA
 from spark_flows.book.transforms import enrich_devices, with_loading_time
 from spark_flows.core.backend import master
 from spark_flows.core.config import Settings
-from spark_flows.flow.graph import Graph, note
+from spark_flows.core.scheduling import Outcomes
+from spark_flows.errors import SparkFlowsError
+from spark_flows.flow.graph import Graph, Stage
 from spark_flows.io.filesystems import is_local
-from spark_flows.io.sources import ParsedInput, read_json
-from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter
-from spark_flows.patterns.markers import readiness_graph, retract_marker, trigger, trigger_graph, write_marker
-from spark_flows.patterns.split import Branch, SplitResult, replayed, split, split_graph, write_branch
+from spark_flows.io.sources import BadRecordsPolicy, ParsedInput, read_json
+from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter, PendingBatch
+from spark_flows.patterns.markers import ConsumerTrigger, ReadinessMarker
+from spark_flows.patterns.split import Split, write_branch
 
 NAME = "devices_loader"
 
 
-def branches_of(args: argparse.Namespace, settings: Settings, batch: Batch) -> list[Branch]:
-    """The split's branches: the devices table, the book's enriched table, and the CSV export if asked."""
+@dataclass(frozen=True)
+class Options:
+    """The job's flags and settings, resolved once."""
+
+    batch: Batch | PendingBatch  # pending: drawn without --batch-id, the keys name the flag
+    input: str
+    devices_table: str
+    enriched_table: str
+    csv_output: str | None
+    concurrency: int
+    on_bad_records: BadRecordsPolicy
+    execution_date: dt.date | None
+    run_id: str | None
+    trigger: str | None
+    data_root: str
+    settings: Settings
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, settings: Settings) -> Options:
+        batch = (Batch(args.app_id, args.batch_id) if args.batch_id is not None
+                 else PendingBatch(args.app_id, "(--batch-id)"))
+        csv = args.csv_output or (settings.path("exports", "devices", f"batch={args.batch_id}")
+                                  if args.csv else None)
+        return cls(batch, args.input or settings.path("raw", "devices"),
+                   args.devices_table or settings.path("tables", "devices"),
+                   args.enriched_table or settings.path("tables", "devices_enriched"), csv, args.concurrency,
+                   args.on_bad_records, args.execution_date, args.run_id, args.trigger, settings.data_root, settings)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """The job's blocks: raw devices read once, the split into its outputs, then the marker and the trigger."""
+
+    options: Options
+    raw: Stage
+    split: Split
+    marker: ReadinessMarker | None = None
+    trigger: ConsumerTrigger | None = None
+
+    def graph(self) -> Graph:
+        return Graph.of(NAME, self.raw, self.split, self.marker, self.trigger)
+
+    def preflight(self) -> SparkFlowsError | int | None:
+        """A replay whose every output holds the batch, told from local files: done without Spark."""
+        if self.marker is not None or not all(is_local(b.path) for b in self.split.branches if b.path):
+            return None  # a marker to publish, or outputs only Spark's Hadoop configuration reaches
+        result = self.split.replayed()
+        if result is None:
+            return None
+        self.raw.note(status="skipped", reason="every branch already holds the batch")
+        _report(result)
+        return 0
+
+    def run(self, spark: SparkSession) -> int:
+        options = self.options
+        day = options.execution_date
+        if self.marker is not None and day is not None:
+            self.marker.retract(spark, day)
+        loaded: list[ParsedInput] = []
+
+        def load() -> DataFrame:  # read (and check) the input only if some branch has to write
+            loaded.append(read_json(spark, options.input, DEVICES_SCHEMA, on_bad_records=options.on_bad_records,
+                                    quarantine_path=f"{options.devices_table}_bad_records"))
+            return loaded[0].frame
+
+        try:
+            # read_json persists (and fills) the parsed rows: the split reads them from there, once
+            result = self.split.run(load)
+            self.raw.note(status="ran" if loaded else "skipped",
+                          reason=None if loaded else "every branch already holds the batch")
+        finally:
+            for parsed in loaded:
+                parsed.release()
+        _report(result)
+        devices = result["devices"].value
+        if self.marker is None or day is None or devices is None:
+            return 0
+        marker = self.marker.write(spark, day, devices, schema=DEVICES_SCHEMA, run_id=options.run_id)
+        if self.trigger is not None:
+            submitted = self.trigger.run(spark, marker, [
+                "--execution-date", day.isoformat(), "--data-root", options.data_root,
+                "--devices-table", options.devices_table, "--wait-timeout", "0",
+            ], options.settings, master=master(spark))
+            print(f"{NAME}: triggered {options.trigger}: exit {submitted.returncode}")
+        return 0
+
+
+def plan(options: Options) -> Loader:
+    """Build the job's blocks from its options: the one place the loader's flow is decided."""
+    batch = options.batch
     branches = [
-        write_branch("devices", DeltaWriter(), args.devices_table or settings.path("tables", "devices"), batch=batch),
+        write_branch("devices", DeltaWriter(), options.devices_table, batch=batch),
         # the book's enriched table: every raw row, plus the loading time and the versioned full name
-        write_branch("enriched", DeltaWriter(), args.enriched_table or settings.path("tables", "devices_enriched"),
-                     batch=batch, transform=lambda df: df.transform(enrich_devices).transform(with_loading_time)),
+        write_branch("enriched", DeltaWriter(), options.enriched_table, batch=batch,
+                     transform=lambda df: df.transform(enrich_devices).transform(with_loading_time)),
     ]
-    if args.csv or args.csv_output:
-        csv_path = args.csv_output or settings.path("exports", "devices", f"batch={batch.version}")
-        branches.append(write_branch("csv", CsvWriter(), csv_path, batch=batch))
-    return branches
-
-
-def flow(args: argparse.Namespace, settings: Settings) -> Graph:
-    """The job's flow: raw devices read once, the split into its branches, then the marker and the trigger."""
-    branches = branches_of(args, settings, Batch(args.app_id, args.batch_id if args.batch_id is not None else 0))
-    if args.batch_id is None:  # drawn without --batch-id: name the flag instead of a made-up version
-        branches = [replace(b, key=b.key.rsplit("@", 1)[0] + "@(--batch-id)") for b in branches]
-    parts = [Graph.single("raw_devices", "input", "raw devices (JSON lines), read once"),
-             split_graph(branches, name=NAME, concurrency=args.concurrency)]
-    if args.execution_date or args.trigger:
-        parts.append(readiness_graph("devices", role="publish"))
-    if args.trigger:
-        parts.append(trigger_graph(args.trigger))
-    return Graph.chain(NAME, *parts)
+    if options.csv_output:
+        branches.append(write_branch("csv", CsvWriter(), options.csv_output, batch=batch))
+    publishing = options.execution_date is not None or options.trigger is not None
+    return Loader(
+        options,
+        Stage("raw_devices", "input", "raw devices (JSON lines), read once"),
+        Split(NAME, tuple(branches), concurrency=options.concurrency, storage_level=None),
+        ReadinessMarker(options.devices_table, NAME, name="devices") if publishing else None,
+        ConsumerTrigger(str(Path(__file__).resolve().parent / f"{options.trigger}.py")) if options.trigger else None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,64 +168,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_id < 0:
             parser.error(f"--batch-id must be >= 0, got {args.batch_id}")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        batch = Batch(args.app_id, args.batch_id)
-        devices_table = args.devices_table or settings.path("tables", "devices")
-        if args.execution_date:
-            retract_marker(spark, devices_table, args.execution_date)
-        loaded: list[ParsedInput] = []
-
-        def load() -> DataFrame:  # read (and check) the input only if some branch has to write
-            loaded.append(read_json(spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA,
-                                    on_bad_records=args.on_bad_records,
-                                    quarantine_path=f"{devices_table}_bad_records"))
-            return loaded[0].frame
-
-        branches = branches_of(args, settings, batch)
-        try:
-            # read_json persists (and fills) the parsed rows: the split reads them from there, once
-            result = split(load, branches, name=NAME, storage_level=None, concurrency=args.concurrency)
-            note("raw_devices", status="ran" if loaded else "skipped",
-                 reason=None if loaded else "every branch already holds the batch")
-        finally:
-            for parsed in loaded:
-                parsed.release()
-        _report(result)
-        devices = result["devices"].output
-        if args.execution_date and devices is not None:
-            marker = write_marker(spark, devices_table, args.execution_date, devices, producer=NAME,
-                                  schema=DEVICES_SCHEMA, run_id=args.run_id)
-            note("marker.devices", status="ran", rows=marker.rows)
-            if args.trigger:
-                consumer = str(Path(__file__).resolve().parent / f"{args.trigger}.py")
-                submitted = trigger(spark, marker, consumer, [
-                    "--execution-date", args.execution_date.isoformat(), "--data-root", settings.data_root,
-                    "--devices-table", devices_table, "--wait-timeout", "0",
-                ], settings, master=master(spark))
-                print(f"{NAME}: triggered {args.trigger}: exit {submitted.returncode}")
-                note(f"trigger.{args.trigger}", status="ran", exit_code=submitted.returncode)
-        return 0
-
-    def preflight(args: argparse.Namespace, settings: Settings) -> int | None:
-        """A replay whose every output holds the batch, told from local files: done without Spark."""
-        branches = branches_of(args, settings, Batch(args.app_id, args.batch_id))
-        if args.execution_date or not all(is_local(b.path) for b in branches if b.path):
-            return None  # a marker to publish, or outputs only Spark's Hadoop configuration reaches
-        result = replayed(branches, name=NAME)
-        if result is None:
-            return None
-        note("raw_devices", status="skipped", reason="every branch already holds the batch")
-        _report(result)
-        return 0
-
-    return run_job(NAME, parser, argv, body, validate=validate, flow=flow, preflight=preflight)
+    return run_job(NAME, parser, argv, lambda args, settings: plan(Options.resolve(args, settings)),
+                   validate=validate)
 
 
-def _report(result: SplitResult) -> None:
+def _report(result: Outcomes) -> None:
     """One line per branch on stdout; raises when a branch failed."""
-    for outcome in result.branches:
+    for outcome in result:
         text = f"failed: {outcome.error}" if not outcome.ok else (
-            outcome.output.describe() if outcome.output else f"{outcome.rows} rows")
+            outcome.value.describe() if outcome.value else f"{outcome.rows} rows")
         print(f"{NAME}: branch {outcome.name}: {text} ({outcome.seconds:.1f}s)")
     result.raise_for_failures()
 

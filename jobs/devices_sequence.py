@@ -8,29 +8,71 @@ Rerunning with the same ``--run-id`` after a failure resumes after the ``validat
 
 from __future__ import annotations
 
-import argparse
 import sys
 import uuid
+from dataclasses import dataclass
 
 from pyspark.sql import SparkSession
 
 from spark_flows.apps.harness import job_parser, run_job
 from spark_flows.book.datasets import DEVICES_SCHEMA
 from spark_flows.book.transforms import devices_sequence
-from spark_flows.core.config import Settings
-from spark_flows.flow.graph import Graph, note
-from spark_flows.io.sources import read_json
+from spark_flows.flow.graph import Graph, Stage
+from spark_flows.io.sources import BadRecordsPolicy, read_json
 from spark_flows.io.storage import Storage
+from spark_flows.patterns.sequence import Sequence
 
 NAME = "devices_sequence"
 
 
-def flow(args: argparse.Namespace, settings: Settings) -> Graph:
-    """The job's flow: raw devices, the sequence (its boundary the restart point), the clean table."""
-    return Graph.chain(NAME, Graph.single("raw_devices", "input", "raw devices (JSON lines)",
-                                          bad_records=args.on_bad_records),
-                       devices_sequence().graph(),
-                       Graph.single("devices_clean", "output", "devices_clean (Delta, overwritten)"))
+@dataclass(frozen=True)
+class Options:
+    """The job's flags and settings, resolved once."""
+
+    input: str
+    output: str
+    run_id: str
+    boundary_root: str
+    on_bad_records: BadRecordsPolicy
+    keep_boundaries: bool
+
+
+@dataclass(frozen=True)
+class Cleaning:
+    """The job's blocks: raw devices, the sequence (its boundary the restart point), the clean table."""
+
+    options: Options
+    raw: Stage
+    sequence: Sequence
+    output: Stage
+
+    def graph(self) -> Graph:
+        return Graph.of(NAME, self.raw, self.sequence, self.output)
+
+    def run(self, spark: SparkSession) -> int:
+        options = self.options
+        parsed = read_json(spark, options.input, DEVICES_SCHEMA, on_bad_records=options.on_bad_records,
+                           quarantine_path=f"{options.output}_bad_records")
+        try:
+            run = self.sequence.run(parsed.frame, run_id=options.run_id, boundary_root=options.boundary_root)
+            if run.resumed_from is None:
+                self.raw.note(status="ran")
+            else:
+                self.raw.note(status="skipped", reason=f"resumed after {run.resumed_from}")
+            run.frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(options.output)
+            self.output.note(status="ran")
+        finally:
+            parsed.release()
+        if not options.keep_boundaries:
+            self.sequence.discard(Storage(spark), options.boundary_root, options.run_id)
+        return 0
+
+
+def plan(options: Options) -> Cleaning:
+    """Build the job's blocks from its options."""
+    return Cleaning(options, Stage("raw_devices", "input", "raw devices (JSON lines)",
+                                   {"bad_records": options.on_bad_records}),
+                    devices_sequence(), Stage("devices_clean", "output", "devices_clean (Delta, overwritten)"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,31 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-bad-records", choices=["fail", "quarantine"], default="fail",
                         help="fail naming the files (default) or set malformed rows aside")
     parser.add_argument("--keep-boundaries", action="store_true", help="keep boundaries after success")
-
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        output = args.output or settings.path("tables", "devices_clean")
-        run_id: str = args.run_id or uuid.uuid4().hex[:12]
-        parsed = read_json(
-            spark, args.input or settings.path("raw", "devices"), DEVICES_SCHEMA,
-            on_bad_records=args.on_bad_records, quarantine_path=f"{output}_bad_records",
-        )
-        sequence = devices_sequence()
-        boundary_root = args.boundary_root or settings.path("_boundaries")
-        try:
-            run = sequence.run(parsed.frame, run_id=run_id, boundary_root=boundary_root)
-            if run.resumed_from is None:
-                note("raw_devices", status="ran")
-            else:
-                note("raw_devices", status="skipped", reason=f"resumed after {run.resumed_from}")
-            run.frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(output)
-            note("devices_clean", status="ran")
-        finally:
-            parsed.release()
-        if not args.keep_boundaries:
-            sequence.discard(Storage(spark), boundary_root, run_id)
-        return 0
-
-    return run_job(NAME, parser, argv, body, flow=flow)
+    return run_job(NAME, parser, argv, lambda args, settings: plan(Options(
+        args.input or settings.path("raw", "devices"), args.output or settings.path("tables", "devices_clean"),
+        args.run_id or uuid.uuid4().hex[:12], args.boundary_root or settings.path("_boundaries"),
+        args.on_bad_records, args.keep_boundaries)))
 
 
 if __name__ == "__main__":

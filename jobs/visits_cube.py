@@ -15,7 +15,9 @@ for the date unless --replace-more-complete. Re-running a date replaces that dat
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
+from dataclasses import dataclass
 from functools import partial
 
 from pyspark.sql import SparkSession
@@ -27,8 +29,7 @@ from spark_flows.book.transforms import CUBE_DIMENSIONS, VISIT_FIELDS, visits_cu
 from spark_flows.core.config import Settings
 from spark_flows.core.waiting import Wait
 from spark_flows.errors import InvalidFlagError, SparkFlowsValueError, WriteRefusedError
-from spark_flows.flow.graph import Graph
-from spark_flows.flow.render import note_write
+from spark_flows.flow.graph import Graph, Stage, note_write
 from spark_flows.io.delta_log import is_delta_table
 from spark_flows.io.partitions import date_key
 from spark_flows.io.sources import require_input
@@ -36,13 +37,7 @@ from spark_flows.io.storage import Storage
 from spark_flows.io.writers import DeltaWriter
 from spark_flows.patterns.choice import Router
 from spark_flows.patterns.fan_in.announce import announce_partial, webhook
-from spark_flows.patterns.fan_in.merge import (
-    completeness_frame,
-    fan_in,
-    fan_in_graph,
-    hourly_parents,
-    with_completeness,
-)
+from spark_flows.patterns.fan_in.merge import FanIn, Parent, completeness_frame, hourly_parents, with_completeness
 from spark_flows.patterns.fan_in.triggers import TriggerRule, trigger_rule
 
 NAME = "visits_cube"
@@ -76,27 +71,99 @@ def _rule(text: str) -> TriggerRule:
         raise InvalidFlagError(str(exc)) from None
 
 
-def rule_of(args: argparse.Namespace) -> TriggerRule:
-    """The fan-in's trigger rule: ``--trigger-rule``, else the one ``--mode`` names."""
-    return args.trigger_rule or trigger_rule(args.mode)
+@dataclass(frozen=True)
+class Options:
+    """The job's flags and settings, resolved once."""
+
+    execution_date: dt.date | None  # None only when drawn without --execution-date
+    rule: TriggerRule
+    notify_urls: tuple[str, ...]
+    min_completeness: float
+    replace_more_complete: bool
+    dimensions: tuple[str, ...]
+    wait: Wait | None
+    input: str
+    output: str
+    private_output: str
+    completeness_table: str
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, settings: Settings) -> Options:
+        """``--trigger-rule``, else the rule ``--mode`` names; the default paths under the data root."""
+        return cls(args.execution_date, args.trigger_rule or trigger_rule(args.mode), tuple(args.notify_url),
+                   args.min_completeness, args.replace_more_complete, tuple(args.dimensions),
+                   Wait(args.wait_for_hours, args.poll_interval) if args.wait_for_hours else None,
+                   args.input or settings.path("raw", "visits"),
+                   args.output or settings.path("tables", "visits_cube"),
+                   args.private_output or settings.path("tables", "visits_cube_private"),
+                   args.completeness_table or settings.path("tables", "visits_cube_completeness"))
 
 
-def publication(args: argparse.Namespace) -> Router:
-    """Where the cube goes: the public table when complete enough, else the private one."""
-    threshold = args.min_completeness
-    return Router([("public", f"completeness >= {threshold}", lambda ratio: ratio >= threshold)], default="private")
+@dataclass(frozen=True)
+class Cube:
+    """The job's blocks: 24 hourly parents, the fan-in's rule, the cube, the public/private route, the tables."""
+
+    options: Options
+    hours: FanIn
+    cube: Stage
+    publication: Router
+    completeness_table: Stage
+
+    def graph(self) -> Graph:
+        return Graph.of(NAME, self.hours, self.cube, self.publication, self.completeness_table)
+
+    def run(self, spark: SparkSession) -> int:
+        options = self.options
+        day = options.execution_date
+        if day is None:
+            raise SparkFlowsValueError("visits_cube runs for one --execution-date")
+        key = date_key(day)
+        require_input(spark, options.input, hint="generate it with `spark-flows generate visits --date ...`")
+        # the one scan of the day; refuses per the trigger rule
+        cube = self.hours.run(spark).evaluate(partial(visits_cube, dimensions=options.dimensions))
+        self.cube.note(status="ran")
+        completeness = cube.completeness
+        try:
+            published_to = self.publication.run(completeness.ratio).branch
+            target = options.output if published_to == "public" else options.private_output
+            before = published_ratio(spark, options.completeness_table, key, published_to)
+            if before is not None and before > completeness.ratio and not options.replace_more_complete:
+                raise WriteRefusedError(
+                    f"{published_to} cube of {key} has completeness {before} and this run only {completeness.ratio} "
+                    f"({completeness.describe()}); kept the published one. Pass --replace-more-complete to replace it",
+                    condition="LESS_COMPLETE", parameters={"date": key, "published": before,
+                                                           "this_run": completeness.ratio})
+            # partitioned by date: concurrent runs for other dates never touch the same files
+            announced = {"completeness": completeness.as_record(), "date": key, "rule": str(options.rule)}
+            note_write(f"{self.publication.name}.{published_to}", DeltaWriter(
+                replace={"date": key}, metadata=announced).write(cube.frame.transform(with_completeness, completeness),
+                                                                 target))
+            self.completeness_table.wrote(DeltaWriter(replace={"date": key, "published_to": published_to},
+                                                      metadata=announced).write(
+                completeness_frame(spark, completeness), options.completeness_table))
+        finally:
+            cube.unpersist()
+        announce_partial(completeness, target, {"date": key}, [webhook(url) for url in options.notify_urls],
+                         extra={"published_to": published_to, "job": NAME})
+        print(f"{NAME}: {key}: {completeness.describe()} -> {published_to} {target}")
+        return 0
 
 
-def flow(args: argparse.Namespace, settings: Settings) -> Graph:
-    """The job's flow: 24 hourly parents, the fan-in's rule, the cube, the public/private route, the tables."""
-    hours = [f"{h:02d}" for h in range(HOURS_PER_DAY)]
-    dimensions = ", ".join(args.dimensions)
-    return Graph.chain(
-        NAME,
-        fan_in_graph(hours, rule=rule_of(args), name="hours"),
-        Graph.single("cube", "step", f"CUBE({dimensions}) + completeness columns", one_scan="hours read once"),
-        publication(args).graph("published_to"),
-        Graph.single("completeness_table", "output", "completeness table (one row per date and target)"),
+def plan(options: Options) -> Cube:
+    """Build the job's blocks from its options: the hours of the date (drawn as 00..23 without one)."""
+    threshold = options.min_completeness
+    day = options.execution_date
+    hours = (hourly_parents(options.input, day) if day is not None else
+             [Parent(f"{h:02d}", path=f"{options.input}/(--execution-date)/{h:02d}") for h in range(HOURS_PER_DAY)])
+    return Cube(
+        options,
+        FanIn("hours", tuple(hours), options.rule, VISITS_SCHEMA, required=REQUIRED_COLUMNS, wait=options.wait),
+        Stage("cube", "step", f"CUBE({', '.join(options.dimensions)}) + completeness columns",
+              {"one_scan": "hours read once"}),
+        # where the cube goes: the public table when complete enough, else the private one
+        Router([("public", f"completeness >= {threshold}", lambda ratio: ratio >= threshold)], default="private",
+               name="published_to"),
+        Stage("completeness_table", "output", "completeness table (one row per date and target)"),
     )
 
 
@@ -142,45 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--wait-for-hours must be >= 0 and --poll-interval > 0, got {args.wait_for_hours} and "
                          f"{args.poll_interval}")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        day = args.execution_date
-        key = date_key(day)
-        source = args.input or settings.path("raw", "visits")
-        completeness_table = args.completeness_table or settings.path("tables", "visits_cube_completeness")
-        require_input(spark, source, hint="generate it with `spark-flows generate visits --date ...`")
-        wait = Wait(args.wait_for_hours, args.poll_interval) if args.wait_for_hours else None
-        merged = fan_in(spark, hourly_parents(source, day), rule=rule_of(args), schema=VISITS_SCHEMA,
-                        required=REQUIRED_COLUMNS, wait=wait, name="hours")
-        # the one scan of the day; refuses per the mode's trigger rule
-        cube = merged.evaluate(partial(visits_cube, dimensions=args.dimensions))
-        completeness = cube.completeness
-        try:
-            published_to = publication(args).choose(completeness.ratio).branch
-            public = published_to == "public"
-            target = (args.output or settings.path("tables", "visits_cube")) if public else (
-                args.private_output or settings.path("tables", "visits_cube_private"))
-            before = published_ratio(spark, completeness_table, key, published_to)
-            if before is not None and before > completeness.ratio and not args.replace_more_complete:
-                raise WriteRefusedError(
-                    f"{published_to} cube of {key} has completeness {before} and this run only {completeness.ratio} "
-                    f"({completeness.describe()}); kept the published one. Pass --replace-more-complete to replace it",
-                    condition="LESS_COMPLETE", parameters={"date": key, "published": before,
-                                                           "this_run": completeness.ratio})
-            # partitioned by date: concurrent runs for other dates never touch the same files
-            announced = {"completeness": completeness.as_record(), "date": key, "rule": str(rule_of(args))}
-            note_write(f"published_to.{published_to}", DeltaWriter(replace={"date": key}, metadata=announced).write(
-                cube.frame.transform(with_completeness, completeness), target))
-            note_write("completeness_table", DeltaWriter(replace={"date": key, "published_to": published_to},
-                                                         metadata=announced).write(
-                completeness_frame(spark, key, completeness).drop("partition"), completeness_table))
-        finally:
-            cube.unpersist()
-        announce_partial(completeness, target, {"date": key}, [webhook(url) for url in args.notify_url],
-                         extra={"published_to": published_to, "job": NAME})
-        print(f"{NAME}: {key}: {completeness.describe()} -> {published_to} {target}")
-        return 0
-
-    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
+    return run_job(NAME, parser, argv, lambda args, settings: plan(Options.resolve(args, settings)),
+                   validate=validate)
 
 
 if __name__ == "__main__":

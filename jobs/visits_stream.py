@@ -26,9 +26,8 @@ import argparse
 import datetime as dt
 import signal
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -40,20 +39,19 @@ from spark_flows.book.datasets import VISIT_EVENTS_SCHEMA
 from spark_flows.core.config import Settings
 from spark_flows.flow.graph import Graph
 from spark_flows.io import delta_log
-from spark_flows.io.sources import checked_each_batch, read_json_stream
+from spark_flows.io.sources import BadRecordsPolicy, checked_each_batch, read_json_stream
 from spark_flows.io.storage import Storage
-from spark_flows.io.writers import Batch, DeltaWriter, FilesWriter, WriteResult
+from spark_flows.io.writers import Batch, DeltaWriter, FilesWriter, PendingBatch
 from spark_flows.patterns.sequence import Sequence, step
-from spark_flows.patterns.split import Branch, split_graph, write_branch
+from spark_flows.patterns.split import Branch, write_branch
 from spark_flows.patterns.streaming import (
-    BatchHandler,
     PeriodMarkers,
+    SplitEachBatch,
     check_checkpoint_kept,
     committed_batches,
     each_batch,
     query_id,
     sequence_each_batch,
-    split_each_batch,
     start,
     stream_app_id,
     stream_graph,
@@ -77,95 +75,99 @@ def per_page(df: DataFrame) -> DataFrame:
                                                 F.sum("duration_ms").alias("duration_ms"))
 
 
-def paths(args: argparse.Namespace, settings: Settings) -> dict[str, str]:
-    """Input, checkpoint and outputs, from the flags or under the data root."""
-    return {
-        "input": args.input or settings.path("raw", "visit_events"),
-        "checkpoint": args.checkpoint or settings.path("checkpoints", NAME),
-        "events": args.events_table or settings.path("tables", "visits_events"),
-        "pages": args.pages_table or settings.path("tables", "visits_pages"),
-        "csv": args.csv_output or settings.path("exports", NAME),
-    }
+@dataclass(frozen=True)
+class Options:
+    """The job's flags and settings, resolved once."""
+
+    input: str
+    checkpoint: str
+    events: str
+    pages: str
+    csv: str
+    trigger: str
+    interval: str
+    max_batches: int | None
+    files_per_batch: int
+    delay: dt.timedelta
+    concurrency: int
+    on_bad_records: BadRecordsPolicy
+
+    @classmethod
+    def resolve(cls, args: argparse.Namespace, settings: Settings) -> Options:
+        """Input, checkpoint and outputs from the flags or under the data root, and the query's settings."""
+        return cls(args.input or settings.path("raw", "visit_events"),
+                   args.checkpoint or settings.path("checkpoints", NAME),
+                   args.events_table or settings.path("tables", "visits_events"),
+                   args.pages_table or settings.path("tables", "visits_pages"),
+                   args.csv_output or settings.path("exports", NAME), args.trigger, args.interval,
+                   args.max_batches, args.files_per_batch, dt.timedelta(minutes=args.delay_minutes),
+                   args.concurrency, args.on_bad_records)
+
+    def sinks(self, batch: Batch | PendingBatch) -> list[Branch]:
+        """The sinks of one micro-batch."""
+        version = batch.version
+        return [
+            write_branch("events", DeltaWriter(partition_by=["event_date"]), self.events, batch=batch),
+            write_branch("pages", DeltaWriter(partition_by=["event_date"]), self.pages, batch=batch,
+                         transform=lambda df: per_page(df).withColumn("batch_id", F.lit(version))),
+            write_branch("csv", FilesWriter("csv", replace={"batch": str(version)}, options={"header": "true"}),
+                         self.csv, batch=batch,
+                         transform=lambda df: df.select("visit_id", "event_time", "user_id", "page", "duration_ms")),
+        ]
 
 
-def branches_of(where: dict[str, str], batch: Batch) -> list[Branch]:
-    """The sinks of one micro-batch."""
-    return [
-        write_branch("events", DeltaWriter(partition_by=["event_date"]), where["events"], batch=batch),
-        write_branch("pages", DeltaWriter(partition_by=["event_date"]), where["pages"], batch=batch,
-                     transform=lambda df: per_page(df).withColumn("batch_id", F.lit(batch.version))),
-        write_branch("csv", FilesWriter("csv", replace={"batch": str(batch.version)}, options={"header": "true"}),
-                     where["csv"], batch=batch,
-                     transform=lambda df: df.select("visit_id", "event_time", "user_id", "page", "duration_ms")),
-    ]
+@dataclass(frozen=True)
+class Stream:
+    """The job's blocks: the file source, each micro-batch persisted once, prepared, split into the sinks,
+    then the day markers."""
+
+    options: Options
+    prepare: Sequence
+    sinks: SplitEachBatch
+    markers: PeriodMarkers
+
+    def graph(self) -> Graph:
+        options = self.options
+        return stream_graph(NAME, f"visit events (JSON files, {options.files_per_batch} per micro-batch)",
+                            Graph.of(NAME, self.prepare, self.sinks, self.markers),
+                            trigger=TRIGGERS[options.trigger])
+
+    def run(self, spark: SparkSession) -> int:
+        options = self.options
+        events = read_json_stream(spark, options.input, VISIT_EVENTS_SCHEMA,
+                                  maxFilesPerTrigger=str(options.files_per_batch))
+        storage = Storage(spark)
+        check_checkpoint_kept(storage, NAME, options.checkpoint, [options.events, options.pages])
+        before = set(committed_batches(storage, options.checkpoint))
+        handler = each_batch(sequence_each_batch(self.prepare, self.sinks), self.markers)
+        checked = checked_each_batch(handler, where=options.input, on_bad_records=options.on_bad_records,
+                                     quarantine_path=f"{options.events}_bad_records")
+        query = start(events, checked, name=NAME, checkpoint=options.checkpoint,
+                      trigger=TRIGGERS[options.trigger], interval=options.interval)
+        if options.trigger == "continuous":
+            _run_until_stopped(query, lambda: len(set(committed_batches(storage, options.checkpoint)) - before),
+                               options.max_batches)
+        query.awaitTermination()
+        done = sorted(set(committed_batches(storage, options.checkpoint)) - before)
+        rows = 0
+        if done:  # the events each micro-batch brought, as its commit to the events table recorded them
+            app = stream_app_id(NAME, query_id(storage, options.checkpoint))
+            commits = delta_log.txn_commits(storage, options.events, app)
+            rows = sum(c.rows or 0 for c in commits if c.txn_version in done)
+        print(f"{NAME}: {len(done)} micro-batch(es), {rows} rows; batch ids {done}")
+        return 0
 
 
-def markers_of(args: argparse.Namespace, where: dict[str, str]) -> PeriodMarkers:
-    return PeriodMarkers(where["events"], event_time="event_time", partition_column="event_date",
-                         delay=dt.timedelta(minutes=args.delay_minutes), producer=NAME)
-
-
-def flow(args: argparse.Namespace, settings: Settings) -> Graph:
-    """The job's flow: the file source, each micro-batch persisted once, prepared, split into the sinks, then
-    the day markers."""
-    where = paths(args, settings)
-    branches = [replace(b, key=b.key.replace(f"{NAME}.query@0", f"{NAME}.(query id)@(micro-batch id)"))
-                for b in branches_of(where, Batch(f"{NAME}.query", 0))]
-    body = Graph.chain(NAME, prepare().graph(), split_graph(branches, name="sinks"), markers_of(args, where).graph())
-    return stream_graph(NAME, f"visit events (JSON files, {args.files_per_batch} per micro-batch)", body,
-                        trigger=args.trigger)
-
-
-def _pausing(handler: BatchHandler, point: str, pause_at: str | None) -> BatchHandler:
-    """Test hook (``--pause-at BATCH:POINT``): stop dead at a named point of a micro-batch, so a test can
-    SIGKILL the job there; ``pause_at`` unset changes nothing."""
-    if not pause_at:
-        return handler
-
-    def handle(df: DataFrame, batch: Batch) -> object:
-        _pause(f"{batch.version}:before-{point}", pause_at)
-        result = handler(df, batch)
-        _pause(f"{batch.version}:after-{point}", pause_at)
-        return result
-
-    return handle
-
-
-def _pause(here: str, pause_at: str) -> None:
-    if here == pause_at:
-        print(f"{NAME}: PAUSED AT {here}", file=sys.stderr, flush=True)
-        while True:
-            time.sleep(60)
-
-
-def _pausing_branches(branches: Callable[[Batch], list[Branch]], pause_at: str | None
-                      ) -> Callable[[Batch], list[Branch]]:
-    if not pause_at:
-        return branches
-
-    def wrapped(batch: Batch) -> list[Branch]:
-        return [replace(b, run=_branch_pause(b, batch, pause_at)) for b in branches(batch)]
-
-    return wrapped
-
-
-def _branch_pause(branch: Branch, batch: Batch, pause_at: str) -> Callable[[DataFrame], WriteResult | None]:
-    def run(df: DataFrame) -> WriteResult | None:
-        _pause(f"{batch.version}:before-{branch.name}", pause_at)
-        result = branch.run(df)
-        _pause(f"{batch.version}:after-{branch.name}", pause_at)
-        return result
-
-    return run
-
-
-def handler_of(args: argparse.Namespace, where: dict[str, str]) -> BatchHandler:
-    """What runs on each micro-batch: prepare, split into the sinks, then the day markers."""
-    branches = _pausing_branches(lambda batch: branches_of(where, batch), args.pause_at)
-    sinks = split_each_batch("sinks", branches, concurrency=args.concurrency)
-    return _pausing(each_batch(sequence_each_batch(prepare(), sinks),
-                               _pausing(markers_of(args, where), "markers", args.pause_at)),
-                    "batch", args.pause_at)
+def plan(options: Options) -> Stream:
+    """Build the job's blocks from its options."""
+    return Stream(
+        options,
+        prepare(),
+        SplitEachBatch("sinks", options.sinks, options.concurrency,
+                       drawn_as=PendingBatch(stream_app_id(NAME, "(query id)"), "(micro-batch id)")),
+        PeriodMarkers(options.events, event_time="event_time", partition_column="event_date", delay=options.delay,
+                      producer=NAME),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="lines that do not parse (not JSON, a value of the wrong type): fail the micro-batch "
                              "naming the files, or set them aside in <events table>_bad_records and go on "
                              "(default: %(default)s)")
-    parser.add_argument("--pause-at", help=argparse.SUPPRESS)
 
     def validate(args: argparse.Namespace) -> None:
         for flag in ("files_per_batch", "concurrency", "max_batches"):
@@ -200,31 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_batches and args.trigger != "continuous":
             parser.error("--max-batches applies to --trigger continuous")
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        where = paths(args, settings)
-        events = read_json_stream(spark, where["input"], VISIT_EVENTS_SCHEMA,
-                                  maxFilesPerTrigger=str(args.files_per_batch))
-        storage = Storage(spark)
-        check_checkpoint_kept(storage, NAME, where["checkpoint"], [where["events"], where["pages"]])
-        before = set(committed_batches(storage, where["checkpoint"]))
-        checked = checked_each_batch(handler_of(args, where), where=where["input"], on_bad_records=args.on_bad_records,
-                                     quarantine_path=f"{where['events']}_bad_records")
-        query = start(events, checked, name=NAME, checkpoint=where["checkpoint"],
-                      trigger=TRIGGERS[args.trigger], interval=args.interval)
-        if args.trigger == "continuous":
-            _run_until_stopped(query, lambda: len(set(committed_batches(storage, where["checkpoint"])) - before),
-                               args.max_batches)
-        query.awaitTermination()
-        done = sorted(set(committed_batches(storage, where["checkpoint"])) - before)
-        rows = 0
-        if done:  # the events each micro-batch brought, as its commit to the events table recorded them
-            app = stream_app_id(NAME, query_id(storage, where["checkpoint"]))
-            commits = delta_log.txn_commits(storage, where["events"], app)
-            rows = sum(c.rows or 0 for c in commits if c.txn_version in done)
-        print(f"{NAME}: {len(done)} micro-batch(es), {rows} rows; batch ids {done}")
-        return 0
-
-    return run_job(NAME, parser, argv, body, validate=validate, flow=flow)
+    return run_job(NAME, parser, argv, lambda args, settings: plan(Options.resolve(args, settings)),
+                   validate=validate)
 
 
 def _run_until_stopped(query: Any, ran: Callable[[], int], max_batches: int | None) -> None:

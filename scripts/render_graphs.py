@@ -11,7 +11,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from spark_flows.flow.render import job_graph, to_mermaid
+from spark_flows.apps.graphs import job_graph
+from spark_flows.flow.render import to_mermaid
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOW_PAGE = ROOT / "docs" / "flow.md"

@@ -9,11 +9,12 @@ batch land once, the session, and the root of the library's errors. Two more pat
 pattern                   names
 ========================  =====================================================================
 Local Sequencer           ``Sequence``, ``step``, ``chain``
-Parallel Split            ``split``, ``branch``, ``write_branch``, ``SplitResult``
-Aligned / Unaligned Fan-In ``fan_in``, ``hourly_parents``, ``Parent``, ``Completeness``, ``union_by_name``
-Exclusive Choice          ``route_by_date``, ``route_by_schema``, ``OutputFactory``, ``Route``
-Isolated Sequencer        ``publish``, ``wait_for_marker``, ``read_when_ready``, ``trigger``
-Single / Concurrent Runner ``single_run``, ``run_concurrently``, ``RunLedger``
+Parallel Split            ``Split``, ``split``, ``branch``, ``write_branch``
+Aligned / Unaligned Fan-In ``FanIn``, ``fan_in``, ``hourly_parents``, ``Parent``, ``Completeness``, ``union_by_name``
+Exclusive Choice          ``DateChoice``, ``route_by_date``, ``route_by_schema``, ``OutputFactory``, ``Route``
+Isolated Sequencer        ``ReadinessWait``, ``publish``, ``wait_for_marker``, ``read_when_ready``, ``trigger``
+Single / Concurrent Runner ``SingleRunner``, ``ConcurrentRunner``, ``single_run``, ``run_concurrently``, ``RunLedger``
+what a run did            ``Outcome`` (a branch, a partition), ``Outcomes`` (all of a split's or a runner's)
 writing once              ``Batch``, ``DeltaWriter``, ``CsvWriter``, ``ParquetWriter``, ``read_published``
 ========================  =====================================================================
 
@@ -23,6 +24,9 @@ Example
 >>> seq = sf.Sequence("s", [sf.step("noop", lambda df: df)])
 >>> seq.describe()
 [{'index': 1, 'name': 'noop', 'kind': 'step'}]
+
+Every block is one value that runs and draws: ``block.run(...)`` and ``block.graph()`` (``Sequence``,
+``Split``, ``FanIn``, ``DateChoice``, ``ReadinessWait``, ``SingleRunner``, ``ConcurrentRunner``).
 """
 
 from __future__ import annotations
@@ -30,37 +34,45 @@ from __future__ import annotations
 from spark_flows.core.config import Settings, load_settings
 from spark_flows.core.metrics import SparkMeter
 from spark_flows.core.progress import enable_progress
+from spark_flows.core.scheduling import Outcome, Outcomes
 from spark_flows.core.session import get_session
 from spark_flows.core.waiting import Wait
 from spark_flows.errors import SparkFlowsError
 from spark_flows.io.storage import Storage
 from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter, ParquetWriter, WriteResult, read_published
-from spark_flows.patterns.choice import OutputFactory, Route, route_by_date, route_by_schema
+from spark_flows.patterns.choice import DateChoice, OutputFactory, Route, route_by_date, route_by_schema
 from spark_flows.patterns.fan_in.alignment import union_by_name
 from spark_flows.patterns.fan_in.completeness import Completeness
-from spark_flows.patterns.fan_in.merge import Parent, fan_in, hourly_parents
-from spark_flows.patterns.markers import publish, read_when_ready, trigger, wait_for_marker
-from spark_flows.patterns.runners import RunLedger, run_concurrently, single_run
+from spark_flows.patterns.fan_in.merge import FanIn, Parent, fan_in, hourly_parents
+from spark_flows.patterns.markers import ReadinessWait, publish, read_when_ready, trigger, wait_for_marker
+from spark_flows.patterns.runners import ConcurrentRunner, RunLedger, SingleRunner, run_concurrently, single_run
 from spark_flows.patterns.sequence import Sequence, chain, step
-from spark_flows.patterns.split import SplitResult, branch, split, write_branch
+from spark_flows.patterns.split import Split, branch, split, write_branch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Batch",
     "Completeness",
+    "ConcurrentRunner",
     "CsvWriter",
+    "DateChoice",
     "DeltaWriter",
+    "FanIn",
+    "Outcome",
+    "Outcomes",
     "OutputFactory",
     "Parent",
     "ParquetWriter",
+    "ReadinessWait",
     "Route",
     "RunLedger",
     "Sequence",
     "Settings",
+    "SingleRunner",
     "SparkFlowsError",
     "SparkMeter",
-    "SplitResult",
+    "Split",
     "Storage",
     "Wait",
     "WriteResult",

@@ -79,6 +79,23 @@ def invalid_argument(argument: str, value: Any, expected: str) -> SparkFlowsValu
                                 parameters={"argument": argument, "value": repr(value), "expected": expected})
 
 
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def checked_name(argument: str, value: Any) -> str:
+    """``value`` if it is a valid name: the one rule for every name spark_flows puts into a path, a job
+    group, a scheduler pool or an app id (steps, sequences, branches, streams, run ids, batch app ids).
+
+    Raises
+    ------
+    SparkFlowsValueError: not a string of letters, digits, ``_``, ``.`` or ``-`` starting with a letter,
+        digit or ``_``.
+    """
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise invalid_argument(argument, value, f"a string matching {_NAME.pattern}")
+    return value
+
+
 def not_callable(argument: str, value: Any) -> SparkFlowsTypeError:
     """The error for ``argument`` that must be callable and is not."""
     return SparkFlowsTypeError(f"{argument} must be callable, got {type(value).__name__}",
@@ -306,52 +323,6 @@ def _python_error(message: str) -> str | None:
     traceback = message.split(_PYTHON_PROXY, 1)[1].split("=== Streaming Query", 1)[0]
     lines = [line.strip() for line in traceback.splitlines()]
     return next((line for line in reversed(lines) if _EXCEPTION_LINE.match(line)), None)
-
-
-def spark_error(exc: BaseException) -> tuple[str | None, dict[str, str]]:
-    """The error condition and message parameters of a Spark error, however it arrived.
-
-    A pyspark error carries them itself; a raw ``Py4JJavaError`` (a job aborted by a failed task) carries a
-    Java ``SparkThrowable`` somewhere in its cause chain.
-    """
-    get_condition = getattr(exc, "getCondition", None)
-    get_parameters = getattr(exc, "getMessageParameters", None)
-    if callable(get_condition) and callable(get_parameters) and get_condition():
-        return str(get_condition()), {str(k): str(v) for k, v in (get_parameters() or {}).items()}
-    cause, depth = getattr(exc, "java_exception", None), 0
-    while cause is not None and depth < 20:
-        try:
-            condition = cause.getCondition() if hasattr(cause, "getCondition") else None
-            if condition:
-                parameters = cause.getMessageParameters()
-                return str(condition), {str(k): str(parameters.get(k)) for k in parameters.keySet()}
-            cause, depth = cause.getCause(), depth + 1
-        except Exception:  # not a SparkThrowable, or the gateway is gone
-            return None, {}
-    return None, {}
-
-
-def spark_failed(what: str, exc: BaseException) -> SparkFlowsError:
-    """The library error for a Spark failure below ``what`` (e.g. ``"delta write to /t"``): a full disk is
-    :class:`StorageError` ``DISK_FULL``; any other keeps Spark's condition (``SPARK_FAILED`` when it has
-    none). A library error passes through unchanged. Raise it ``from exc`` so Spark's error stays the cause.
-
-    >>> spark_failed("delta write to /t", OSError("[Errno 28] No space left on device")).getCondition()
-    'DISK_FULL'
-    >>> spark_failed("x", InputNotFoundError("gone")).getCondition()
-    'INPUT_NOT_FOUND'
-    """
-    if isinstance(exc, SparkFlowsError):
-        return exc
-    summary = _summary(exc)
-    condition, parameters = spark_error(exc)
-    if _NO_SPACE in f"{summary} {exc}":
-        return StorageError(f"{what} failed: the disk is full ({_NO_SPACE}); free space or write "
-                            "elsewhere, then run again", condition="DISK_FULL", parameters={"what": what})
-    if condition and summary.startswith(f"[{condition}"):  # the condition goes first once, not twice
-        summary = summary.split("]", 1)[1].strip()
-    return SparkFailedError(f"{what} failed: {summary}", condition=condition or SparkFailedError.condition,
-                            parameters={"what": what, **parameters})
 
 
 def error_summary(exc: BaseException) -> str:

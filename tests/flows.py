@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
+from spark_flows.apps.graphs import job_graph
 from spark_flows.flow.graph import Graph
-from spark_flows.flow.render import job_graph
 
 
 def run_flow(data_root: str, job: str, stamp: str = "*") -> Graph:

@@ -42,7 +42,7 @@ def contend(root: str, round_: int, index: int) -> str:
 
     lock = RunLock(None, root, round_job(round_), ttl_seconds=TTL, heartbeat_seconds=BEAT, run_id=f"c{index}")
     try:
-        lock.acquire(wait_timeout=0)
+        lock.acquire()
     except RunLockedError:
         return "refused"
     except Exception as error:  # counted as a failure by the caller

@@ -140,10 +140,10 @@ def test_router_is_inspectable_and_first_match_wins() -> None:
     router = Router([("big", "rows > 1000", lambda n: n > 1000), ("small", "rows > 0", lambda n: n > 0)],
                     default="empty")
     assert router.describe()[-1] == {"branch": "empty", "condition": "default"}
-    assert router.choose(5000).branch == "big" and router.choose(3).branch == "small"
-    assert router.choose(0).reason == "no condition held"
+    assert router.run(5000).branch == "big" and router.run(3).branch == "small"
+    assert router.run(0).reason == "no condition held"
     with pytest.raises(RouteError, match="no route for 0"):
-        Router([("x", "never", lambda n: False)]).choose(0)
+        Router([("x", "never", lambda n: False)]).run(0)
 
 
 def test_route_is_recorded_next_to_the_output(spark, tmp_path: Path) -> None:

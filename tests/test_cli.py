@@ -66,7 +66,7 @@ def test_markers_and_runs_read_files_without_spark(spark, tmp_path: Path, monkey
     ledger.record("trend", dt.date(2024, 1, 1), 2, "running", "r2")
     ledger.record("trend", dt.date(2024, 1, 1), 2, "succeeded", "r2")
     ledger.record("other", dt.date(2024, 1, 1), 1, "running", "r3")
-    expected = [(r.attempt, r.status, r.error) for r in ledger.runs("trend").collect()]
+    expected = [(r.attempt, r.status, r.error) for r in ledger.runs("trend")]
 
     def no_spark(*_: object, **__: object) -> None:
         raise AssertionError("a command that only reads files asked for Spark")

@@ -34,7 +34,7 @@ def test_an_append_without_spark_is_a_commit_delta_spark_reads_and_writes_after(
     assert record_without_spark(path, "job", DAY, 1, "failed", "r1", "[BOOM] it broke") == 1
     assert record_without_spark(path, "job", DAY, 0, "refused", "r2", "[RUN_LOCKED] held") == 2
     RunLedger(spark, path).record("job", DAY, 2, "succeeded", "r3")  # Delta Spark commits on after them
-    runs = {r.run_id: r for r in RunLedger(spark, path).runs("job").collect()}
+    runs = {r.run_id: r for r in RunLedger(spark, path).runs("job")}
     assert {k: (r.attempt, r.status, r.error) for k, r in runs.items()} == {
         "r1": (1, "failed", "[BOOM] it broke"), "r2": (0, "refused", "[RUN_LOCKED] held"), "r3": (2, "succeeded", None)}
     assert runs["r1"].ended_at >= before.replace(microsecond=0) - dt.timedelta(seconds=1)  # a UTC instant

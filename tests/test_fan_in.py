@@ -175,7 +175,7 @@ def test_completeness_columns_and_table_row(spark) -> None:
     c = Completeness(("00", "01", "02", "03"), {"02": "no data"})
     df = spark.range(2).transform(with_completeness, c)
     assert {(r.is_approximate, r.completeness_ratio) for r in df.collect()} == {(True, 0.75)}
-    row = completeness_frame(spark, "20240101", c).first()
+    row = completeness_frame(spark, c).first()
     assert (row.expected, row.present, row.ratio, row.missing, row.failures) == (4, 3, 0.75, ["02"], {"02": "no data"})
 
 

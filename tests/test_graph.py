@@ -9,10 +9,11 @@ import pytest
 
 from scripts.render_graphs import FLOW_PAGE, rendered
 from spark_flows.apps.cli import main as cli
+from spark_flows.apps.graphs import job_graph
 from spark_flows.book.transforms import devices_sequence
-from spark_flows.errors import SparkFlowsValueError
+from spark_flows.errors import InputNotFoundError, SparkFlowsValueError
 from spark_flows.flow.graph import Edge, Graph, Node, Structure, note, note_route, recording
-from spark_flows.flow.render import job_graph, to_dot, to_json, to_mermaid
+from spark_flows.flow.render import to_dot, to_json, to_mermaid
 
 JOBS = sorted(p.stem for p in (Path(__file__).resolve().parent.parent / "jobs").glob("[a-z]*.py"))
 
@@ -60,7 +61,7 @@ def test_bad_job_arguments_are_a_usage_error_naming_the_job(capsys) -> None:
     assert cli(["graph", "jobs/devices_loader.py", "--", "--concurrency", "many"]) == 2
     err = capsys.readouterr().err
     assert "invalid int value: 'many'" in err and "job devices_loader gave no flow" in err
-    with pytest.raises(SparkFlowsValueError, match=r"an existing \.py file"):
+    with pytest.raises(InputNotFoundError, match=r"job file jobs/no_such_job.py does not exist"):
         job_graph("jobs/no_such_job.py")
 
 
@@ -98,3 +99,27 @@ def test_blocks_offer_the_structure_protocol() -> None:
     assert isinstance(devices_sequence(), Structure)
     assert isinstance(OutputFactory.default(), Structure) and isinstance(Router([], default="x"), Structure)
     assert not isinstance(object(), Structure)
+
+
+def test_every_block_runs_and_draws_from_one_value_whose_settings_are_its_graph_s_rules() -> None:
+    import datetime as dt
+
+    import spark_flows as sf
+
+    blocks = [
+        sf.Split("s", (sf.branch("a", lambda df: None),), concurrency=3),
+        sf.FanIn("f", (sf.Parent("00", path="/in/00"),), rule="min_success=1"),
+        sf.DateChoice(dt.date(2024, 3, 1), before="old", on_or_after="new", name="c"),
+        sf.ReadinessWait("/lake/devices", sf.Wait(timeout=5)),
+        sf.SingleRunner("trend", lock_root="/l", ledger_path="/r", depends_on_past=False),
+        sf.ConcurrentRunner("backfill", ("d1", "d2"), concurrency=4),
+    ]
+    assert all(isinstance(b, Structure) and callable(getattr(b, "run", None)) for b in blocks)
+    split, fan_in, choice, ready, single, concurrent = (b.graph() for b in blocks)
+    assert split.node("s").rules["concurrency"] == 3
+    assert [e.rule for e in fan_in.edges] == ["min_success=1"]
+    assert [e.rule for e in choice.edges] == ["execution_date < 2024-03-01", "execution_date >= 2024-03-01"]
+    assert ready.node("marker.devices").rules == {"role": "wait", "timeout_seconds": 5}
+    assert single.node("single_run").rules == {"at_most": 1, "depends_on_past": False}
+    assert concurrent.children("backfill") == ["backfill.d1", "backfill.d2"]
+    assert {e.rule for e in concurrent.edges} == {"at most 4 at once"}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from spark_flows.core.waiting import Wait
 from spark_flows.errors import RunLockedError
 from spark_flows.io.storage import local_storage
 from spark_flows.patterns.runners.locks import RunLock
@@ -43,7 +44,7 @@ def test_waiting_acquire_gets_the_lock_when_released(spark, tmp_path: Path, monk
     monkeypatch.setattr(locks, "time", types.SimpleNamespace(sleep=sleep, monotonic=time.monotonic,
                                                              time=time.time))
     second = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5)
-    holder = second.acquire(wait_timeout=30, poll_interval=0.2)
+    holder = second.acquire(wait=Wait(30, 0.2))
     assert holder.run_id == second.run_id
     assert waits == [0.2], "the second run waited once, while the first held the lock"
     second.release()
@@ -80,13 +81,13 @@ def test_an_unreadable_lock_file_is_a_holder_aged_by_its_mtime_never_spun_on(spa
     lock_file = tmp_path / "job.lock"
     lock_file.write_text("")  # a crash between the exclusive create and the write
     with pytest.raises(RunLockedError, match="locked by run unreadable") as refused:
-        RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5).acquire(wait_timeout=0)
+        RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5).acquire()
     assert refused.value.getMessageParameters()["holder_run_id"] == "unreadable"
     lock_file.write_text('{"run_id": 42, "format": "from a newer version"')
     old = time.time() - 120
     os.utime(lock_file, (old, old))
     taker = RunLock(spark, str(tmp_path), "job", ttl_seconds=60, heartbeat_seconds=5, run_id="taker")
-    holder = taker.acquire(wait_timeout=0)
+    holder = taker.acquire()
     assert holder.took_over_from and holder.took_over_from.startswith("unreadable@")
     assert json.loads(lock_file.read_text())["run_id"] == "taker"
     taker.release()

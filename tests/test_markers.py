@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql.types import LongType, StructField, StructType
 
+from spark_flows.core.waiting import Wait
 from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError
 from spark_flows.io.writers import DeltaWriter, FilesWriter
 from spark_flows.patterns.markers import (
@@ -41,7 +42,7 @@ def test_wait_times_out_naming_the_path_and_the_wait(spark, tmp_path: Path) -> N
     dataset = str(tmp_path / "absent")
     pattern = r"no readiness marker at .*absent/20240101.json after waiting \d+\.\ds \(timeout 0\.4s, \d+ polls\)"
     with pytest.raises(MarkerTimeoutError, match=pattern) as timed_out:
-        wait_for_marker(spark, dataset, DAY, timeout=0.4, poll_interval=0.1)
+        wait_for_marker(spark, dataset, DAY, wait=Wait(0.4, 0.1))
     waited = timed_out.value.getMessageParameters()
     assert waited["waited_seconds"] >= 0.4 and waited["polls"] >= 2, waited
 
@@ -61,7 +62,7 @@ def test_wait_returns_when_the_marker_appears(spark, tmp_path: Path, monkeypatch
             publish(df, dataset, FilesWriter("parquet"), producer="p", execution_date=DAY)
 
     monkeypatch.setattr(waiting, "time", types.SimpleNamespace(sleep=sleep, monotonic=time.monotonic))
-    marker = wait_for_marker(spark, dataset, DAY, timeout=60, poll_interval=0.2, backoff=1.5)
+    marker = wait_for_marker(spark, dataset, DAY, wait=Wait(60, 0.2, 1.5))
     assert marker.rows == 2 and marker.table_version is None
     assert sleeps == [0.2], "one poll before the marker, one after"
 
@@ -73,23 +74,23 @@ def test_schema_mismatch_names_both_schemas(spark, tmp_path: Path) -> None:
     expected = StructType([StructField("id", LongType())])
     with pytest.raises(MarkerMismatchError, match=r"id: expected bigint, published int.*expected struct<id:bigint>, "
                                                   r"published struct<id:int>"):
-        wait_for_marker(spark, dataset, DAY, timeout=0, expected_schema=expected)
+        wait_for_marker(spark, dataset, DAY, wait=Wait(0), expected_schema=expected)
 
 
 def test_empty_data_and_wrong_run_are_refused_when_asked(spark, tmp_path: Path) -> None:
     dataset = str(tmp_path / "d")
     publish(spark.range(0), dataset, DeltaWriter(), producer="p", execution_date=DAY, run_id="r1")
     with pytest.raises(MarkerMismatchError, match="reports 0 rows"):
-        wait_for_marker(spark, dataset, DAY, timeout=0, require_rows=True)
+        wait_for_marker(spark, dataset, DAY, wait=Wait(0), require_rows=True)
     with pytest.raises(MarkerMismatchError, match="from run r1, expected run r2"):
-        wait_for_marker(spark, dataset, DAY, timeout=0, run_id="r2")
+        wait_for_marker(spark, dataset, DAY, wait=Wait(0), run_id="r2")
 
 
 def test_consumer_reads_exactly_the_published_version(spark, tmp_path: Path) -> None:
     dataset = str(tmp_path / "d")
     publish(spark.range(3), dataset, DeltaWriter(), producer="p", execution_date=DAY)
     spark.range(100).write.format("delta").mode("append").save(dataset)  # a later write, not yet published
-    df, marker = read_when_ready(spark, dataset, DAY, timeout=0)
+    df, marker = read_when_ready(spark, dataset, DAY, wait=Wait(0))
     assert df.count() == 3 and marker.table_version == 0
 
 
@@ -115,7 +116,7 @@ def test_replayed_publish_leaves_the_marker_true(spark, tmp_path: Path) -> None:
     first = publish(df, dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
     replay = publish(df, dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
     assert (first.rows, replay.rows, replay.batch_rows, replay.table_version) == (4, 4, 4, first.table_version)
-    assert wait_for_marker(spark, dataset, DAY, timeout=0, require_rows=True).rows == 4
+    assert wait_for_marker(spark, dataset, DAY, wait=Wait(0), require_rows=True).rows == 4
     files = publish(df, str(tmp_path / "f"), FilesWriter("parquet"), producer="p", execution_date=DAY,
                     batch=Batch("p", 1))
     files_replay = publish(df, str(tmp_path / "f"), FilesWriter("parquet"), producer="p", execution_date=DAY,
@@ -130,7 +131,7 @@ def test_marker_rows_count_what_the_consumer_reads(spark, tmp_path: Path) -> Non
     publish(spark.range(3), dataset, DeltaWriter(), producer="p", execution_date=DAY, batch=Batch("p", 1))
     later = dt.date(2024, 1, 2)
     marker = publish(spark.range(5), dataset, DeltaWriter(), producer="p", execution_date=later, batch=Batch("p", 2))
-    df, read = read_when_ready(spark, dataset, later, timeout=0)
+    df, read = read_when_ready(spark, dataset, later, wait=Wait(0))
     assert (marker.rows, marker.batch_rows, df.count()) == (8, 5, 8)
     assert read == marker
 
@@ -141,10 +142,10 @@ def test_a_replaced_partition_is_what_the_marker_describes_and_the_consumer_read
     later = dt.date(2024, 1, 2)
     marker = publish(spark.range(6), dataset, DeltaWriter(replace={"date": "20240102"}), producer="p",
                      execution_date=later)
-    df, _ = read_when_ready(spark, dataset, later, timeout=0)
+    df, _ = read_when_ready(spark, dataset, later, wait=Wait(0))
     assert (marker.rows, marker.partition, df.count()) == (6, {"date": "20240102"}, 6)
     assert marker.struct.fieldNames() == ["id", "date"], "the marker's schema is the table's, with its partition"
-    assert wait_for_marker(spark, dataset, later, timeout=0, expected_schema=df.schema) == marker
+    assert wait_for_marker(spark, dataset, later, wait=Wait(0), expected_schema=df.schema) == marker
 
 
 def test_a_marker_over_a_files_append_counts_and_reads_the_whole_output(spark, tmp_path: Path) -> None:
@@ -156,5 +157,5 @@ def test_a_marker_over_a_files_append_counts_and_reads_the_whole_output(spark, t
     marker = publish(spark.range(5), dataset, CsvWriter(mode="append"), producer="p", execution_date=later,
                      batch=Batch("p", 2))
     (tmp_path / "appended" / "stray.csv").write_text("id\n99\n")  # a file no manifest names
-    df, _ = read_when_ready(spark, dataset, later, file_format="csv", timeout=0)
+    df, _ = read_when_ready(spark, dataset, later, file_format="csv", wait=Wait(0))
     assert (marker.rows, marker.batch_rows, df.count()) == (8, 5, 8)

@@ -30,7 +30,7 @@ def test_ledger_and_depends_on_past(spark, tmp_path: Path) -> None:
         raise RuntimeError("boom")
     with pytest.raises(DependsOnPastError, match="which is failed"):
         check_depends_on_past(ledger, "job", d3)
-    runs = ledger.runs("job").collect()
+    runs = ledger.runs("job")
     assert [(r.execution_date, r.attempt, r.status) for r in runs] == [("2024-01-01", 1, "succeeded"),
                                                                          ("2024-01-02", 1, "failed")]
     assert runs[1].error == "RuntimeError: boom" and runs[1].ended_at >= runs[1].started_at
@@ -60,9 +60,9 @@ def test_concurrent_runner_bounds_concurrency_and_reports_failures(spark) -> Non
 
     summary = run_concurrently(spark, work, list(range(6)), concurrency=2, name="t")
     assert peak[0] == 2, "two at once, never more than the bound"
-    assert summary.failed == ["3"] and summary.results[3].error == "ValueError: partition 3 is broken"
-    assert [r.ok for r in summary.results] == [True, True, True, False, True, True]
-    assert spark.sparkContext.statusTracker().getJobIdsForGroup(summary.results[0].job_group)
+    assert summary.failed == ["3"] and summary.outcomes[3].error == "ValueError: partition 3 is broken"
+    assert [r.ok for r in summary.outcomes] == [True, True, True, False, True, True]
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup(summary.outcomes[0].job_group)
     assert "5 ok, 1 failed" in summary.table()
 
 
@@ -73,7 +73,7 @@ def test_fail_fast_skips_pending_partitions(spark) -> None:
 
     summary = run_concurrently(spark, work, list(range(4)), concurrency=1, fail_fast=True)
     assert summary.failed == ["0", "1", "2", "3"]
-    assert all(r.error == "skipped: an earlier task failed" for r in summary.results[1:])
+    assert all(r.error == "skipped: an earlier task failed" for r in summary.outcomes[1:])
 
 
 def test_taking_over_a_dead_run_closes_its_attempt_as_abandoned(spark, tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_taking_over_a_dead_run_closes_its_attempt_as_abandoned(spark, tmp_path:
     with single_run(spark, "job", day, lock_root=str(tmp_path / "locks"), ledger=ledger, ttl_seconds=2,
                     heartbeat_seconds=1) as taker:
         pass
-    runs = {r.run_id: r for r in ledger.runs("job").collect()}
+    runs = {r.run_id: r for r in ledger.runs("job")}
     assert runs["dead"].status == "abandoned" and f"run {taker.run_id} took it over" in runs["dead"].error
     assert (runs[taker.run_id].status, runs[taker.run_id].attempt) == ("succeeded", 2)
     check_depends_on_past(ledger, "job", dt.date(2024, 1, 2))  # D-1 succeeded on its second attempt
@@ -115,7 +115,7 @@ def test_refusals_are_in_the_ledger(spark, tmp_path: Path) -> None:
             pass
     finally:
         holder.release()
-    refused = [(r.execution_date, r.status, r.error.split("]")[0]) for r in ledger.runs("job").collect()
+    refused = [(r.execution_date, r.status, r.error.split("]")[0]) for r in ledger.runs("job")
                if r.status == "refused"]
     assert refused == [("2024-01-03", "refused", "[DEPENDS_ON_PAST"), ("2024-01-03", "refused", "[RUN_LOCKED")]
     assert ledger.statuses("job") == {"2024-01-01": "succeeded"}, "a refusal changes no date's status"
@@ -134,10 +134,10 @@ def test_processes_share_the_bounded_runner_with_fail_fast_and_their_own_error_l
     sleeps = [sys.executable, "-c", f"import pathlib, time; pathlib.Path({str(started)!r}).touch(); time.sleep(300)"]
     summary = run_processes([("a", fails), ("b", sleeps)], concurrency=2, fail_fast=True)
     assert started.exists(), "b never ran"
-    assert summary.results[0].error == "exit 1: job: error: [X] boom"
-    assert summary.results[1].error == "exit -9: no error line", "the running process was killed, not left to finish"
+    assert summary.outcomes[0].error == "exit 1: job: error: [X] boom"
+    assert summary.outcomes[1].error == "exit -9: no error line", "the running process was killed, not left to finish"
     in_order = run_processes([("a", fails), ("b", sleeps)], concurrency=1, fail_fast=True)
-    assert in_order.results[1].error == "skipped: an earlier task failed"
+    assert in_order.outcomes[1].error == "skipped: an earlier task failed"
 
 
 def test_many_drivers_on_s3_are_refused_under_delta_s_single_driver_log_store(spark) -> None:

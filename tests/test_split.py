@@ -10,7 +10,7 @@ from spark_flows.core.backend import is_remote
 from spark_flows.core.metrics import SparkMeter
 from spark_flows.errors import BranchFailedError
 from spark_flows.io.writers import Batch, DeltaWriter
-from spark_flows.patterns.split import branch, describe, split
+from spark_flows.patterns.split import Split, branch, split
 from tests.waits import wait_until
 
 
@@ -34,7 +34,7 @@ def test_source_is_scanned_once_and_each_branch_writes(spark, tmp_path: Path, so
     df = spark.read.schema("id long, k long").json(source)
     with SparkMeter(spark, all_threads=True) as meter:
         result = split(df, _branches(tmp_path, Batch("t", 1)), concurrency=concurrency)
-    assert result.ok and [b.rows for b in result.branches] == [100, 100, 100]
+    assert result.ok and [b.rows for b in result.outcomes] == [100, 100, 100]
     # the input is filled into the cache by one job before any branch starts: one scan of all 300 rows, whatever
     # the concurrency (concurrent branches racing to fill it used to scan it in parts)
     assert [r.rows for r in meter.scan.of(source)] == [300], meter.scan.of(source)
@@ -44,7 +44,7 @@ def test_source_is_scanned_once_and_each_branch_writes(spark, tmp_path: Path, so
 def test_each_branch_writes_its_rows_and_the_input_is_released(spark, tmp_path: Path, source: str) -> None:
     df = spark.read.schema("id long, k long").json(source)
     result = split(df, _branches(tmp_path, Batch("t", 1)), concurrency=3)
-    assert result.ok and [b.rows for b in result.branches] == [100, 100, 100]
+    assert result.ok and [b.rows for b in result.outcomes] == [100, 100, 100]
     assert [spark.read.format("delta").load(str(tmp_path / f"t{k}")).count() for k in range(3)] == [100] * 3
     assert not df.is_cached, "input left persisted"
 
@@ -53,7 +53,7 @@ def test_replay_three_times_leaves_counts_unchanged(spark, tmp_path: Path, sourc
     df = spark.read.schema("id long, k long").json(source)
     for _ in range(3):
         result = split(df, _branches(tmp_path, Batch("t", 1)), concurrency=2)
-    assert all(b.skipped for b in result.branches)
+    assert all(b.skipped for b in result.outcomes)
     assert [spark.read.format("delta").load(str(tmp_path / f"t{k}")).count() for k in range(3)] == [100] * 3
 
 
@@ -124,7 +124,9 @@ def test_cancel_on_failure_cancels_a_running_branch(spark, source: str, tmp_path
 
 
 def test_structure_and_bad_definitions() -> None:
-    assert describe([branch("a", lambda df: None), branch("b", lambda df: None)]) == [("input", "a"), ("input", "b")]
+    drawn = Split("s", (branch("a", lambda df: None, key="k"), branch("b", lambda df: None)), concurrency=2).graph()
+    assert [(e.source, e.target, e.rule) for e in drawn.edges] == [("s", "s.a", "k"), ("s", "s.b", "")]
+    assert drawn.node("s").rules == {"input": "persisted once", "concurrency": 2}
     with pytest.raises(ValueError, match="unique"):
         split(None, [branch("a", lambda df: None), branch("a", lambda df: None)])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="branch name"):
@@ -152,13 +154,13 @@ def test_a_replay_whose_outputs_hold_the_batch_reads_nothing(spark, tmp_path: Pa
                 write_branch("csv", CsvWriter(), str(tmp_path / "csv"), batch=batch)]
 
     first = split(load, branches(Batch("t", 1)), concurrency=2)
-    assert first.ok and [b.rows for b in first.branches] == [100, 300] and loads == [1]
+    assert first.ok and [b.rows for b in first.outcomes] == [100, 300] and loads == [1]
     replay = split(load, branches(Batch("t", 1)), concurrency=2)
     assert loads == [1], "the input was read again"
-    assert [(b.skipped, b.output.batch_rows if b.output else None) for b in replay.branches] == [(True, 100),
+    assert [(b.skipped, b.value.batch_rows if b.value else None) for b in replay.outcomes] == [(True, 100),
                                                                                               (True, 300)]
     nxt = split(load, branches(Batch("t", 2)), concurrency=2)
-    assert nxt.ok and not any(b.skipped for b in nxt.branches) and loads == [1, 1]
+    assert nxt.ok and not any(b.skipped for b in nxt.outcomes) and loads == [1, 1]
 
 
 def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Path, source: str) -> None:
@@ -184,14 +186,15 @@ def test_a_batch_one_output_refuses_is_written_to_no_output(spark, tmp_path: Pat
 
 def test_lookups_and_flag_types_raise_library_errors() -> None:
     from spark_flows.apps.harness import parse_date
+    from spark_flows.core.scheduling import Outcomes
     from spark_flows.errors import InvalidFlagError, SparkFlowsError, UnknownNameError
-    from spark_flows.patterns.split import SplitResult, split_graph
+    from spark_flows.patterns.split import Split
 
-    with pytest.raises(UnknownNameError, match=r"no branch named 'nope'; branches: \[\]") as missing:
-        SplitResult("s", (), 0.0)["nope"]
+    with pytest.raises(UnknownNameError, match=r"no branch named 'nope' in 's'; known: \[\]") as missing:
+        Outcomes("s", (), 0.0, "branch")["nope"]
     assert isinstance(missing.value, KeyError) and missing.value.getCondition() == "UNKNOWN_NAME"
     with pytest.raises(UnknownNameError, match="no node 'nope' in graph"):
-        split_graph([branch("a", lambda df: None)]).node("nope")
+        Split("s", (branch("a", lambda df: None),)).graph().node("nope")
     with pytest.raises(InvalidFlagError, match="expected YYYY-MM-DD") as bad:
         parse_date("2024-13-01")
     assert isinstance(bad.value, SparkFlowsError)

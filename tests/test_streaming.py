@@ -11,6 +11,7 @@ from pyspark.errors import StreamingQueryException
 from pyspark.sql import functions as F
 
 from spark_flows.book.samples import VISIT_EVENTS_SCHEMA, write_visit_events
+from spark_flows.core.waiting import Wait
 from spark_flows.errors import SchemaConflictError, SparkFlowsValueError, StreamingError
 from spark_flows.io import delta_log
 from spark_flows.io.storage import Storage
@@ -206,7 +207,7 @@ def test_a_day_s_marker_is_written_once_the_watermark_passes_it_and_again_for_la
     # replaying micro-batch 2 (a restart) publishes nothing again and does not move the watermark
     assert micro_batch(2, ["2024-01-02T01:10:00"]) == []
     assert markers.state(Storage(spark)).max_event_time == "2024-01-02T01:10:00"
-    frame, _ = read_when_ready(spark, table, day, consumer="daily_report", timeout=0)
+    frame, _ = read_when_ready(spark, table, day, consumer="daily_report", wait=Wait(0))
     assert frame.count() == 2
     # a late row for the closed day: written, and the day's marker published again with it; the consumer is stale
     assert micro_batch(3, ["2024-01-01T12:00:00"]) == [day]

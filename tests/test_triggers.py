@@ -11,7 +11,7 @@ import pytest
 from spark_flows.book.samples import VISITS_SCHEMA, write_visits
 from spark_flows.errors import MissingParentsError, SparkFlowsValueError
 from spark_flows.flow.graph import recording
-from spark_flows.patterns.fan_in.merge import fan_in, fan_in_graph, hourly_parents
+from spark_flows.patterns.fan_in.merge import FanIn, Parent, fan_in, hourly_parents
 from spark_flows.patterns.fan_in.triggers import ALL_DONE, min_success, trigger_rule
 
 DAY = dt.date(2024, 1, 1)
@@ -119,7 +119,8 @@ def test_rules_are_named_as_orchestrators_name_them_and_bad_ones_are_refused() -
 
 
 def test_the_rule_and_the_fallback_are_part_of_the_drawn_fan_in() -> None:
-    graph = fan_in_graph(["00", "01"], rule=min_success(1), name="hours", fallback="empty cube")
+    parents = (Parent("00", path="/in/00"), Parent("01", path="/in/01"))
+    graph = FanIn("hours", parents, min_success(1), fallback=lambda c: None, fallback_label="empty cube").graph()
     assert graph.node("hours").rules == {"trigger_rule": "min_success=1"}
     assert [e.rule for e in graph.edges if e.target == "hours"] == ["min_success=1", "min_success=1"]
     assert graph.node("hours.fallback").label == "empty cube"

@@ -6,15 +6,18 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from spark_flows.apps.graphs import job_graph
 from spark_flows.apps.harness import EXIT_FAILED, EXIT_USAGE, job_parser, parse_date, run_job
 from spark_flows.book.samples import write_devices, write_visits
 from spark_flows.core.config import Settings, load_settings
 from spark_flows.core.session import SparkSession
 from spark_flows.core.submit import package_zip, run_submit, submit_command
 from spark_flows.errors import InvalidFlagError, SparkFlowsError, error_summary
-from spark_flows.flow.render import FORMATS, job_graph, render
+from spark_flows.flow.graph import Graph, Stage
+from spark_flows.flow.render import FORMATS, render
 from spark_flows.patterns.markers import list_markers, markers_dir
 from spark_flows.patterns.runners.ledger import read_runs
 
@@ -58,23 +61,40 @@ def _generate(argv: Sequence[str]) -> int:
     parser.add_argument("--empty-hours", type=_hours, default=[])
     parser.add_argument("--corrupt-hours", type=_hours, default=[])
 
-    def body(spark: SparkSession, settings: Settings, args: argparse.Namespace) -> int:
-        output = args.output or settings.path("raw", args.dataset)
+    def validate(args: argparse.Namespace) -> None:
+        if args.dataset == "visits" and not args.date:
+            parser.error("visits needs at least one --date")
+
+    return run_job("spark-flows generate", parser, argv,
+                   lambda args, settings: Sample(args, args.output or settings.path("raw", args.dataset)),
+                   validate=validate)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """``spark-flows generate``: one of the book's sample datasets written to ``output``."""
+
+    args: argparse.Namespace
+    output: str
+
+    def graph(self) -> Graph:
+        """One output."""
+        return Graph.of("generate", Stage("sample", "output", f"{self.args.dataset} sample -> {self.output}"))
+
+    def run(self, spark: SparkSession) -> int:
+        """Write the sample; one line per dataset (or day) written."""
+        args, output = self.args, self.output
         if args.dataset == "devices":
             rows = write_devices(spark, output, rows=args.rows, seed=args.seed, malformed=args.malformed,
                                  files=args.files, compression=args.compression)
             print(f"devices: {rows} rows (+{args.malformed} malformed) -> {output}")
             return 0
-        if not args.date:
-            parser.error("visits needs at least one --date")
         for day in args.date:
             hours = write_visits(spark, output, day, rows_per_hour=args.rows, seed=args.seed,
                                  missing_hours=args.missing_hours, empty_hours=args.empty_hours,
                                  corrupt_hours=args.corrupt_hours)
             print(f"visits {day}: {len(hours)} hours x {args.rows} rows -> {output}")
         return 0
-
-    return run_job("spark-flows generate", parser, argv, body)
 
 
 def _file_parser(prog: str, description: str) -> argparse.ArgumentParser:

@@ -1,16 +1,26 @@
 """The harness every bundled job runs in: arguments, configuration, logging, session, exit codes.
 
-A job file stays thin: it builds a parser with :func:`job_parser`, adds its own flags, and hands a body
-``(spark, settings, args) -> int | None`` to :func:`run_job`, with a ``validate(args)`` that checks flag
-combinations before Spark starts. Exit codes follow DESIGN.md: 0 success, 2 usage error (bad flag,
-unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise (also under ``spark-submit``).
+A job file stays thin: it builds a parser with :func:`job_parser`, adds its own flags, and hands
+:func:`run_job` a ``build(args, settings)`` that resolves the flags and settings once into the job's
+:class:`JobPlan`: a value holding the blocks the job runs, whose ``graph()`` draws them (``--graph``, and
+the run's flow file) and whose ``run(spark)`` runs them, so what is drawn is what runs. A ``validate(args)``
+checks flag combinations before Spark starts. Exit codes follow DESIGN.md: 0 success, 2 usage error (bad
+flag, unreadable conf file, bad date), 1 with a one-line reason on stderr otherwise (also under
+``spark-submit``).
 
 Example
 -------
+>>> from dataclasses import dataclass
+>>> from spark_flows.flow.graph import Stage
+>>> @dataclass(frozen=True)
+... class CountRows:
+...     rows: Stage
+...     def graph(self): return Graph.of("count", self.rows)
+...     def run(self, spark): return spark.range(int(self.rows.label)).count() - 3
 >>> def main(argv=None):
 ...     parser = job_parser("my_job", "Count rows.")
 ...     parser.add_argument("--rows", type=int, default=3)
-...     return run_job("my_job", parser, argv, lambda spark, settings, args: spark.range(args.rows).count() - 3)
+...     return run_job("my_job", parser, argv, lambda args, settings: CountRows(Stage("rows", "step", str(args.rows))))
 >>> main(["--rows", "3"]), main(["--rows", "5"])
 (0, 2)
 """
@@ -23,10 +33,11 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from pyspark.sql import SparkSession
 
+from spark_flows.apps.graphs import requested
 from spark_flows.core import backend
 from spark_flows.core.backend import driver_stderr
 from spark_flows.core.config import Settings, load_settings, parse_key_values
@@ -39,11 +50,27 @@ from spark_flows.io.storage import Storage, local_storage
 
 logger = logging.getLogger(__name__)
 
-JobBody = Callable[[SparkSession, Settings, argparse.Namespace], "int | None"]
-Validate = Callable[[argparse.Namespace], None]
-Preflight = Callable[[argparse.Namespace, Settings], "SparkFlowsError | int | None"]
-Flow = Callable[[argparse.Namespace, Settings], Graph]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class JobPlan(Protocol):
+    """A job's blocks, built once from its options: :meth:`graph` draws them, :meth:`run` runs them.
+
+    A plan may also offer ``preflight() -> SparkFlowsError | int | None``: what files alone settle before
+    Spark starts (see :func:`run_job`).
+    """
+
+    def graph(self) -> Graph | None:
+        """The job's flow (``None``: the job draws none)."""
+        ...
+
+    def run(self, spark: SparkSession) -> int | None:
+        """Run the blocks; the exit code (``None``: 0)."""
+        ...
+
+
+Build = Callable[[argparse.Namespace, Settings], JobPlan]
+Validate = Callable[[argparse.Namespace], None]
 
 
 def parse_date(text: str) -> dt.date:
@@ -146,19 +173,22 @@ def _flow_stamp(args: argparse.Namespace) -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("run-%Y%m%dT%H%M%S%fZ")
 
 
-def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, body: JobBody, *,
-            validate: Validate | None = None, flow: Flow | None = None, preflight: Preflight | None = None) -> int:
-    """Parse ``argv``, validate it, load settings, open a session and run ``body``; map outcomes to exit codes.
+def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | None, build: Build, *,
+            validate: Validate | None = None) -> int:
+    """Parse ``argv``, validate it, load settings, build the job's plan once, open a session and run it; map
+    outcomes to exit codes.
 
     ``validate(args)`` checks flag combinations before Spark starts; it calls ``parser.error(...)`` (exit 2)
-    for a bad one. ``flow(args, settings)`` declares the job's :class:`~spark_flows.flow.graph.Graph` from the
-    objects it runs: ``--graph FORMAT`` prints it without starting Spark, and every run writes it annotated with what
-    happened to ``<data-root>/_flows/<name>/<execution date or run time>.json`` (and ``.mmd``), also when
-    the run fails. ``preflight(args, settings)`` settles, before Spark starts, what files alone can tell: a
-    refusal it returns (a held lock, depends-on-past: :func:`~spark_flows.patterns.runners.refusal_from_files`) is the
-    job's error, an exit code it returns (a replay whose outputs hold the batch:
-    :func:`~spark_flows.patterns.split.replayed`) the job's outcome, and no session is started; ``None`` lets the
-    run go on. An error in ``preflight`` itself only leaves the decision to the run (logged at DEBUG).
+    for a bad one. ``build(args, settings)`` gives the :class:`JobPlan`; its ``graph()`` is the job's
+    :class:`~spark_flows.flow.graph.Graph`, drawn from the blocks it runs: ``--graph FORMAT`` prints it
+    without starting Spark, and every run writes it annotated with what happened to
+    ``<data-root>/_flows/<name>/<execution date or run time>.json`` (and ``.mmd``), also when the run fails.
+    The plan's ``preflight()``, if it has one, settles before Spark starts what files alone can tell: a
+    refusal it returns (a held lock, depends-on-past:
+    :meth:`~spark_flows.patterns.runners.SingleRunner.refusal_from_files`) is the job's error, an exit code it
+    returns (a replay whose outputs hold the batch: :meth:`~spark_flows.patterns.split.Split.replayed`) the
+    job's outcome, and no session is started; ``None`` lets the run go on. An error in ``preflight`` itself
+    only leaves the decision to the run (logged at DEBUG).
     """
     _last.error = None
     arguments = list(argv) if argv is not None else sys.argv[1:]
@@ -180,9 +210,15 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     except ConfigError as exc:
         report_error(f"{name}: error: {exc}")
         return EXIT_USAGE
-    declared = flow(args, settings) if flow is not None else None
+    try:
+        plan = build(args, settings)
+    except SparkFlowsError as exc:  # options that only the settings make wrong (a path, a combination)
+        report_error(f"{name}: error: {error_summary(exc)}")
+        return EXIT_USAGE
+    declared = plan.graph()
     if drawing:
         return _draw(name, declared, args.graph)
+    preflight = getattr(plan, "preflight", None)
     if preflight is not None and (settled := _settled_early(name, preflight, args, settings, declared)) is not None:
         return settled
     try:
@@ -192,7 +228,7 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
             try:
                 with recording() as run:
                     try:
-                        result = body(spark, settings, args)
+                        result = plan.run(spark)
                     finally:
                         if declared is not None:
                             _write_flow(Storage(spark), settings.path("_flows", name), _flow_stamp(args), declared,
@@ -207,12 +243,12 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     return EXIT_OK if result is None else int(result)
 
 
-def _settled_early(name: str, preflight: Preflight, args: argparse.Namespace, settings: Settings,
-                   declared: Graph | None) -> int | None:
+def _settled_early(name: str, preflight: Callable[[], SparkFlowsError | int | None], args: argparse.Namespace,
+                   settings: Settings, declared: Graph | None) -> int | None:
     """The exit code of what ``preflight`` settled without Spark (a refusal reported, the flow written), or None."""
     with recording() as run:
         try:
-            settled = preflight(args, settings)
+            settled = preflight()
         except Exception as exc:
             logger.debug("%s: the pre-flight check could not decide (%s); the run decides", name, exc, exc_info=True)
             return None
@@ -230,9 +266,9 @@ def _settled_early(name: str, preflight: Preflight, args: argparse.Namespace, se
 
 def _draw(name: str, declared: Graph | None, fmt: str) -> int:
     if declared is None:
-        report_error(f"{name}: error: this job declares no flow to draw (run_job(..., flow=...))")
+        report_error(f"{name}: error: this job declares no flow to draw (its plan's graph() is None)")
         return EXIT_USAGE
-    collected = render.requested()
+    collected = requested()
     if collected is not None:
         collected.append(declared)
     else:

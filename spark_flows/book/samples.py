@@ -103,11 +103,6 @@ def write_devices(
     return rows
 
 
-def visits_partition(root: str, day: dt.date, hour: int) -> str:
-    """Path of one hourly visits partition: ``<root>/date=YYYYMMDD/hour=HH``."""
-    return hour_path(root, day, hour)
-
-
 def visits_frame(spark: SparkSession, day: dt.date, *, rows_per_hour: int = 100, seed: int = 7) -> DataFrame:
     """Return one day of visits with ``hour`` (``"00"``..``"23"``) and ``date`` (``YYYYMMDD``) columns.
 
@@ -179,9 +174,9 @@ def write_visits(
     frame = frame.where(F.col("hour").isin([f"{h:02d}" for h in written]))
     frame.repartition("hour").write.mode("append").partitionBy("date", "hour").json(root)
     for hour in sorted(empty):
-        storage.mkdirs(visits_partition(root, day, hour))
+        storage.mkdirs(hour_path(root, day, hour))
     for hour in sorted(set(corrupt_hours)):
-        storage.write_text(f"{visits_partition(root, day, hour)}/part-corrupt.json", "\x00\x01 garbage {{{\n")
+        storage.write_text(f"{hour_path(root, day, hour)}/part-corrupt.json", "\x00\x01 garbage {{{\n")
     return written
 
 

@@ -17,7 +17,13 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from spark_flows.errors import ClassicOnlyError, spark_error
+from spark_flows.errors import (
+    ClassicOnlyError,
+    SparkFailedError,
+    SparkFlowsError,
+    StorageError,
+    error_summary,
+)
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -48,15 +54,20 @@ def jvm(spark: SparkSession, needed_by: str) -> Any:
 
 
 def live_session() -> SparkSession | None:
-    """The session this process already has, from any thread: its Spark Connect default session, or the
-    classic session instantiated with a live SparkContext.
+    """The session this process already has, from any thread: this thread's active session, else its Spark
+    Connect default session, else the classic session instantiated with a live SparkContext.
 
-    (``SparkSession.getActiveSession()`` is thread-local: a job's ``main()`` run in a backfill thread would
-    otherwise build, and then stop, a session of its own.)
+    (``SparkSession.getActiveSession()`` alone is thread-local: a job's ``main()`` run in a backfill thread
+    would otherwise build, and then stop, a session of its own.)
     """
     import sys
 
+    from pyspark.sql import SparkSession as Session
     from pyspark.util import is_remote_only
+
+    active = Session.getActiveSession()
+    if active is not None:
+        return active
 
     connect = sys.modules.get("pyspark.sql.connect.session")
     if connect is not None:
@@ -258,3 +269,52 @@ def scan_nodes(spark: SparkSession, execution_id: int) -> list[tuple[str, str, s
                 rows = str(option.get()) if option.isDefined() else None
         nodes.append((str(node.name()), str(node.desc()), rows))
     return nodes
+
+
+# --- Spark's errors, read ------------------------------------------------------------------------------
+
+def spark_error(exc: BaseException) -> tuple[str | None, dict[str, str]]:
+    """The error condition and message parameters of a Spark error, however it arrived.
+
+    A pyspark error carries them itself; a raw ``Py4JJavaError`` (a job aborted by a failed task) carries a
+    Java ``SparkThrowable`` somewhere in its cause chain.
+    """
+    get_condition = getattr(exc, "getCondition", None)
+    get_parameters = getattr(exc, "getMessageParameters", None)
+    if callable(get_condition) and callable(get_parameters) and get_condition():
+        return str(get_condition()), {str(k): str(v) for k, v in (get_parameters() or {}).items()}
+    cause, depth = getattr(exc, "java_exception", None), 0
+    while cause is not None and depth < 20:
+        try:
+            condition = cause.getCondition() if hasattr(cause, "getCondition") else None
+            if condition:
+                parameters = cause.getMessageParameters()
+                return str(condition), {str(k): str(parameters.get(k)) for k in parameters.keySet()}
+            cause, depth = cause.getCause(), depth + 1
+        except Exception:  # not a SparkThrowable, or the gateway is gone
+            return None, {}
+    return None, {}
+
+
+def spark_failed(what: str, exc: BaseException) -> SparkFlowsError:
+    """The library error for a Spark failure below ``what`` (e.g. ``"delta write to /t"``): a full disk is
+    :class:`StorageError` ``DISK_FULL``; any other keeps Spark's condition (``SPARK_FAILED`` when it has
+    none). A library error passes through unchanged. Raise it ``from exc`` so Spark's error stays the cause.
+
+    >>> spark_failed("delta write to /t", OSError("[Errno 28] No space left on device")).getCondition()
+    'DISK_FULL'
+    >>> from spark_flows.errors import InputNotFoundError
+    >>> spark_failed("x", InputNotFoundError("gone")).getCondition()
+    'INPUT_NOT_FOUND'
+    """
+    if isinstance(exc, SparkFlowsError):
+        return exc
+    summary = error_summary(exc)
+    condition, parameters = spark_error(exc)
+    if summary.startswith("[DISK_FULL]"):
+        return StorageError(f"{what} failed: the disk is full (No space left on device); free space or write "
+                            "elsewhere, then run again", condition="DISK_FULL", parameters={"what": what})
+    if condition and summary.startswith(f"[{condition}"):  # the condition goes first once, not twice
+        summary = summary.split("]", 1)[1].strip()
+    return SparkFailedError(f"{what} failed: {summary}", condition=condition or SparkFailedError.condition,
+                            parameters={"what": what, **parameters})

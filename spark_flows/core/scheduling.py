@@ -11,8 +11,11 @@ Example
 -------
 >>> df = spark.range(300)
 >>> outcomes = run_bounded(spark, [("a", df.count), ("b", df.count)], concurrency=2)
->>> outcomes["a"].ok, outcomes["a"].value
-(True, 300)
+>>> outcomes["a"].ok, outcomes["a"].value, outcomes["a"].status
+(True, 300, 'ran')
+
+One vocabulary for every unit of work: a task, a split's branch and a runner's partition each end as an
+:class:`Outcome`, and a split's or a runner's whole run as :class:`Outcomes` (in declaration order).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +32,7 @@ from pyspark import InheritableThread
 from pyspark.sql import SparkSession
 
 from spark_flows.core import backend
-from spark_flows.errors import error_summary, invalid_argument
+from spark_flows.errors import BranchFailedError, JobFailedError, UnknownNameError, error_summary, invalid_argument
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +40,79 @@ SKIPPED = "skipped: an earlier task failed"
 
 
 @dataclass(frozen=True)
-class TaskOutcome:
-    """What one task did: its value, or the one-line error that stopped it."""
+class Outcome:
+    """What one unit of work did (a task, a split's branch, a runner's partition): its value (a branch's
+    :class:`~spark_flows.io.writers.WriteResult`), or the one-line error that stopped it; ``skipped`` with
+    its ``reason`` when there was nothing to do (a replay of a committed batch)."""
 
-    key: str
+    name: str
     ok: bool
     seconds: float
     value: Any = None
     error: str | None = None
     job_group: str = ""
+    rows: int | None = None
+    skipped: bool = False
+    reason: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``ran``, ``skipped`` or ``failed``: the word a run's flow notes for it."""
+        return "failed" if not self.ok else "skipped" if self.skipped else "ran"
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """The :class:`Outcome` of every branch of a split or partition of a runner, in declaration order."""
+
+    name: str
+    outcomes: tuple[Outcome, ...]
+    seconds: float
+    kind: str = "task"
+
+    @property
+    def ok(self) -> bool:
+        """True when every unit succeeded."""
+        return all(o.ok for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the failed units."""
+        return [o.name for o in self.outcomes if not o.ok]
+
+    def __iter__(self) -> Iterator[Outcome]:
+        return iter(self.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+    def __getitem__(self, name: str) -> Outcome:
+        for outcome in self.outcomes:
+            if outcome.name == name:
+                return outcome
+        names = [o.name for o in self.outcomes]
+        raise UnknownNameError(f"no {self.kind} named {name!r} in {self.name!r}; known: {names}",
+                               parameters={"name": name, "names": names})
+
+    def raise_for_failures(self) -> None:
+        """Raise naming every failed unit and its error (:class:`BranchFailedError` for a split's branches,
+        :class:`JobFailedError` otherwise)."""
+        if self.ok:
+            return
+        details = "; ".join(f"{o.name}: {o.error}" for o in self.outcomes if not o.ok)
+        error = BranchFailedError if self.kind == "branch" else JobFailedError
+        units = "branch(es)" if self.kind == "branch" else f"{self.kind}(s)"
+        block = "split" if self.kind == "branch" else "run"
+        raise error(f"{block} '{self.name}': {len(self.failed)} of {len(self.outcomes)} {units} failed: {details}",
+                    parameters={"name": self.name, "failed": self.failed,
+                                "errors": {o.name: o.error for o in self.outcomes if not o.ok}})
+
+    def table(self) -> str:
+        """A printable summary: one line per unit with status and duration."""
+        lines = [f"{o.name}  {'ok    ' if o.ok else 'FAILED'}  {o.seconds:6.1f}s  {o.error or ''}".rstrip()
+                 for o in self.outcomes]
+        return "\n".join([*lines, f"{len(self.outcomes) - len(self.failed)} ok, {len(self.failed)} failed "
+                                  f"in {self.seconds:.1f}s"])
 
 
 def run_bounded(
@@ -55,9 +122,9 @@ def run_bounded(
     concurrency: int = 1,
     name: str = "task",
     cancel_on_failure: bool = False,
-    on_done: Callable[[TaskOutcome], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
     on_cancel: Callable[[str], None] | None = None,
-) -> dict[str, TaskOutcome]:
+) -> dict[str, Outcome]:
     """Run ``(key, callable)`` tasks, at most ``concurrency`` at once, and return their outcomes by key.
 
     A task fails when it raises. With ``cancel_on_failure`` the tasks still running are cancelled (their
@@ -76,17 +143,17 @@ def run_bounded(
         raise invalid_argument("task keys", keys, "unique")
     suffix = uuid.uuid4().hex[:6]
     groups = {key: f"{name}-{key}-{suffix}" for key in keys}
-    outcomes: dict[str, TaskOutcome] = {}
+    outcomes: dict[str, Outcome] = {}
     running: set[str] = set()
     guard = threading.Lock()
     stop = threading.Event()
     gate = threading.BoundedSemaphore(concurrency)
     previous_group = backend.get_local_property(spark, "spark.jobGroup.id") if spark is not None else None
 
-    def finish(outcome: TaskOutcome) -> None:
+    def finish(outcome: Outcome) -> None:
         with guard:
-            outcomes[outcome.key] = outcome
-            running.discard(outcome.key)
+            outcomes[outcome.name] = outcome
+            running.discard(outcome.name)
             to_cancel = []
             if not outcome.ok and outcome.error != SKIPPED and cancel_on_failure and not stop.is_set():
                 stop.set()
@@ -94,7 +161,7 @@ def run_bounded(
         if on_done is not None:
             on_done(outcome)
         for other in to_cancel:
-            logger.info("%s: cancelling %s after %s failed", name, other, outcome.key)
+            logger.info("%s: cancelling %s after %s failed", name, other, outcome.name)
             if spark is not None:
                 backend.cancel_group(spark, groups[other])
             if on_cancel is not None:
@@ -107,7 +174,7 @@ def run_bounded(
                 if not skip:
                     running.add(key)
             if skip:
-                finish(TaskOutcome(key, False, 0.0, error=SKIPPED, job_group=groups[key]))
+                finish(Outcome(key, False, 0.0, error=SKIPPED, job_group=groups[key]))
                 return
             if spark is not None:
                 backend.enter_group(spark, groups[key], f"{name} {key}", pool=key)
@@ -115,10 +182,10 @@ def run_bounded(
             try:
                 value = task()
             except Exception as exc:
-                finish(TaskOutcome(key, False, time.monotonic() - began, error=error_summary(exc),
+                finish(Outcome(key, False, time.monotonic() - began, error=error_summary(exc),
                                    job_group=groups[key]))
             else:
-                finish(TaskOutcome(key, True, time.monotonic() - began, value=value, job_group=groups[key]))
+                finish(Outcome(key, True, time.monotonic() - began, value=value, job_group=groups[key]))
             finally:
                 if spark is not None:
                     backend.leave_group(spark, groups[key])

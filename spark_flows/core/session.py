@@ -108,18 +108,6 @@ def delta_builder(settings: Settings) -> SparkSession.Builder:
     return builder.config("spark.driver.extraJavaOptions", java_options(settings.spark_conf))
 
 
-def existing_session() -> SparkSession | None:
-    """The live session of this process, if any, from any thread.
-
-    ``SparkSession.getActiveSession()`` is thread-local: a job's ``main()`` run in a backfill thread would
-    otherwise believe it owns (and must stop) the application's one session.
-    """
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    return live_session()
-
-
 def get_session(settings: Settings | None = None) -> SparkSession:
     """Return the active SparkSession, or build a Delta-enabled one from ``settings``.
 
@@ -137,7 +125,7 @@ def get_session(settings: Settings | None = None) -> SparkSession:
     EnvironmentSetupError: Java is missing, or Delta's classes are not on the classpath (the message gives
         the ``--packages`` flag to add).
     """
-    active = existing_session()
+    active = live_session()
     if active is not None:
         return active
     settings = settings or load_settings()
@@ -232,7 +220,7 @@ def job_session(settings: Settings) -> Iterator[SparkSession]:
 
     Jobs called in-process (tests, the demo) reuse the caller's session and leave it running.
     """
-    existed = existing_session() is not None
+    existed = live_session() is not None
     spark = get_session(settings)
     try:
         yield spark

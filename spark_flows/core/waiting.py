@@ -73,3 +73,9 @@ class Wait:
                 logger.info("waiting for %s (timeout %gs, every %gs)", what, self.timeout, self.poll_interval)
             time.sleep(min(interval, max(self.timeout - waited, 0.0)))
             interval = min(interval * self.backoff, self.max_interval)
+
+
+NO_WAIT = Wait(timeout=0.0, poll_interval=1.0)
+"""Look once, do not wait (a lock held by a live run is refused at once)."""
+SENSOR = Wait()
+"""The book's sensor: look every 10 s for up to 10 minutes."""

@@ -31,11 +31,15 @@ import contextvars
 import itertools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from spark_flows.errors import SparkFlowsValueError, UnknownNameError, invalid_argument
 
-__all__ = ["Edge", "FlowRun", "Graph", "Node", "Structure", "note", "note_route", "recording"]
+if TYPE_CHECKING:
+    from spark_flows.io.writers import WriteResult
+
+__all__ = ["Edge", "FlowRun", "Graph", "Node", "Stage", "Structure", "note", "note_route", "note_write",
+           "recording"]
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,12 @@ class Graph:
         return cls(name, tuple(nodes), tuple(edges), parts[0].entries, parts[-1].exits)
 
     @classmethod
+    def of(cls, name: str, *blocks: Structure | None, rules: Mapping[int, str] | None = None) -> Graph:
+        """The blocks' own graphs one after another (:meth:`chain`, ``rules`` as there); ``None`` stands for
+        a block a job does not use with these options, and is left out."""
+        return cls.chain(name, *(b.graph() for b in blocks if b is not None), rules=rules)
+
+    @classmethod
     def group(cls, name: str, *parts: Graph) -> Graph:
         """``parts`` side by side (alternatives or parallel inputs): their entries and exits together."""
         if not parts:
@@ -187,6 +197,37 @@ class Structure(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Stage:
+    """A plain element of a job's flow (an input, a step, an output) that draws itself and notes its own
+    facts: the job holds the object, so what it notes and what it draws share one node id.
+
+    >>> raw = Stage("raw", "input", "raw devices")
+    >>> with recording() as run:
+    ...     raw.note(status="ran", rows=3)
+    >>> Graph.of("job", raw).annotate(run).node("raw").facts
+    {'status': 'ran', 'rows': 3}
+    """
+
+    id: str
+    kind: str
+    label: str
+    rules: Mapping[str, Any] = field(default_factory=dict)
+
+    def graph(self) -> Graph:
+        """One node."""
+        return Graph(self.id, (Node(self.id, self.kind, self.label, self.rules),), (), (self.id,), (self.id,))
+
+    def note(self, **facts: Any) -> None:
+        """Record ``facts`` about this stage in the open :func:`recording`."""
+        note(self.id, **facts)
+
+    def wrote(self, result: WriteResult) -> WriteResult:
+        """Note a writer's outcome on this stage (:func:`note_write`) and return it."""
+        note_write(self.id, result)
+        return result
+
+
 @dataclass
 class FlowRun:
     """What blocks noted while :func:`recording` was open: facts per node id, and the routes taken."""
@@ -229,6 +270,12 @@ def note(node_id: str, **facts: Any) -> None:
     run = _current.get()
     if run is not None:
         run.facts.setdefault(node_id, {}).update({k: v for k, v in facts.items() if v is not None})
+
+
+def note_write(node_id: str, result: WriteResult) -> None:
+    """Note a writer's outcome on ``node_id`` (rows written, or skipped and why) in the open recording."""
+    note(node_id, status="skipped" if result.skipped else "ran", rows=result.batch_rows if result.skipped
+         else result.rows, reason=result.reason if result.skipped else None)
 
 
 def note_route(branch: str, candidates: tuple[str, ...], reason: str) -> None:

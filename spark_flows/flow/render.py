@@ -1,7 +1,7 @@
 """A job's flow, drawn: Mermaid, Graphviz DOT and JSON from the :class:`~spark_flows.flow.graph.Graph` its
 building blocks declare, before a run (no Spark) and after one (annotated with what happened).
 
-Every bundled job declares its flow from the objects it runs (``run_job(..., flow=...)``), so
+Every bundled job draws its flow from the blocks it runs (its plan's ``graph()``), so
 
     spark-flows graph jobs/visits_cube.py --format mermaid -- --mode unaligned
 
@@ -11,36 +11,27 @@ with rows, seconds, skipped steps, the branch taken and the missing parents to
 
 Example
 -------
->>> from spark_flows.patterns.fan_in.merge import fan_in_graph
->>> print(to_mermaid(fan_in_graph(["00", "01"], rule="all_done", name="hours")))
+>>> from spark_flows.flow.graph import Stage
+>>> flow = Graph.chain("job", Stage("raw", "input", "raw devices").graph(), Stage("t", "output", "table").graph(),
+...                    rules={0: "batch 7"})
+>>> print(to_mermaid(flow))
 flowchart LR
-  n0(["00"])
-  n1(["01"])
-  n2[["hours"]]
-  n0 -->|"all_done"| n2
-  n1 -->|"all_done"| n2
+  n0[("raw devices")]
+  n1[("table")]
+  n0 -->|"batch 7"| n1
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import importlib
-import importlib.util
 import json
-import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from types import ModuleType
 
 from pyspark.sql import SparkSession
 
-from spark_flows.errors import SparkFlowsValueError, invalid_argument
-from spark_flows.flow.graph import Graph, Node, note
+from spark_flows.errors import invalid_argument
+from spark_flows.flow.graph import Graph, Node
 from spark_flows.io.storage import Storage
-from spark_flows.io.writers import WriteResult
 
-__all__ = ["FORMATS", "job_graph", "load_job", "note_write", "render", "to_dot", "to_json", "to_mermaid",
+__all__ = ["FORMATS", "render", "to_dot", "to_json", "to_mermaid",
            "write_run_graph"]
 
 FORMATS = ("mermaid", "dot", "json")
@@ -129,12 +120,6 @@ def render(graph: Graph, fmt: str) -> str:
     return renderers[fmt](graph)
 
 
-def note_write(node_id: str, result: WriteResult) -> None:
-    """Note a writer's outcome on ``node_id`` (rows written, or skipped and why) in the open recording."""
-    note(node_id, status="skipped" if result.skipped else "ran", rows=result.batch_rows if result.skipped
-         else result.rows, reason=result.reason if result.skipped else None)
-
-
 def write_run_graph(spark: SparkSession | Storage | None, directory: str, stamp: str, graph: Graph) -> str:
     """Write an annotated ``graph`` as ``<directory>/<stamp>.json`` and ``.mmd``; the JSON's path.
 
@@ -145,64 +130,3 @@ def write_run_graph(spark: SparkSession | Storage | None, directory: str, stamp:
     storage.write_json(f"{base}.json", graph.as_record())
     storage.write_text(f"{base}.mmd", to_mermaid(graph) + "\n")
     return f"{base}.json"
-
-
-# --- a job's declared flow, without Spark -------------------------------------------------------------------
-
-_requested: contextvars.ContextVar[list[Graph] | None] = contextvars.ContextVar("spark_flows_graph", default=None)
-
-
-def requested() -> list[Graph] | None:
-    """Set while :func:`job_graph` runs a job's ``main``: the job harness puts the flow there and stops."""
-    return _requested.get()
-
-
-@contextlib.contextmanager
-def _collecting() -> Iterator[list[Graph]]:
-    found: list[Graph] = []
-    token = _requested.set(found)
-    try:
-        yield found
-    finally:
-        _requested.reset(token)
-
-
-def load_job(job: str) -> ModuleType:
-    """A job module from a ``.py`` file or a module path (``jobs.visits_cube``); it must define ``main``."""
-    if job.endswith(".py"):
-        path = Path(job)
-        if not path.is_file():
-            raise invalid_argument("job", job, "an existing .py file or a module path")
-        spec = importlib.util.spec_from_file_location(f"_spark_flows_job_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise invalid_argument("job", job, "a loadable Python file")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(job)
-        except ImportError as exc:
-            raise invalid_argument("job", job, f"an importable module ({exc})") from None
-    if not callable(getattr(module, "main", None)):
-        raise invalid_argument("job", job, "a module defining main(argv) -> int")
-    return module
-
-
-def job_graph(job: str | ModuleType, argv: Sequence[str] = ()) -> Graph:
-    """The flow ``job`` declares for ``argv`` (parsed by the job's own parser), without starting Spark.
-
-    Raises
-    ------
-    SparkFlowsValueError: the job declares no flow, or its arguments are invalid.
-    """
-    module = load_job(job) if isinstance(job, str) else job
-    with _collecting() as found:
-        code = module.main(["--graph", "json", *argv])
-    if code != 0 or not found:
-        name = getattr(module, "NAME", getattr(module, "__name__", str(job)))
-        raise SparkFlowsValueError(f"job {name} gave no flow for arguments {list(argv)} (exit {code}): "
-                                   + ("see its usage error above" if code else "it declares none (run_job(flow=))"),
-                                   parameters={"job": str(name), "argv": list(argv), "exit_code": code})
-    return found[0]
-

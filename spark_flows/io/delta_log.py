@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote
 
-from spark_flows.errors import ConcurrentWriteError, SparkFlowsError, StorageError, spark_failed
+from spark_flows.core.backend import spark_failed
+from spark_flows.errors import ConcurrentWriteError, SparkFlowsError, StorageError
 from spark_flows.io.storage import Storage
 
 logger = logging.getLogger(__name__)

@@ -70,13 +70,15 @@ class OutputFactory:
     ('CsvWriter', 'overwrite', {'date': '20240301'})
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "output_type") -> None:
+        """``name`` names the choice's node when the factory is drawn."""
         self._writers: dict[str, Callable[..., Writer]] = {}
+        self.name = name
 
     @classmethod
-    def default(cls) -> OutputFactory:
+    def default(cls, name: str = "output_type") -> OutputFactory:
         """A factory with Delta, CSV and Parquet registered."""
-        factory = cls()
+        factory = cls(name)
         factory.register(OutputType.DELTA, DeltaWriter)
         factory.register(OutputType.CSV, CsvWriter)
         factory.register(OutputType.PARQUET, ParquetWriter)
@@ -90,9 +92,17 @@ class OutputFactory:
     def _key(output_type: str | Enum) -> str:
         return str(output_type.value if isinstance(output_type, Enum) else output_type).strip().lower()
 
-    def graph(self, name: str = "output_type") -> Graph:
+    def graph(self) -> Graph:
         """The registered writers as a :func:`choice_graph`: one branch per output type."""
-        return choice_graph(name, [(t, f"output type = {t}") for t in self.known])
+        return choice_graph(self.name, [(t, f"output type = {t}") for t in self.known])
+
+    def run(self, output_type: str | Enum) -> Route:
+        """The :class:`Route` to ``output_type``'s writer, logged and noted (an unknown type raises, as
+        :meth:`create` does)."""
+        key = self._key(output_type)
+        if key not in self._writers:
+            self.create(key)  # raises UnknownOutputTypeError naming the known types
+        return _taken(Route(key, "output type", key, f"output type {key}", tuple(self.known)))
 
     @property
     def known(self) -> list[str]:
@@ -163,25 +173,48 @@ def choice_graph(name: str, candidates: Sequence[tuple[str, str]]) -> Graph:
     return Graph(name, tuple(nodes), edges, (name,), tuple(f"{name}.{b}" for b, _ in candidates))
 
 
-def date_choice_graph(*, cutover: dt.date | str | None, before: str, on_or_after: str,
-                      name: str = "route_by_date") -> Graph:
-    """The structure of :func:`route_by_date` (``cutover`` may be a placeholder such as a flag's name)."""
-    when = cutover.isoformat() if isinstance(cutover, dt.date) else (cutover or "cut-over")
-    return choice_graph(name, [(before, f"execution_date < {when}"), (on_or_after, f"execution_date >= {when}")])
+@dataclass(frozen=True)
+class DateChoice:
+    """An Exclusive Choice on the execution date (a migration cut-over) as a value: dates before ``cutover``
+    take ``before``, the cut-over day and later ``on_or_after``. :meth:`run` decides, :meth:`graph` draws.
+
+    >>> choice = DateChoice(dt.date(2024, 3, 1), before="csv", on_or_after="delta", name="format")
+    >>> choice.run(dt.date(2024, 2, 29)).branch
+    'csv'
+    >>> [e.rule for e in choice.graph().edges]
+    ['execution_date < 2024-03-01', 'execution_date >= 2024-03-01']
+    """
+
+    cutover: dt.date | None
+    before: str
+    on_or_after: str
+    name: str = "route_by_date"
+
+    def graph(self) -> Graph:
+        """The decision, then both candidates, each with its condition (``cut-over`` without a date yet)."""
+        when = self.cutover.isoformat() if self.cutover is not None else "cut-over"
+        return choice_graph(self.name, [(self.before, f"execution_date < {when}"),
+                                        (self.on_or_after, f"execution_date >= {when}")])
+
+    def run(self, execution_date: dt.date) -> Route:
+        """The :class:`Route` for ``execution_date``, logged and noted."""
+        cutover = self.cutover
+        if not isinstance(execution_date, dt.date) or not isinstance(cutover, dt.date):
+            raise RouteError(f"route_by_date needs dates, got {execution_date!r} and {cutover!r}",
+                             condition="INVALID_ARGUMENT", parameters={"execution_date": repr(execution_date),
+                                                                       "cutover": repr(cutover)})
+        new = execution_date >= cutover
+        op = ">=" if new else "<"
+        return _taken(Route(
+            branch=self.on_or_after if new else self.before, condition=f"execution_date {op} cutover",
+            value=execution_date.isoformat(), reason=f"execution date {execution_date} {op} cut-over {cutover}",
+            candidates=(self.before, self.on_or_after)))
 
 
 def route_by_date(execution_date: dt.date, *, cutover: dt.date, before: str, on_or_after: str) -> Route:
-    """Route dates before ``cutover`` to ``before`` and the cut-over day and later to ``on_or_after``."""
-    if not isinstance(execution_date, dt.date) or not isinstance(cutover, dt.date):
-        raise RouteError(f"route_by_date needs dates, got {execution_date!r} and {cutover!r}",
-                         condition="INVALID_ARGUMENT", parameters={"execution_date": repr(execution_date),
-                                                                   "cutover": repr(cutover)})
-    new = execution_date >= cutover
-    op = ">=" if new else "<"
-    return _taken(Route(
-        branch=on_or_after if new else before, condition=f"execution_date {op} cutover",
-        value=execution_date.isoformat(), reason=f"execution date {execution_date} {op} cut-over {cutover}",
-        candidates=(before, on_or_after)))
+    """Route dates before ``cutover`` to ``before`` and the cut-over day and later to ``on_or_after``
+    (:class:`DateChoice` in one call)."""
+    return DateChoice(cutover, before, on_or_after).run(execution_date)
 
 
 @dataclass(frozen=True)
@@ -224,21 +257,23 @@ def route_by_schema(schema: StructType, rules: Sequence[SchemaRule], *, default:
 class Router:
     """First-match router over named user conditions on a context value, with an optional default."""
 
-    def __init__(self, rules: Sequence[tuple[str, str, Callable[[Any], bool]]], *, default: str | None = None):
-        """``rules``: ``(branch, description, predicate)`` in priority order."""
+    def __init__(self, rules: Sequence[tuple[str, str, Callable[[Any], bool]]], *, default: str | None = None,
+                 name: str = "route"):
+        """``rules``: ``(branch, description, predicate)`` in priority order; ``name`` names the choice's node."""
         self.rules = list(rules)
         self.default = default
+        self.name = name
 
     def describe(self) -> list[dict[str, str]]:
         """The routes as plain data (inspectable without running)."""
         rows = [{"branch": b, "condition": d} for b, d, _ in self.rules]
         return rows + ([{"branch": self.default, "condition": "default"}] if self.default else [])
 
-    def graph(self, name: str = "route") -> Graph:
+    def graph(self) -> Graph:
         """The routes as a :func:`choice_graph` (first match wins; the default last)."""
-        return choice_graph(name, [(r["branch"], r["condition"]) for r in self.describe()])
+        return choice_graph(self.name, [(r["branch"], r["condition"]) for r in self.describe()])
 
-    def choose(self, value: Any) -> Route:
+    def run(self, value: Any) -> Route:
         """The first branch whose predicate holds for ``value``, else the default, else :class:`RouteError`."""
         candidates = tuple(b for b, _, _ in self.rules) + ((self.default,) if self.default else ())
         for branch_name, description, predicate in self.rules:

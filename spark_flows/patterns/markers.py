@@ -20,7 +20,7 @@ Example
 >>> from spark_flows.io.writers import DeltaWriter
 >>> day, dataset = dt.date(2024, 1, 1), tempfile.mkdtemp() + "/devices"
 >>> _ = publish(spark.range(3), dataset, DeltaWriter(), producer="devices_loader", execution_date=day)
->>> df, marker = read_when_ready(spark, dataset, day, timeout=0)
+>>> df, marker = read_when_ready(spark, dataset, day, wait=Wait(timeout=0))
 >>> marker.rows, marker.table_version, df.count()
 (3, 0, 3)
 """
@@ -45,11 +45,11 @@ from spark_flows.core import backend
 from spark_flows.core.config import Settings
 from spark_flows.core.session import remote_url
 from spark_flows.core.submit import SubmitResult, job_command, run_submit
-from spark_flows.core.waiting import Wait
+from spark_flows.core.waiting import SENSOR, Wait
 from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError
-from spark_flows.flow.graph import Graph
+from spark_flows.flow.graph import Graph, note
 from spark_flows.io import delta_log
-from spark_flows.io.partitions import date_key
+from spark_flows.io.partitions import date_key, day_of_key
 from spark_flows.io.storage import Storage
 from spark_flows.io.writers import Batch, FilesWriter, Writer, WriteResult, read_published
 
@@ -89,19 +89,104 @@ class Marker:
         return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
 
 
-def readiness_graph(name: str, *, role: str = "wait", timeout: float | None = None) -> Graph:
-    """The structure of a readiness marker: ``role="publish"`` (written last by the producer) or ``"wait"``
-    (the consumer waits for it, up to ``timeout`` seconds). The node id is ``marker.<name>``."""
-    rules: dict[str, Any] = {"role": role}
-    if timeout is not None:
-        rules["timeout_seconds"] = timeout
-    label = f"{name} ready marker" + (" (written last)" if role == "publish" else "")
-    return Graph.single(f"marker.{name}", "marker", label, **rules)
+@dataclass(frozen=True)
+class ReadinessWait:
+    """The consumer's side of an Isolated Sequencer as a value: wait for ``dataset``'s marker of a date,
+    check it, and read exactly what it publishes (:meth:`run`); :meth:`graph` draws the wait, node
+    ``marker.<name>`` (``name``: the dataset's last path segment unless given).
+
+    >>> import datetime as dt, tempfile
+    >>> from spark_flows.io.writers import DeltaWriter
+    >>> day, dataset = dt.date(2024, 1, 1), tempfile.mkdtemp() + "/devices"
+    >>> _ = publish(spark.range(2), dataset, DeltaWriter(), producer="loader", execution_date=day)
+    >>> ready = ReadinessWait(dataset, wait=Wait(timeout=0))
+    >>> df, marker = ready.run(spark, day)
+    >>> df.count(), ready.graph().node("marker.devices").rules
+    (2, {'role': 'wait', 'timeout_seconds': 0})
+    """
+
+    dataset: str
+    wait: Wait = SENSOR
+    name: str = ""
+    file_format: str = "delta"
+    consumer: str | None = None
+    expected_schema: StructType | None = None
+    require_rows: bool = False
+
+    @property
+    def node_id(self) -> str:
+        """The node this wait draws and notes: ``marker.<name>``."""
+        return f"marker.{self.name or self.dataset.rstrip('/').rpartition('/')[2]}"
+
+    def graph(self) -> Graph:
+        """One marker node, its timeout as a rule."""
+        label = f"{self.node_id.removeprefix('marker.')} ready marker"
+        return Graph.single(self.node_id, "marker", label, role="wait", timeout_seconds=self.wait.timeout)
+
+    def run(self, spark: SparkSession, execution_date: dt.date) -> tuple[DataFrame, Marker]:
+        """:func:`read_when_ready` with this wait's rules; the marker's rows and version are noted."""
+        frame, marker = read_when_ready(spark, self.dataset, execution_date, file_format=self.file_format,
+                                        consumer=self.consumer, wait=self.wait, expected_schema=self.expected_schema,
+                                        require_rows=self.require_rows)
+        note(self.node_id, status="ran", rows=marker.rows, table_version=marker.table_version)
+        return frame, marker
 
 
-def trigger_graph(consumer: str) -> Graph:
-    """The structure of :func:`trigger`: the consumer job started once the marker is written."""
-    return Graph.single(f"trigger.{consumer}", "trigger", f"start {consumer}", when="after the marker is written")
+@dataclass(frozen=True)
+class ReadinessMarker:
+    """The producer's side of an Isolated Sequencer as a value: the marker of ``dataset`` written last
+    (:meth:`write`), retracted before the data is rewritten (:meth:`retract`); node ``marker.<name>``."""
+
+    dataset: str
+    producer: str
+    name: str = ""
+
+    @property
+    def node_id(self) -> str:
+        """The node this marker draws and notes: ``marker.<name>``."""
+        return f"marker.{self.name or self.dataset.rstrip('/').rpartition('/')[2]}"
+
+    def graph(self) -> Graph:
+        """One marker node, written last."""
+        return Graph.single(self.node_id, "marker", f"{self.node_id.removeprefix('marker.')} ready marker "
+                            "(written last)", role="publish")
+
+    def retract(self, spark: SparkSession, execution_date: dt.date) -> bool:
+        """:func:`retract_marker` of the date (before its data is written again)."""
+        return retract_marker(spark, self.dataset, execution_date)
+
+    def write(self, spark: SparkSession, execution_date: dt.date, result: WriteResult, *, schema: StructType,
+              run_id: str | None = None) -> Marker:
+        """:func:`write_marker` after the data's write ``result``; its rows are noted."""
+        marker = write_marker(spark, self.dataset, execution_date, result, producer=self.producer, schema=schema,
+                              run_id=run_id)
+        note(self.node_id, status="ran", rows=marker.rows)
+        return marker
+
+
+@dataclass(frozen=True)
+class ConsumerTrigger:
+    """The task-based Isolated Sequencer as a value: start the consumer ``job`` (its ``.py``) once the
+    marker is written (:meth:`run`, :func:`trigger`); node ``trigger.<job name>``."""
+
+    job: str
+
+    @property
+    def node_id(self) -> str:
+        """The node this trigger draws and notes."""
+        return f"trigger.{self.job.rpartition('/')[2].removesuffix('.py')}"
+
+    def graph(self) -> Graph:
+        """One trigger node."""
+        return Graph.single(self.node_id, "trigger", f"start {self.node_id.removeprefix('trigger.')}",
+                            when="after the marker is written")
+
+    def run(self, spark: SparkSession, marker: Marker, args: Sequence[str], settings: Settings, *,
+            master: str | None = None, timeout: float | None = None) -> SubmitResult:
+        """:func:`trigger` the consumer; its exit code is noted."""
+        submitted = trigger(spark, marker, self.job, args, settings, master=master, timeout=timeout)
+        note(self.node_id, status="ran", exit_code=submitted.returncode)
+        return submitted
 
 
 def markers_dir(dataset: str) -> str:
@@ -140,7 +225,7 @@ def list_markers(spark: SparkSession | None, dataset: str) -> list[Marker]:
     found = []
     for info in storage.list(markers_dir(dataset)):
         if _MARKER_NAME.match(info.name) and not info.is_dir:  # not the consumers or a stream's _watermark.json
-            day = dt.datetime.strptime(info.name.removesuffix(".json"), "%Y%m%d").date()
+            day = day_of_key(info.name.removesuffix(".json"))
             marker = read_marker(spark, dataset, day)
             if marker:
                 found.append(marker)
@@ -239,10 +324,7 @@ def wait_for_marker(
     dataset: str,
     execution_date: dt.date,
     *,
-    timeout: float = 600.0,
-    poll_interval: float = 10.0,
-    backoff: float = 1.0,
-    max_interval: float = 300.0,
+    wait: Wait = SENSOR,
     expected_schema: StructType | None = None,
     require_rows: bool = False,
     run_id: str | None = None,
@@ -251,8 +333,7 @@ def wait_for_marker(
 
     Parameters
     ----------
-    timeout: seconds to wait in all; 0 checks once.
-    poll_interval: first wait between polls; multiplied by ``backoff`` after each poll, up to ``max_interval``.
+    wait: how long and how often to look (:class:`~spark_flows.core.waiting.Wait`; ``Wait(0)`` checks once).
     expected_schema: fields the consumer needs; each must be published with the same type.
     require_rows: refuse a marker reporting zero rows.
     run_id: refuse a marker of another run.
@@ -263,14 +344,15 @@ def wait_for_marker(
     MarkerMismatchError: the marker's schema, rows or run id are not what the consumer expects.
     """
     path = marker_path(dataset, execution_date)
-    waited = Wait(timeout, poll_interval, backoff, max_interval).until(
+    waited = wait.until(
         lambda: read_marker(spark, dataset, execution_date), f"marker {path}")
     marker = waited.value
     if marker is None:
         raise MarkerTimeoutError(parameters={"path": path, "waited_seconds": round(waited.seconds, 1),
                                              "polls": waited.polls},
                                  message=f"no readiness marker at {path} after waiting {waited.seconds:.1f}s "
-                                 f"(timeout {timeout:g}s, {waited.polls} polls); is the producer of {dataset} done?")
+                                 f"(timeout {wait.timeout:g}s, {waited.polls} polls); is the producer of {dataset} "
+                                 "done?")
     if run_id is not None and marker.run_id != run_id:
         raise MarkerMismatchError(f"marker {path} is from run {marker.run_id}, expected run {run_id}",
                                   condition="MARKER_MISMATCH.OTHER_RUN",
@@ -280,9 +362,12 @@ def wait_for_marker(
 
 
 def read_when_ready(spark: SparkSession, dataset: str, execution_date: dt.date, *, file_format: str = "delta",
-                    consumer: str | None = None, **wait: Any) -> tuple[DataFrame, Marker]:
-    """Read ``dataset`` only under its marker: Delta as of the published version; record ``consumer``."""
-    marker = wait_for_marker(spark, dataset, execution_date, **wait)
+                    consumer: str | None = None, wait: Wait = SENSOR, expected_schema: StructType | None = None,
+                    require_rows: bool = False) -> tuple[DataFrame, Marker]:
+    """Read ``dataset`` only under its marker (:func:`wait_for_marker`): Delta as of the published version;
+    record ``consumer``."""
+    marker = wait_for_marker(spark, dataset, execution_date, wait=wait, expected_schema=expected_schema,
+                             require_rows=require_rows)
     if consumer:
         record_consumption(spark, marker, consumer)
     if marker.table_version is None and file_format != "delta":  # files: exactly what the manifest names

@@ -21,7 +21,6 @@ Example
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from collections.abc import Sequence as Seq
@@ -32,6 +31,7 @@ from pyspark.sql import DataFrame
 from spark_flows.errors import (
     SparkFlowsValueError,
     StepFailedError,
+    checked_name,
     error_summary,
     invalid_argument,
     not_callable,
@@ -42,7 +42,6 @@ from spark_flows.io.storage import Storage
 logger = logging.getLogger(__name__)
 
 Transform = Callable[[DataFrame], DataFrame]
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _FIRST_COMMIT = "_delta_log/00000000000000000000.json"
 
 
@@ -62,8 +61,7 @@ class Step:
 
 def step(name: str, transform: Transform, *, boundary: bool = False) -> Step:
     """Build a :class:`Step`, validating its name (letters, digits, ``_ . -``)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise invalid_argument("step name", name, f"a string matching {_NAME.pattern}")
+    checked_name("step name", name)
     if not callable(transform):
         raise not_callable(f"step {name!r}: transform", transform)
     return Step(name, transform, boundary)
@@ -108,8 +106,7 @@ class Sequence:
     """An ordered, named list of steps: inspectable without running, chainable, restartable."""
 
     def __init__(self, name: str, steps: Seq[Step]) -> None:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise invalid_argument("sequence name", name, f"a string matching {_NAME.pattern}")
+        checked_name("sequence name", name)
         if not steps:
             raise invalid_argument(f"sequence {name!r} steps", list(steps), "at least one step")
         names = [s.name for s in steps]
@@ -167,8 +164,8 @@ class Sequence:
         ------
         StepFailedError: a step raised; the message names it and its position.
         """
-        if run_id is not None and (not isinstance(run_id, str) or not _NAME.match(run_id)):
-            raise invalid_argument("run_id", run_id, f"a string matching {_NAME.pattern}")
+        if run_id is not None:
+            checked_name("run_id", run_id)
         if run_id is None or boundary_root is None:
             return SequenceRun(self(df), run_id, None, tuple(s.name for s in self.steps), ())
         spark = df.sparkSession

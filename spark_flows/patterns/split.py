@@ -4,7 +4,7 @@ The input is persisted once (``MEMORY_AND_DISK`` by default) and every branch re
 run one after another or concurrently (at most ``concurrency`` at once), each in a Spark job group and
 scheduler pool named after it, so its jobs can be identified in the UI and cancelled. A failing branch
 does not stop or corrupt the others; the caller decides what a failure means
-(:meth:`SplitResult.raise_for_failures`).
+(:meth:`~spark_flows.core.scheduling.Outcomes.raise_for_failures`).
 
 Example
 -------
@@ -12,41 +12,43 @@ Example
 >>> from spark_flows.io.writers import Batch, DeltaWriter
 >>> out, batch = tempfile.mkdtemp(), Batch("example", 1)
 >>> raw = spark.range(6).selectExpr("id", "id % 2 AS k")
->>> result = split(raw, [
+>>> by_parity = Split("by_parity", (
 ...     branch("even", lambda df: DeltaWriter().write(df.where("k = 0"), f"{out}/even", batch=batch)),
 ...     branch("odd", lambda df: DeltaWriter().write(df.where("k = 1"), f"{out}/odd", batch=batch)),
-... ], concurrency=2)
->>> result.ok, [b.rows for b in result.branches]
+... ), concurrency=2)
+>>> result = by_parity.run(raw)
+>>> result.ok, [b.rows for b in result]
 (True, [3, 3])
+>>> [(e.source, e.target) for e in by_parity.graph().edges]
+[('by_parity', 'by_parity.even'), ('by_parity', 'by_parity.odd')]
+
+:func:`split` is the same in one call: ``split(raw, branches, concurrency=2)``.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_flows.core.scheduling import TaskOutcome, run_bounded
+from spark_flows.core.scheduling import Outcome, Outcomes, run_bounded
 from spark_flows.errors import (
-    BranchFailedError,
-    UnknownNameError,
     WriteRefusedError,
+    checked_name,
     error_summary,
     invalid_argument,
     not_callable,
 )
 from spark_flows.flow.graph import Edge, Graph, Node, note
-from spark_flows.io.writers import Batch, Writer, WriteResult
+from spark_flows.io.writers import Batch, PendingBatch, Writer, WriteResult
 
 logger = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 BranchFn = Callable[[DataFrame], "WriteResult | None"]
 CommittedFn = Callable[["SparkSession | None"], "WriteResult | None"]  # None: no session, local files
 
@@ -74,97 +76,151 @@ def branch(name: str, run: BranchFn, *, committed: CommittedFn | None = None, ke
     ``key`` describes what makes a retry of the branch write nothing twice (drawn on its edge); ``path`` is
     the output it writes, if one.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise invalid_argument("branch name", name, f"a string matching {_NAME.pattern}")
+    checked_name("branch name", name)
     if not callable(run):
         raise not_callable(f"branch {name!r}: run", run)
     return Branch(name, run, committed, key, path)
 
 
-def write_branch(name: str, writer: Writer, path: str, *, batch: Batch,
+def write_branch(name: str, writer: Writer, path: str, *, batch: Batch | PendingBatch,
                  transform: Callable[[DataFrame], DataFrame] | None = None) -> Branch:
     """A branch that writes ``transform(input)`` with ``writer`` as ``batch``; a replay of a committed batch
-    is known before anything is read (the writer's skip rule, from metadata)."""
+    is known before anything is read (the writer's skip rule, from metadata). Its idempotency key (drawn on
+    its edge) is the writer's rule and the batch's label. With a :class:`PendingBatch` the branch only draws.
+    """
+    key = f"{writer.idempotency} {batch.label}"
+    if isinstance(batch, PendingBatch):
+        def pending(df: DataFrame) -> WriteResult | None:
+            raise invalid_argument(f"branch {name!r}: batch", batch, "a Batch with a version to write")
+        return branch(name, pending, key=key, path=path)
     shape = transform or (lambda df: df)
-    return branch(name, lambda df: writer.write(shape(df), path, batch=batch),
-                  committed=lambda spark: writer.already_committed(spark, path, batch),
-                  key=f"{writer.idempotency} {batch.app_id}@{batch.version}", path=path)
+    written = batch
+    return branch(name, lambda df: writer.write(shape(df), path, batch=written),
+                  committed=lambda spark: writer.already_committed(spark, path, written), key=key, path=path)
 
 
 @dataclass(frozen=True)
-class BranchResult:
-    """Outcome of one branch."""
+class Split:
+    """A Parallel Split as a value: its name, its branches and how they run. :meth:`run` persists the input
+    once, runs the branches on it and unpersists; :meth:`graph` draws the same branches.
+
+    ``storage_level``: how the input is persisted; ``None`` when the caller already persisted (and filled)
+    it. ``concurrency``: branches running at once (1: one after another, in declaration order).
+    ``cancel_on_failure``: cancel the other running branches' jobs as soon as one fails.
+    """
 
     name: str
-    ok: bool
-    seconds: float
-    rows: int | None = None
-    skipped: bool = False
-    error: str | None = None
-    output: WriteResult | None = None
-    job_group: str = ""
+    branches: tuple[Branch, ...]
+    concurrency: int = 1
+    storage_level: StorageLevel | None = field(default_factory=lambda: StorageLevel.MEMORY_AND_DISK)
+    cancel_on_failure: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.branches:
+            raise invalid_argument("branches", list(self.branches), "at least one branch")
+        object.__setattr__(self, "branches", tuple(self.branches))
+        names = [b.name for b in self.branches]
+        if len(set(names)) != len(names):
+            raise invalid_argument("branch names", names, "unique")
+        if isinstance(self.concurrency, bool) or not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise invalid_argument("concurrency", self.concurrency, "an int >= 1")
+
+    def graph(self) -> Graph:
+        """The persisted input, then one node per branch, the branch's idempotency key on its edge."""
+        name = self.name
+        nodes = [Node(name, "split", name, {"input": "persisted once", "concurrency": self.concurrency})]
+        nodes += [Node(f"{name}.{b.name}", "branch", b.name, {"idempotency": b.key} if b.key else {})
+                  for b in self.branches]
+        edges = tuple(Edge(name, f"{name}.{b.name}", b.key) for b in self.branches)
+        return Graph(name, tuple(nodes), edges, (name,), tuple(f"{name}.{b.name}" for b in self.branches))
+
+    def run(self, df: DataFrame | Callable[[], DataFrame]) -> Outcomes:
+        """Persist ``df`` once, run the branches on it, unpersist, and return every branch's :class:`Outcome`.
+
+        ``df`` is the input, or a function that loads it: it is then called only if a branch has to run (a
+        replay whose every output already holds its batch reads nothing). The persisted input is filled by
+        one Spark job (the one scan of the source) before any branch starts. Never raises for a branch's
+        failure (see :meth:`Outcomes.raise_for_failures`).
+        """
+        name, branches = self.name, self.branches
+        began = time.monotonic()
+        is_frame = hasattr(df, "sparkSession")  # a classic or a Spark Connect DataFrame, not a loader
+        spark = cast(DataFrame, df).sparkSession if is_frame else None
+        done, refused = _already_committed(branches, spark)
+        pending = [b for b in branches if b.name not in done]
+        outcomes = {n: Outcome(n, True, 0.0, value=result) for n, result in done.items()}
+        if refused:  # one output refuses the batch: writing it to the others would make the outputs disagree
+            first = next(iter(refused))
+            logger.error("split %s: branch %s refuses the batch (%s): no branch writes", name, first, refused[first])
+            outcomes.update({b.name: Outcome(b.name, False, 0.0, error=refused.get(
+                b.name, f"not run: branch {first} refuses the batch: {refused[first]}")) for b in pending})
+            pending = []
+        if pending:
+            frame = cast(DataFrame, df) if is_frame else cast(Callable[[], DataFrame], df)()
+            outcomes.update(self._run_branches(frame, pending))
+        elif not refused:
+            logger.info("split %s: every branch's output already holds its batch: nothing read", name)
+        return self._noted(outcomes, began, status=("failed", "an output refuses the batch") if refused else
+                           ("ran", None) if pending else ("skipped", "every output holds its batch"))
+
+    def _run_branches(self, frame: DataFrame, pending: Sequence[Branch]) -> dict[str, Outcome]:
+        source = frame.persist(self.storage_level) if self.storage_level is not None else frame
+
+        def task(current: Branch) -> Callable[[], WriteResult | None]:
+            def run() -> WriteResult | None:
+                logger.info("branch %s: started", current.name)
+                return current.run(source)
+            return run
+
+        try:
+            if self.storage_level is not None:
+                # Fill the cache before branches start: concurrent branches would otherwise race to fill it
+                # and each scan part of the source. This count is the one scan of the source.
+                logger.info("split %s: input persisted (%d rows)", self.name, source.count())
+            return run_bounded(source.sparkSession, [(b.name, task(b)) for b in pending],
+                               concurrency=self.concurrency, name=self.name, cancel_on_failure=self.cancel_on_failure)
+        finally:
+            if self.storage_level is not None:
+                source.unpersist(blocking=True)
+
+    def replayed(self) -> Outcomes | None:
+        """The :meth:`run` result of a replay whose every branch output already holds its batch, told from
+        metadata on local disk without Spark (``Storage(None)``); ``None`` when some branch would write,
+        refuses the batch, or cannot tell. A job asks it before its session starts: a replay then costs no
+        Spark at all. Use it only with outputs on local disk (no Spark, so no Hadoop configuration to reach
+        others with).
+        """
+        began = time.monotonic()
+        done, refused = _already_committed(self.branches, None, without_spark=True)
+        if refused or len(done) != len(self.branches):
+            return None
+        logger.info("split %s: every branch's output already holds its batch: nothing read, no Spark", self.name)
+        outcomes = {n: Outcome(n, True, 0.0, value=result) for n, result in done.items()}
+        return self._noted(outcomes, began, status=("skipped", "every output holds its batch"))
+
+    def _noted(self, outcomes: Mapping[str, Outcome], began: float, *, status: tuple[str, str | None]) -> Outcomes:
+        """The split's result, its facts noted on the split's node and each branch's."""
+        result = Outcomes(self.name, tuple(_result(outcomes[b.name]) for b in self.branches),
+                          time.monotonic() - began, "branch")
+        note(self.name, status=status[0], reason=status[1], seconds=round(result.seconds, 1))
+        for outcome in result:
+            note(f"{self.name}.{outcome.name}", status=outcome.status, rows=outcome.rows,
+                 seconds=round(outcome.seconds, 1), reason=outcome.error or outcome.reason)
+        return result
 
 
-@dataclass(frozen=True)
-class SplitResult:
-    """Outcome of :func:`split`: one :class:`BranchResult` per branch, in declaration order."""
-
-    name: str
-    branches: tuple[BranchResult, ...]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """True when every branch succeeded."""
-        return all(b.ok for b in self.branches)
-
-    @property
-    def failed(self) -> list[str]:
-        """Names of the failed branches."""
-        return [b.name for b in self.branches if not b.ok]
-
-    def __getitem__(self, name: str) -> BranchResult:
-        for result in self.branches:
-            if result.name == name:
-                return result
-        raise UnknownNameError(f"no branch named {name!r}; branches: {[b.name for b in self.branches]}",
-                               parameters={"name": name, "names": [b.name for b in self.branches]})
-
-    def raise_for_failures(self) -> None:
-        """Raise :class:`BranchFailedError` naming every failed branch and its error."""
-        if not self.ok:
-            details = "; ".join(f"{b.name}: {b.error}" for b in self.branches if not b.ok)
-            raise BranchFailedError(
-                f"split '{self.name}': {len(self.failed)} of {len(self.branches)} branch(es) failed: {details}",
-                parameters={"split": self.name, "failed": self.failed,
-                            "errors": {b.name: b.error for b in self.branches if not b.ok}})
-
-
-def describe(branches: Sequence[Branch], *, source: str = "input") -> list[tuple[str, str]]:
-    """The split's edges as plain data: ``[(source, branch), ...]`` (see :func:`split_graph`)."""
-    return [(source, b.name) for b in branches]
-
-
-def split_graph(branches: Sequence[Branch], *, name: str = "split", concurrency: int = 1) -> Graph:
-    """The structure of :func:`split` over ``branches``: the persisted input, then one node per branch, the
-    branch's idempotency key on its edge. Needs no Spark."""
-    nodes = [Node(name, "split", name, {"input": "persisted once", "concurrency": concurrency})]
-    nodes += [Node(f"{name}.{b.name}", "branch", b.name, {"idempotency": b.key} if b.key else {}) for b in branches]
-    edges = tuple(Edge(name, f"{name}.{b.name}", b.key) for b in branches)
-    return Graph(name, tuple(nodes), edges, (name,), tuple(f"{name}.{b.name}" for b in branches))
-
-
-def _result(branch_name: str, outcome: TaskOutcome) -> BranchResult:
+def _result(outcome: Outcome) -> Outcome:
+    """A branch's outcome with its rows and skip reason taken from the :class:`WriteResult` it returned."""
     output = outcome.value if isinstance(outcome.value, WriteResult) else None
     if not outcome.ok:
-        logger.error("branch %s: failed after %.1fs: %s", branch_name, outcome.seconds, outcome.error)
-        return BranchResult(branch_name, False, outcome.seconds, error=outcome.error, job_group=outcome.job_group)
+        logger.error("branch %s: failed after %.1fs: %s", outcome.name, outcome.seconds, outcome.error)
+        return outcome
     rows = output.rows if output else None
     skipped = bool(output and output.skipped)
-    logger.info("branch %s: %s in %.1fs", branch_name,
-                output.reason if skipped and output else f"{rows if rows is not None else '?'} rows", outcome.seconds)
-    return BranchResult(branch_name, True, outcome.seconds, rows=rows, skipped=skipped, output=output,
-                        job_group=outcome.job_group)
+    reason = output.reason if skipped and output else None
+    logger.info("branch %s: %s in %.1fs", outcome.name, reason or f"{rows if rows is not None else '?'} rows",
+                outcome.seconds)
+    return replace(outcome, value=output, rows=rows, skipped=skipped, reason=reason)
 
 
 def split(
@@ -175,92 +231,10 @@ def split(
     storage_level: StorageLevel | None = StorageLevel.MEMORY_AND_DISK,
     concurrency: int = 1,
     cancel_on_failure: bool = False,
-) -> SplitResult:
-    """Persist ``df`` once, run ``branches`` on it, unpersist, and return every branch's outcome.
-
-    Parameters
-    ----------
-    df: the input, or a function that loads it: it is then called only if a branch has to run (a replay
-        whose every output already holds its batch reads nothing).
-    storage_level: how the input is persisted; ``None`` when the caller already persisted (and filled) it.
-        The persisted input is filled by one Spark job (the one scan of the source) before any branch starts.
-    concurrency: branches running at once (1: one after another, in declaration order).
-    cancel_on_failure: cancel the other running branches' jobs as soon as one fails.
-
-    Returns
-    -------
-    SplitResult; never raises for a branch's failure (see :meth:`SplitResult.raise_for_failures`).
-    """
-    if not branches:
-        raise invalid_argument("branches", list(branches), "at least one branch")
-    names = [b.name for b in branches]
-    if len(set(names)) != len(names):
-        raise invalid_argument("branch names", names, "unique")
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise invalid_argument("concurrency", concurrency, "an int >= 1")
-    began = time.monotonic()
-    is_frame = hasattr(df, "sparkSession")  # a classic or a Spark Connect DataFrame, not a loader
-    spark = cast(DataFrame, df).sparkSession if is_frame else None
-    done, refused = _already_committed(branches, spark)
-    pending = [b for b in branches if b.name not in done]
-    outcomes = {n: TaskOutcome(n, True, 0.0, value=result) for n, result in done.items()}
-    if refused:  # one output refuses the batch: writing it to the others would make the outputs disagree
-        first = next(iter(refused))
-        logger.error("split %s: branch %s refuses the batch (%s): no branch writes", name, first, refused[first])
-        outcomes.update({b.name: TaskOutcome(b.name, False, 0.0, error=refused.get(
-            b.name, f"not run: branch {first} refuses the batch: {refused[first]}")) for b in pending})
-        pending = []
-    if pending:
-        frame = cast(DataFrame, df) if is_frame else cast(Callable[[], DataFrame], df)()
-        source = frame.persist(storage_level) if storage_level is not None else frame
-
-        def task(current: Branch) -> Callable[[], WriteResult | None]:
-            def run() -> WriteResult | None:
-                logger.info("branch %s: started", current.name)
-                return current.run(source)
-            return run
-
-        try:
-            if storage_level is not None:
-                # Fill the cache before branches start: concurrent branches would otherwise race to fill it
-                # and each scan part of the source. This count is the one scan of the source.
-                logger.info("split %s: input persisted (%d rows)", name, source.count())
-            outcomes.update(run_bounded(source.sparkSession, [(b.name, task(b)) for b in pending],
-                                        concurrency=concurrency, name=name, cancel_on_failure=cancel_on_failure))
-        finally:
-            if storage_level is not None:
-                source.unpersist(blocking=True)
-    elif not refused:
-        logger.info("split %s: every branch's output already holds its batch: nothing read", name)
-    return _noted(name, names, outcomes, began, status=("failed", "an output refuses the batch") if refused else
-                  ("ran", None) if pending else ("skipped", "every output holds its batch"))
-
-
-def replayed(branches: Sequence[Branch], *, name: str = "split") -> SplitResult | None:
-    """The :func:`split` result of a replay whose every branch output already holds its batch, told from
-    metadata on local disk without Spark (``Storage(None)``); ``None`` when some branch would write, refuses
-    the batch, or cannot tell. A job asks it before its session starts: a replay then costs no Spark at all.
-    Use it only with outputs on local disk (no Spark, so no Hadoop configuration to reach others with).
-    """
-    began = time.monotonic()
-    done, refused = _already_committed(branches, None, without_spark=True)
-    if refused or len(done) != len(branches):
-        return None
-    logger.info("split %s: every branch's output already holds its batch: nothing read, no Spark", name)
-    outcomes = {n: TaskOutcome(n, True, 0.0, value=result) for n, result in done.items()}
-    return _noted(name, [b.name for b in branches], outcomes, began, status=("skipped", "every output holds its batch"))
-
-
-def _noted(name: str, names: Sequence[str], outcomes: Mapping[str, TaskOutcome], began: float, *,
-           status: tuple[str, str | None]) -> SplitResult:
-    """The split's result, its facts noted on the split's node and each branch's."""
-    result = SplitResult(name, tuple(_result(n, outcomes[n]) for n in names), time.monotonic() - began)
-    note(name, status=status[0], reason=status[1], seconds=round(result.seconds, 1))
-    for outcome in result.branches:
-        state = "failed" if not outcome.ok else ("skipped" if outcome.skipped else "ran")
-        note(f"{name}.{outcome.name}", status=state, rows=outcome.rows, seconds=round(outcome.seconds, 1),
-             reason=outcome.error or (outcome.output.reason if outcome.skipped and outcome.output else None))
-    return result
+) -> Outcomes:
+    """``Split(name, branches, ...).run(df)`` in one call: persist ``df`` once, run ``branches`` on it,
+    unpersist, and return every branch's :class:`Outcome` (see :class:`Split`)."""
+    return Split(name, tuple(branches), concurrency, storage_level, cancel_on_failure).run(df)
 
 
 def _already_committed(branches: Sequence[Branch], spark: SparkSession | None, *,
@@ -273,9 +247,9 @@ def _already_committed(branches: Sequence[Branch], spark: SparkSession | None, *
     if not any(b.committed is not None for b in branches):
         return {}, {}
     if spark is None and not without_spark:
-        from spark_flows.core.session import existing_session
+        from spark_flows.core.backend import live_session
 
-        spark = existing_session()
+        spark = live_session()
         if spark is None:
             return {}, {}
     found: dict[str, WriteResult] = {}

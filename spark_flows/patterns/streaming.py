@@ -39,17 +39,18 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
-from spark_flows.errors import StreamingError, invalid_argument, not_callable
+from spark_flows.core.scheduling import Outcomes
+from spark_flows.errors import StreamingError, checked_name, invalid_argument, not_callable
 from spark_flows.flow.graph import Edge, Graph, Node, current, note, note_route, recording_into
 from spark_flows.io import delta_log
 from spark_flows.io.storage import Storage
-from spark_flows.io.writers.contract import Batch, BatchHandler, WriteResult
+from spark_flows.io.writers.contract import Batch, BatchHandler, PendingBatch, WriteResult
 from spark_flows.patterns.choice import Route
 from spark_flows.patterns.fan_in.alignment import union_by_name
 from spark_flows.patterns.fan_in.completeness import Completeness
 from spark_flows.patterns.markers import markers_dir, read_marker, write_marker
 from spark_flows.patterns.sequence import Sequence as StepSequence
-from spark_flows.patterns.split import Branch, SplitResult, split
+from spark_flows.patterns.split import Branch, Split
 
 logger = logging.getLogger(__name__)
 
@@ -123,8 +124,7 @@ class MicroBatches:
 
     def __init__(self, name: str, handler: BatchHandler, *, checkpoint: str,
                  storage_level: StorageLevel | None = StorageLevel.MEMORY_AND_DISK) -> None:
-        if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-" for c in name):
-            raise invalid_argument("stream name", name, "letters, digits, '_' or '-'")
+        checked_name("stream name", name)
         if not callable(handler):
             raise not_callable(f"stream {name!r}: handler", handler)
         self.name = name
@@ -190,23 +190,49 @@ def start(df: DataFrame, handler: BatchHandler, *, name: str, checkpoint: str, t
     return writer.start()
 
 
-def split_each_batch(name: str, branches: Callable[[Batch], Sequence[Branch]], *, concurrency: int = 1,
-                     raise_for_failures: bool = True) -> BatchHandler:
-    """A Parallel Split on each (already persisted) micro-batch: ``branches(batch)`` gives the sinks.
+_MICRO_BATCHES = PendingBatch("(query)", "(micro-batch id)")
+
+
+@dataclass(frozen=True)
+class SplitEachBatch:
+    """A Parallel Split on each (already persisted) micro-batch, as a value: ``branches(batch)`` gives the
+    sinks of a micro-batch; called as a handler it runs them (:class:`~spark_flows.patterns.split.Split`),
+    and :meth:`graph` draws the sinks of ``drawn_as``, a :class:`~spark_flows.io.writers.PendingBatch` that
+    names the micro-batches to come.
 
     With ``raise_for_failures`` (default) a failed branch fails the micro-batch after the other branches
     ran: the restarted query retries it, and the branches that committed skip it.
     """
-    if not callable(branches):
-        raise not_callable(f"split {name!r}: branches", branches)
 
-    def handle(df: DataFrame, batch: Batch) -> SplitResult:
-        result = split(df, branches(batch), name=name, storage_level=None, concurrency=concurrency)
-        if raise_for_failures:
+    name: str
+    branches: Callable[[Batch | PendingBatch], Sequence[Branch]]
+    concurrency: int = 1
+    raise_for_failures: bool = True
+    drawn_as: PendingBatch = _MICRO_BATCHES
+
+    def __post_init__(self) -> None:
+        if not callable(self.branches):
+            raise not_callable(f"split {self.name!r}: branches", self.branches)
+
+    def split(self, batch: Batch | PendingBatch) -> Split:
+        """The split of one micro-batch (of ``batch``)."""
+        return Split(self.name, tuple(self.branches(batch)), concurrency=self.concurrency, storage_level=None)
+
+    def graph(self) -> Graph:
+        """The split's sinks, their keys naming the micro-batches to come."""
+        return self.split(self.drawn_as).graph()
+
+    def __call__(self, df: DataFrame, batch: Batch) -> Outcomes:
+        result = self.split(batch).run(df)
+        if self.raise_for_failures:
             result.raise_for_failures()
         return result
 
-    return handle
+
+def split_each_batch(name: str, branches: Callable[[Batch | PendingBatch], Sequence[Branch]], *,
+                     concurrency: int = 1, raise_for_failures: bool = True) -> SplitEachBatch:
+    """:class:`SplitEachBatch` in one call: ``branches(batch)`` gives the sinks of each micro-batch."""
+    return SplitEachBatch(name, branches, concurrency, raise_for_failures)
 
 
 def sequence_each_batch(sequence: StepSequence, then: BatchHandler, *, boundary_root: str | None = None
@@ -391,6 +417,22 @@ def stream_graph(name: str, source: str, handler_graph: Graph, *, trigger: str =
     return Graph.chain(name, head, handler_graph)
 
 
-__all__ = ["QUERY_METADATA", "BatchHandler", "MicroBatches", "PeriodMarkers", "PeriodState", "choose_each_batch",
-           "committed_batches", "each_batch", "query_id", "sequence_each_batch", "sources_completeness",
-           "split_each_batch", "start", "stream_app_id", "stream_graph", "tag_sources"]
+__all__ = [
+    "QUERY_METADATA",
+    "BatchHandler",
+    "MicroBatches",
+    "PeriodMarkers",
+    "PeriodState",
+    "SplitEachBatch",
+    "choose_each_batch",
+    "committed_batches",
+    "each_batch",
+    "query_id",
+    "sequence_each_batch",
+    "sources_completeness",
+    "split_each_batch",
+    "start",
+    "stream_app_id",
+    "stream_graph",
+    "tag_sources",
+]

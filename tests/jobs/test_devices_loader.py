@@ -3,18 +3,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from chispa import assert_df_equality
 
 from jobs import devices_aggregator, devices_loader
+from spark_flows.apps.graphs import job_graph
 from spark_flows.book.samples import write_devices
 from spark_flows.errors import InputNotFoundError
 from spark_flows.io import delta_log
 from spark_flows.io.storage import Storage
-from spark_flows.io.writers import PUBLISHED_MARKER, read_published
+from spark_flows.io.writers import PUBLISHED_MARKER, ParquetWriter, read_published
 from spark_flows.patterns.markers import read_marker
+from spark_flows.patterns.split import write_branch
 from spark_flows.testing.s3_server import S3Server
 from tests.flows import assert_ran_as_declared, run_flow, statuses
 from tests.procs import JobProcess
@@ -202,3 +205,29 @@ def test_on_s3_a_sigkill_between_two_branch_commits_then_replay_holds_every_row_
     assert read_published(spark, f"{data_root}/exports/devices/batch=9").count() == rows
     marker = read_marker(spark, f"{data_root}/tables/devices", dt.date(2024, 1, 1))
     assert marker is not None and marker.rows == rows
+
+
+def test_the_job_draws_the_blocks_it_runs_so_a_changed_block_changes_its_graph(spark, data_root: str,
+                                                                              monkeypatch) -> None:
+    """One more branch in the loader's plan: ``--graph`` draws it and the run writes it, with no second
+    declaration of the flow to update."""
+    built_by_the_job = devices_loader.plan
+
+    def with_audit(options: devices_loader.Options) -> devices_loader.Loader:
+        loader = built_by_the_job(options)
+        audit = write_branch("audit", ParquetWriter(), f"{data_root}/audit", batch=options.batch)
+        return replace(loader, split=replace(loader.split, branches=(*loader.split.branches, audit)))
+
+    args = ["--data-root", data_root, "--batch-id", "3"]
+    before = job_graph(devices_loader, args)
+    monkeypatch.setattr(devices_loader, "plan", with_audit)
+    after = job_graph(devices_loader, args)
+    assert {n.id for n in after.nodes} - {n.id for n in before.nodes} == {"devices_loader.audit"}
+    assert after.children("devices_loader") == ["devices_loader.devices", "devices_loader.enriched",
+                                                "devices_loader.audit"]
+    assert after.node("devices_loader.audit").rules["idempotency"].endswith("devices_loader@3")
+    write_devices(spark, f"{data_root}/raw/devices", rows=40)
+    assert devices_loader.main(args) == 0
+    assert read_published(spark, f"{data_root}/audit").count() == 40
+    flow = assert_ran_as_declared(devices_loader, ["--batch-id", "3"], data_root)
+    assert flow.node("devices_loader.audit").facts["rows"] == 40

@@ -72,7 +72,7 @@ def test_refusals_decided_from_files_exit_before_spark_starts_and_are_in_the_led
     refused = run_flow(data_root, "visits_trend_generator", "2024-01-03").node("single_run").facts
     assert refused["status"] == "failed" and refused["reason"].startswith("[RUN_LOCKED]")
     assert _trend(data_root, "2024-01-03", "--wait-for-lock", "5") == 0 and started == [1]  # a run goes on to Spark
-    runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs("visits_trend_generator").collect()
+    runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs("visits_trend_generator")
     assert [(r.execution_date, r.attempt, r.status, (r.error or "").split("]")[0]) for r in runs] == [
         ("2024-01-02", 1, "succeeded", ""), ("2024-01-03", 0, "refused", "[RUN_LOCKED"),
         ("2024-01-03", 1, "succeeded", ""), ("2024-01-04", 1, "refused", "[DEPENDS_ON_PAST")]
@@ -93,8 +93,9 @@ def test_backfill_with_a_failing_date_finishes_the_others_in_one_table(spark, da
     assert completeness.count() == 4
     argv = ["--job", "visits_cube", "--from", "2024-01-01", "--to", "2024-01-05", "--concurrency", "3"]
     flow = assert_ran_as_declared(backfill, argv, data_root)
-    assert statuses(flow, "date.") == {f"date.2024-01-0{d}": "failed" if d == 3 else "ran" for d in range(1, 6)}
-    assert "05 (no data)" in flow.node("date.2024-01-03").facts["reason"]
+    assert statuses(flow, "backfill.2") == {f"backfill.2024-01-0{d}": "failed" if d == 3 else "ran"
+                                            for d in range(1, 6)}
+    assert "05 (no data)" in flow.node("backfill.2024-01-03").facts["reason"]
     day = run_flow(data_root, "visits_cube", "2024-01-03")  # each date's own flow, from its thread
     assert day.node("hours.05").facts["status"] == "failed" and day.node("hours").facts["status"] == "failed"
 
@@ -133,7 +134,7 @@ def test_a_run_is_refused_while_a_process_holds_the_lock_and_takes_it_over_once_
     assert _trend(data_root, "2024-01-02", "--conf-file", str(conf)) == 0
     assert not lock.exists()
     from spark_flows.patterns.runners import RunLedger
-    runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs().collect()
+    runs = RunLedger(spark, f"{data_root}/_ledger/runs").runs()
     assert sorted(r.status for r in runs) == ["abandoned", "refused", "refused", "succeeded"], runs
     abandoned = next(r for r in runs if r.status == "abandoned")
     assert f"pid {holder_pid}" in abandoned.error

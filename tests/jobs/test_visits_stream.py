@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from jobs import visits_stream
 from spark_flows.book.samples import write_visit_events
 from spark_flows.patterns.markers import read_marker
 from tests.flows import assert_ran_as_declared, statuses
+from tests.paused_job import pausing
 from tests.procs import JobProcess
 from tests.streams import FILES, assert_each_event_once_in_every_sink, assert_nothing_half_visible, write_input
 
@@ -84,16 +86,21 @@ def test_a_deleted_checkpoint_is_refused_while_the_sinks_hold_the_earlier_query_
 
 
 # Where the job is stopped, in order: each run resumes from the checkpoint the previous stop left, re-runs the
-# interrupted micro-batch, and stops at the next point (the job's hidden --pause-at). A real SIGKILL needs a
-# process of its own (about 30 s each here), so two points are killed and two are failed in-process (the
-# micro-batch raises there, as a crash would leave it: nothing after the point ran).
+# interrupted micro-batch, and stops at the next point (a pause patched in by tests/paused_job.py; the shipped
+# job has no hook). A real SIGKILL needs a process of its own (about 30 s each here), so two points are killed
+# and two are failed in-process (the micro-batch raises there, as a crash would leave it: nothing after the
+# point ran).
 KILL_POINTS = [
-    "1:before-csv",      # both tables committed micro-batch 1, the CSV export not
-    "4:after-batch",     # micro-batch 4 fully handled; Spark has not recorded it as committed
+    # both tables committed micro-batch 1, the CSV export not
+    "before:spark_flows.io.writers.files:FilesWriter.write@1",
+    # micro-batch 4 fully handled; Spark has not recorded it as committed
+    "after:spark_flows.patterns.streaming:MicroBatches._micro_batch@4",
 ]
 FAIL_POINTS = [
-    "0:after-events",    # the events table's first commit holds micro-batch 0; the pages table and the CSV nothing
-    "3:before-markers",  # every sink committed micro-batch 3, which closes 2024-01-01; its marker not written
+    # the events table's first commit holds micro-batch 0; the pages table and the CSV nothing
+    "after:spark_flows.io.writers.delta:DeltaWriter.write@0",
+    # every sink committed micro-batch 3, which closes 2024-01-01; its marker not written
+    "before:spark_flows.patterns.streaming:PeriodMarkers.__call__@3",
 ]
 
 
@@ -114,14 +121,14 @@ def test_a_failure_at_any_point_then_restart_writes_every_event_exactly_once_in_
     write_input(data_root)
     args = ["--data-root", data_root]
 
-    def fail_there(here: str, pause_at: str) -> None:
-        if here == pause_at:
-            raise RuntimeError(f"crashed at {here}")
+    def crash(point: str) -> None:
+        raise RuntimeError(f"crashed at {point}")
 
-    monkeypatch.setattr(visits_stream, "_pause", fail_there)
     held = []
     for point in FAIL_POINTS:
-        assert visits_stream.main([*args, "--pause-at", point]) == 1
+        with monkeypatch.context() as patched:
+            patched.setattr(*pausing(point, crash))
+            assert visits_stream.main(args) == 1
         assert f"crashed at {point}" in capsys.readouterr().err
         held.append(assert_nothing_half_visible(spark, data_root))
     assert held == [1, 4]  # micro-batches in the events table at each failure
@@ -135,9 +142,9 @@ def test_sigkill_at_any_point_then_restart_writes_every_event_exactly_once_in_ev
     args = ["--data-root", data_root, "--spark-conf", "spark.sql.shuffle.partitions=2"]
     held = []
     for point in KILL_POINTS:
-        job = JobProcess("visits_stream", [*args, "--pause-at", point])
+        job = JobProcess("visits_stream", args, pause=point)
         try:
-            job.wait_for(f"PAUSED AT {point}", timeout=600)
+            job.wait_for(f"PAUSED AT {re.escape(point)}", timeout=600)
         finally:
             job.kill()
         held.append(assert_nothing_half_visible(spark, data_root))

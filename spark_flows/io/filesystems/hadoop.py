@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from spark_flows.core import backend
-from spark_flows.errors import spark_failed
 from spark_flows.io.filesystems.base import HDFS, UNKNOWN, FileInfo, Guarantees, no_compare_and_swap, now_ms
 
 if TYPE_CHECKING:
@@ -103,7 +102,7 @@ class HadoopFileSystem:
             java = getattr(exc, "java_exception", None)
             if fs.exists(jpath) or (java is not None and "FileAlreadyExists" in str(java.getClass().getName())):
                 return False  # (the holder may have released it since: the caller looks again)
-            raise spark_failed(f"creating {path}", exc) from exc
+            raise backend.spark_failed(f"creating {path}", exc) from exc
         try:
             stream.write(bytearray(data))
         finally:

@@ -44,15 +44,15 @@ from spark_flows.io.writers.contract import (
     PUBLISHED_MARKER,
     STAGING_DIR,
     Batch,
+    PendingBatch,
     Writer,
     WriteResult,
     check_not_nested,
-    timed_write,
 )
 from spark_flows.io.writers.delta import DeltaWriter
 from spark_flows.io.writers.files import CsvWriter, FilesWriter, ParquetWriter, flatten_nested, read_published
 
 __all__ = [
     "PUBLISHED_MARKER", "STAGING_DIR", "Batch", "CsvWriter", "DeltaWriter", "FilesWriter", "ParquetWriter",
-    "WriteResult", "Writer", "check_not_nested", "flatten_nested", "read_published", "timed_write",
+    "PendingBatch", "WriteResult", "Writer", "check_not_nested", "flatten_nested", "read_published",
 ]

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ from typing import Any, ClassVar, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, invalid_argument
+from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, checked_name, invalid_argument
 from spark_flows.io import delta_log
 from spark_flows.io.filesystems import FileInfo, local_path
 from spark_flows.io.storage import Storage
@@ -34,7 +32,6 @@ logger = logging.getLogger(__name__)
 PUBLISHED_MARKER = "_PUBLISHED.json"
 STAGING_DIR = "_staging"
 
-_APP_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -45,8 +42,7 @@ class Batch:
     version: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.app_id, str) or not _APP_ID.match(self.app_id):
-            raise invalid_argument("batch app_id", self.app_id, f"a string matching {_APP_ID.pattern}")
+        checked_name("batch app_id", self.app_id)
         if isinstance(self.version, bool) or not isinstance(self.version, int) or self.version < 0:
             raise invalid_argument("batch version", self.version, "a non-negative int")
 
@@ -54,6 +50,25 @@ class Batch:
     def tag(self) -> str:
         """``<app_id>-<version>``, used in staging names."""
         return f"{self.app_id}-{self.version}"
+
+    @property
+    def label(self) -> str:
+        """``<app_id>@<version>``, as a flow draws it."""
+        return f"{self.app_id}@{self.version}"
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """A batch known only by what will name it, for drawing a flow before its version is known (``--graph``
+    without ``--batch-id``, a stream's micro-batches): nothing can be written with it."""
+
+    app_id: str
+    version: str
+
+    @property
+    def label(self) -> str:
+        """``<app_id>@<version>``, as a flow draws it."""
+        return f"{self.app_id}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -226,14 +241,6 @@ class Writer(ABC):
     def session_conf(self) -> Mapping[str, str]:
         """Session configuration this writer needs (the factory applies it); none by default."""
         return {}
-
-
-def timed_write(writer: Writer, df: DataFrame, path: str, *, batch: Batch | None = None) -> WriteResult:
-    """``writer.write`` with an INFO line giving rows and seconds (used by split branches)."""
-    began = time.monotonic()
-    result = writer.write(df, path, batch=batch)
-    logger.info("%s %s: %s in %.1fs", result.output_type, path, result.describe(), time.monotonic() - began)
-    return result
 
 
 class BatchHandler(Protocol):

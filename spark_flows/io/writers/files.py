@@ -26,7 +26,8 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import ArrayType, MapType, StructType
 
-from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument, spark_failed
+from spark_flows.core.backend import spark_failed
+from spark_flows.errors import ConcurrentWriteError, InputNotFoundError, StorageError, invalid_argument
 from spark_flows.io.storage import Storage
 from spark_flows.io.writers.attempts import attempt_id, attempt_name, is_live, running
 from spark_flows.io.writers.contract import (

@@ -46,8 +46,8 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-from spark_flows.core.backend import analysis_refused
-from spark_flows.errors import DuplicateKeysError, SchemaConflictError, invalid_argument, spark_failed
+from spark_flows.core.backend import analysis_refused, spark_failed
+from spark_flows.errors import DuplicateKeysError, SchemaConflictError, invalid_argument
 
 logger = logging.getLogger(__name__)
 

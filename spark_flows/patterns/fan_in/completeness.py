@@ -60,10 +60,6 @@ class Completeness:
         """True when any expected parent is missing."""
         return bool(self.failures)
 
-    def with_failures(self, more: Mapping[str, str]) -> Completeness:
-        """A copy with ``more`` failures added (e.g. corrupt records found while the data was read)."""
-        return Completeness(self.expected, {**self.failures, **more})
-
     def as_record(self) -> dict[str, object]:
         """JSON-ready: ``expected``, ``present``, ``missing`` (parent -> reason), ``ratio``, ``is_approximate``."""
         return {"expected": len(self.expected), "present": len(self.present), "ratio": self.ratio,
@@ -84,7 +80,6 @@ def with_completeness(df: DataFrame, completeness: Completeness) -> DataFrame:
 
 
 COMPLETENESS_SCHEMA = StructType([
-    StructField("partition", StringType()),
     StructField("expected", IntegerType()),
     StructField("present", IntegerType()),
     StructField("ratio", DoubleType()),
@@ -95,9 +90,10 @@ COMPLETENESS_SCHEMA = StructType([
 ])
 
 
-def completeness_frame(spark: SparkSession, partition: str, completeness: Completeness) -> DataFrame:
-    """One row describing ``completeness`` for an output ``partition`` (the companion completeness table)."""
-    row = (partition, len(completeness.expected), len(completeness.present), completeness.ratio,
+def completeness_frame(spark: SparkSession, completeness: Completeness) -> DataFrame:
+    """One row describing ``completeness`` (the companion completeness table); the writer that replaces the
+    output's partition adds its column (``DeltaWriter(replace={"date": key})``)."""
+    row = (len(completeness.expected), len(completeness.present), completeness.ratio,
            completeness.is_approximate, list(completeness.missing), dict(completeness.failures),
            dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
     return spark.createDataFrame([row], COMPLETENESS_SCHEMA)

@@ -72,15 +72,15 @@ from spark_flows.patterns.fan_in.triggers import ALL_SUCCESS, TriggerRule, trigg
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Completeness", "Evaluated", "FanIn", "Parent", "align_join", "completeness_frame", "fan_in", "fan_in_graph",
+    "Completeness", "Evaluated", "FanIn", "Merged", "Parent", "align_join", "completeness_frame", "fan_in",
     "hourly_parents", "reconcile_schemas", "union_by_name", "widen", "with_completeness",
 ]
 
 Mode = Literal["aligned", "unaligned"]
 Fallback = Callable[[Completeness], DataFrame]
 @dataclass(frozen=True)
-class FanIn:
-    """Outcome of :func:`fan_in`: the merged (lazy) DataFrame and the completeness known from the listing.
+class Merged:
+    """Outcome of :meth:`FanIn.run`: the merged (lazy) DataFrame and the completeness known from the listing.
 
     :meth:`evaluate` runs the caller's transformation over the merge in one scan and completes the picture
     with what only reading finds: unreadable files, parents with no rows, corrupt or drifted records.
@@ -148,6 +148,133 @@ def _identity(df: DataFrame) -> DataFrame:
     return df
 
 
+@dataclass(frozen=True)
+class FanIn:
+    """A fan-in as a value: its expected parents and the rule that decides when their merge may go on.
+    :meth:`run` loads and merges them (a :class:`Merged`), :meth:`graph` draws the same parents and rule.
+
+    ``rule`` is a :class:`~spark_flows.patterns.fan_in.triggers.TriggerRule` or its name (``all_success``,
+    ``all_done``, ``none_failed_min_one_success``, ``min_success=N``); :func:`fan_in` picks it from a
+    ``mode`` (``aligned`` is ``all_success``, ``unaligned`` is ``all_done``). ``name`` names the fan-in's
+    node and prefixes its parents' (``<name>.<parent>``).
+    """
+
+    name: str
+    parents: tuple[Parent, ...]
+    rule: TriggerRule = ALL_SUCCESS
+    schema: StructType | None = None
+    file_format: str = "json"
+    allow_missing_columns: bool = False
+    track_corrupt_records: bool = True
+    required: tuple[str, ...] = ()
+    wait: Wait | None = None
+    fallback: Fallback | None = None
+    fallback_label: str = "fallback"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule", trigger_rule(self.rule))
+        object.__setattr__(self, "parents", tuple(self.parents))
+        object.__setattr__(self, "required", tuple(self.required))
+        if not self.parents:
+            raise invalid_argument("parents", list(self.parents), "at least one expected parent")
+        if self.fallback is not None and not callable(self.fallback):
+            raise invalid_argument("fallback", self.fallback, "a function of the Completeness returning a DataFrame")
+
+    def graph(self) -> Graph:
+        """One node per parent, the merge, the trigger rule on every parent's edge, and the fallback branch
+        when there is one. Needs no Spark.
+
+        >>> g = FanIn("hours", (Parent("00", path="/in/00"), Parent("01", path="/in/01")), rule="min_success=1").graph()
+        >>> [(e.source, e.target, e.rule) for e in g.edges]
+        [('hours.00', 'hours', 'min_success=1'), ('hours.01', 'hours', 'min_success=1')]
+        """
+        name, rule = self.name, str(self.rule)
+        nodes = [Node(f"{name}.{p.name}", "parent", p.name) for p in self.parents]
+        nodes.append(Node(name, "fan_in", name, {"trigger_rule": rule}))
+        edges = [Edge(f"{name}.{p.name}", name, rule) for p in self.parents]
+        if self.fallback is not None:
+            nodes.append(Node(f"{name}.fallback", "fallback", self.fallback_label))
+            edges.append(Edge(name, f"{name}.fallback", "no parent succeeded"))
+        return Graph(name, tuple(nodes), tuple(edges), tuple(f"{name}.{p.name}" for p in self.parents), (name,))
+
+    def run(self, spark: SparkSession) -> Merged:
+        """Load every parent, check them on the listing, and merge the usable ones by name (lazily).
+
+        With ``wait`` (a :class:`~spark_flows.core.waiting.Wait`: timeout, poll interval), path parents that are
+        absent or empty are first waited for, as the book's DAG waits on a sensor per parent: the listing is
+        polled until every one has data or the timeout passes, then the trigger rule decides as usual (a parent
+        still absent is ``"no data after waiting N.Ns"``).
+
+        Path parents are checked on the listing only: absent directory -> ``"no data"``, no non-empty data file
+        -> ``"empty"``. JSON/CSV parents are read with ``schema`` (required for them: inferring it would scan);
+        rows that do not parse, and rows lacking a ``required`` column, are counted per parent during the one
+        scan of :meth:`Merged.evaluate`, which also applies the trigger rule. Loader parents fail if the loader
+        raises. Schemas are then reconciled; unless the rule is ``all_success``, a parent that conflicts with the
+        first one is dropped as a failure. Launches no Spark job itself.
+
+        ``fallback(completeness)`` gives the result when no parent succeeded.
+        The returned :attr:`Merged.frame` is lazy and analyses nothing when every parent is a path read with
+        ``schema``, so it can be returned from a Spark Declarative Pipelines query function.
+
+        Raises
+        ------
+        SparkFlowsValueError: bad arguments (no parents, unknown mode, text format without ``schema``).
+        """
+        parents, chosen, schema, file_format, name = self.parents, self.rule, self.schema, self.file_format, self.name
+        allow_missing_columns, wait = self.allow_missing_columns, self.wait
+        if file_format in ("json", "csv") and schema is None and any(p.path for p in parents):
+            raise invalid_argument("schema", None, f"a StructType for {file_format} paths (inferring it would scan "
+                                                   "the data)")
+        for parent in parents:
+            if (parent.path is None) == (parent.load is None):
+                raise invalid_argument(f"parent {parent.name!r}", parent, "a path or a loader (exactly one)")
+        storage = Storage(spark)
+        waited = await_parents(storage, parents, wait) if wait is not None else None
+        failures: dict[str, str] = {}
+        loaded: dict[str, DataFrame] = {}
+        readable: dict[str, str] = {}  # parent name -> qualified path, for path parents that passed the listing
+        corrupt_tracked = self.track_corrupt_records and file_format == "json" and schema is not None
+        for parent in parents:
+            try:
+                if parent.load is not None:
+                    loaded[parent.name] = parent.load()
+                elif not storage.exists(str(parent.path)):
+                    failures[parent.name] = "no data" + (f" after waiting {waited:.1f}s" if waited else "")
+                elif not data_files(storage, str(parent.path)):
+                    failures[parent.name] = "empty"
+                elif schema is not None:
+                    readable[parent.name] = storage.qualify(str(parent.path))
+                else:  # schema from each parent's own metadata (Parquet footers, Delta log)
+                    loaded[parent.name] = spark.read.format(file_format).load(str(parent.path))
+            except Exception as exc:
+                failures[parent.name] = error_summary(exc)
+        if not chosen.strict and len(loaded) > 1:
+            reference = next(iter(loaded))
+            for other in list(loaded)[1:]:
+                try:
+                    reconcile_schemas({reference: loaded[reference].schema, other: loaded[other].schema},
+                                      allow_missing_columns=allow_missing_columns)
+                except SchemaConflictError as exc:
+                    failures[other] = "; ".join(exc.getMessageParameters()["problems"])
+                    del loaded[other]
+        completeness = Completeness(tuple(p.name for p in parents), failures)
+        names = [p.name for p in parents if p.name in readable or p.name in loaded]
+        plan = ReadPlan(spark, readable, loaded, schema or StructType([]), file_format, chosen, name,
+                        allow_missing_columns, corrupt_tracked, self.required) if readable else None
+        if plan is not None:
+            frame, observation = plan.merge(names)
+        elif loaded:
+            frame = union_by_name({n: loaded[n].withColumn(PARENT_COLUMN, F.lit(n)) for n in names},
+                                  allow_missing_columns=allow_missing_columns)
+            observation = None
+        else:
+            frame, observation = spark.createDataFrame([], schema or StructType([])), None
+        logger.info("fan-in %s (%s): listing: %s", name, chosen, completeness.describe())
+        note(name, listing=completeness.describe())
+        return Merged(frame, completeness, observation if corrupt_tracked else None, plan, chosen, name,
+                      self.fallback)
+
+
 def fan_in(
     spark: SparkSession,
     parents: Sequence[Parent],
@@ -162,107 +289,10 @@ def fan_in(
     rule: TriggerRule | str | None = None,
     name: str = "fan_in",
     fallback: Fallback | None = None,
-) -> FanIn:
-    """Load every parent, check them on the listing, and merge the usable ones by name (lazily).
-
-    With ``wait`` (a :class:`~spark_flows.core.waiting.Wait`: timeout, poll interval), path parents that are
-    absent or empty are first waited for, as the book's DAG waits on a sensor per parent: the listing is
-    polled until every one has data or the timeout passes, then the trigger rule decides as usual (a parent
-    still absent is ``"no data after waiting N.Ns"``).
-
-    Path parents are checked on the listing only: absent directory -> ``"no data"``, no non-empty data file
-    -> ``"empty"``. JSON/CSV parents are read with ``schema`` (required for them: inferring it would scan);
-    rows that do not parse, and rows lacking a ``required`` column, are counted per parent during the one
-    scan of :meth:`FanIn.evaluate`, which also applies the trigger rule. Loader parents fail if the loader
-    raises. Schemas are then reconciled; unless the rule is ``all_success``, a parent that conflicts with the
-    first one is dropped as a failure. Launches no Spark job itself.
-
-    ``rule`` is a :class:`~spark_flows.patterns.fan_in.triggers.TriggerRule` or its name (``all_success``, ``all_done``,
-    ``none_failed_min_one_success``, ``min_success=N``); without it ``mode`` picks one (``aligned`` is
-    ``all_success``, ``unaligned`` is ``all_done``). ``fallback(completeness)`` gives the result when no
-    parent succeeded. ``name`` names the fan-in's node in :func:`fan_in_graph` and in a run's facts.
-    The returned :attr:`FanIn.frame` is lazy and analyses nothing when every parent is a path read with
-    ``schema``, so it can be returned from a Spark Declarative Pipelines query function.
-
-    Raises
-    ------
-    SparkFlowsValueError: bad arguments (no parents, unknown mode, text format without ``schema``).
-    """
+) -> Merged:
+    """:class:`FanIn` in one call: ``rule`` when given, else the one ``mode`` names (``aligned``:
+    ``all_success``; ``unaligned``: ``all_done``); see :meth:`FanIn.run`."""
     if mode not in ("aligned", "unaligned"):
         raise invalid_argument("mode", mode, "'aligned' or 'unaligned'")
-    chosen = trigger_rule(rule if rule is not None else mode)
-    if fallback is not None and not callable(fallback):
-        raise invalid_argument("fallback", fallback, "a function of the Completeness returning a DataFrame")
-    if not parents:
-        raise invalid_argument("parents", list(parents), "at least one expected parent")
-    if file_format in ("json", "csv") and schema is None and any(p.path for p in parents):
-        raise invalid_argument("schema", None, f"a StructType for {file_format} paths (inferring it would scan "
-                                               "the data)")
-    for parent in parents:
-        if (parent.path is None) == (parent.load is None):
-            raise invalid_argument(f"parent {parent.name!r}", parent, "a path or a loader (exactly one)")
-    storage = Storage(spark)
-    waited = await_parents(storage, parents, wait) if wait is not None else None
-    failures: dict[str, str] = {}
-    loaded: dict[str, DataFrame] = {}
-    readable: dict[str, str] = {}  # parent name -> qualified path, for path parents that passed the listing
-    corrupt_tracked = track_corrupt_records and file_format == "json" and schema is not None
-    for parent in parents:
-        try:
-            if parent.load is not None:
-                loaded[parent.name] = parent.load()
-            elif not storage.exists(str(parent.path)):
-                failures[parent.name] = "no data" + (f" after waiting {waited:.1f}s" if waited else "")
-            elif not data_files(storage, str(parent.path)):
-                failures[parent.name] = "empty"
-            elif schema is not None:
-                readable[parent.name] = storage.qualify(str(parent.path))
-            else:  # schema from each parent's own metadata (Parquet footers, Delta log)
-                loaded[parent.name] = spark.read.format(file_format).load(str(parent.path))
-        except Exception as exc:
-            failures[parent.name] = error_summary(exc)
-    if not chosen.strict and len(loaded) > 1:
-        reference = next(iter(loaded))
-        for name in list(loaded)[1:]:
-            try:
-                reconcile_schemas({reference: loaded[reference].schema, name: loaded[name].schema},
-                                  allow_missing_columns=allow_missing_columns)
-            except SchemaConflictError as exc:
-                failures[name] = "; ".join(exc.getMessageParameters()["problems"])
-                del loaded[name]
-    completeness = Completeness(tuple(p.name for p in parents), failures)
-    names = [p.name for p in parents if p.name in readable or p.name in loaded]
-    plan = ReadPlan(spark, readable, loaded, schema or StructType([]), file_format, chosen, name, allow_missing_columns,
-                 corrupt_tracked, tuple(required)) if readable else None
-    if plan is not None:
-        frame, observation = plan.merge(names)
-    elif loaded:
-        frame = union_by_name({n: loaded[n].withColumn(PARENT_COLUMN, F.lit(n)) for n in names},
-                              allow_missing_columns=allow_missing_columns)
-        observation = None
-    else:
-        frame, observation = spark.createDataFrame([], schema or StructType([])), None
-    logger.info("fan-in %s (%s): listing: %s", name, chosen, completeness.describe())
-    note(name, listing=completeness.describe())
-    return FanIn(frame, completeness, observation if corrupt_tracked else None, plan, chosen, name, fallback)
-
-
-def fan_in_graph(parents: Sequence[Parent] | Sequence[str], *, rule: TriggerRule | str = "all_success",
-                 name: str = "fan_in", fallback: str | None = None) -> Graph:
-    """The structure of a fan-in: one node per parent, the merge, the trigger rule on every parent's edge,
-    and the fallback branch (``fallback``: its label) when there is one. Needs no Spark.
-
-    >>> g = fan_in_graph(["00", "01"], rule="min_success=1", name="hours", fallback="empty day")
-    >>> [(e.source, e.target, e.rule) for e in g.edges]
-    [('hours.00', 'hours', 'min_success=1'), ('hours.01', 'hours', 'min_success=1'), ('hours', 'hours.fallback', \
-'no parent succeeded')]
-    """
-    chosen = trigger_rule(rule)
-    names = [p.name if isinstance(p, Parent) else str(p) for p in parents]
-    nodes = [Node(f"{name}.{p}", "parent", p) for p in names]
-    nodes.append(Node(name, "fan_in", name, {"trigger_rule": str(chosen)}))
-    edges = [Edge(f"{name}.{p}", name, str(chosen)) for p in names]
-    if fallback is not None:
-        nodes.append(Node(f"{name}.fallback", "fallback", fallback))
-        edges.append(Edge(name, f"{name}.fallback", "no parent succeeded"))
-    return Graph(name, tuple(nodes), tuple(edges), tuple(f"{name}.{p}" for p in names), (name,))
+    return FanIn(name, tuple(parents), trigger_rule(rule if rule is not None else mode), schema, file_format,
+                 allow_missing_columns, track_corrupt_records, tuple(required), wait, fallback).run(spark)

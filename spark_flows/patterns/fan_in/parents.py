@@ -20,13 +20,12 @@ from pyspark.sql.types import (
     StructType,
 )
 
-from spark_flows.core.backend import analysis_refused, spark_error
+from spark_flows.core.backend import analysis_refused, spark_error, spark_failed
 from spark_flows.core.waiting import Wait
 from spark_flows.errors import (
     MissingParentsError,
     error_summary,
     root_cause,
-    spark_failed,
 )
 from spark_flows.flow.graph import note
 from spark_flows.io.partitions import hour_path
@@ -60,7 +59,8 @@ def hourly_parents(root: str, day: dt.date, hours: Sequence[int] = range(24)) ->
 
 @dataclass(frozen=True)
 class Evaluated:
-    """Outcome of :meth:`FanIn.evaluate`: the persisted result and the completeness found by its one scan."""
+    """Outcome of :meth:`~spark_flows.patterns.fan_in.merge.Merged.evaluate`: the persisted result and the
+    completeness found by its one scan."""
 
     frame: DataFrame
     completeness: Completeness

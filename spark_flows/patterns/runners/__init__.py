@@ -5,16 +5,15 @@ The runs themselves are shown in :mod:`~spark_flows.patterns.runners.single` and
 
 Example
 -------
->>> [n.id for n in single_run_graph("trend").nodes], [n.id for n in concurrent_graph("backfill", concurrency=2).nodes]
-(['single_run'], ['backfill'])
+>>> single = SingleRunner("trend", lock_root="/tmp/locks", ledger_path="/tmp/ledger")
+>>> [n.id for n in single.graph().nodes], [n.id for n in ConcurrentRunner("backfill", ("a",)).graph().nodes]
+(['single_run'], ['backfill', 'backfill.a'])
 """
 
 from __future__ import annotations
 
 from spark_flows.patterns.runners.concurrent import (
-    PartitionResult,
-    RunSummary,
-    concurrent_graph,
+    ConcurrentRunner,
     job_error_line,
     require_many_driver_commits,
     run_concurrently,
@@ -22,10 +21,10 @@ from spark_flows.patterns.runners.concurrent import (
 )
 from spark_flows.patterns.runners.ledger import LEDGER_SCHEMA, RunLedger, check_depends_on_past
 from spark_flows.patterns.runners.locks import LockHolder, RunLock
-from spark_flows.patterns.runners.single import refusal_from_files, single_run, single_run_graph
+from spark_flows.patterns.runners.single import SingleRunner, refusal_from_files, single_run
 
 __all__ = [
-    "LEDGER_SCHEMA", "LockHolder", "PartitionResult", "RunLedger", "RunLock", "RunSummary", "check_depends_on_past",
-    "concurrent_graph", "job_error_line", "refusal_from_files", "require_many_driver_commits", "run_concurrently",
-    "run_processes", "single_run", "single_run_graph",
+    "LEDGER_SCHEMA", "ConcurrentRunner", "LockHolder", "RunLedger", "RunLock", "SingleRunner", "check_depends_on_past",
+    "job_error_line", "refusal_from_files", "require_many_driver_commits", "run_concurrently", "run_processes",
+    "single_run",
 ]

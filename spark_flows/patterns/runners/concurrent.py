@@ -19,59 +19,67 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyspark.sql import SparkSession
 
-from spark_flows.core.scheduling import TaskOutcome, run_bounded
+from spark_flows.core.scheduling import Outcome, Outcomes, run_bounded
 from spark_flows.core.submit import submit_env
 from spark_flows.errors import (
     ConfigError,
     JobFailedError,
 )
-from spark_flows.flow.graph import Graph
+from spark_flows.flow.graph import Graph, note
 
 logger = logging.getLogger(__name__)
 
 
-def concurrent_graph(name: str, *, concurrency: int) -> Graph:
-    """The structure of a Concurrent Runner over partitions (a backfill): at most ``concurrency`` at once."""
-    return Graph.single(name, "runner", f"concurrent runner: {name}", at_most=concurrency)
-
-
 @dataclass(frozen=True)
-class PartitionResult:
-    """Outcome of one partition of a concurrent run."""
+class ConcurrentRunner:
+    """A Concurrent Runner over partitions (a backfill's dates) as a value: at most ``concurrency`` at once,
+    as threads of this Spark application (:meth:`run`) or as one process each (:meth:`run_processes`).
+    :meth:`graph` draws the runner and one node per partition, ``<name>.<partition>`` (``label``: what each
+    runs), or one node for them all when they are not known yet.
 
-    partition: str
-    ok: bool
-    seconds: float
-    error: str | None = None
-    job_group: str = ""
+    >>> runner = ConcurrentRunner("backfill", ("a", "b", "c"), concurrency=2)
+    >>> runner.run(spark, lambda part: spark.range(3).count() == 3).ok
+    True
+    >>> [(e.target, e.rule) for e in runner.graph().edges][0]
+    ('backfill.a', 'at most 2 at once')
+    """
 
+    name: str
+    partitions: tuple[Any, ...] = ()
+    concurrency: int = 2
+    fail_fast: bool = False
+    label: str = "run"
 
-@dataclass(frozen=True)
-class RunSummary:
-    """Outcome of :func:`run_concurrently` / :func:`run_processes`, partitions in input order."""
+    def graph(self) -> Graph:
+        """The runner, then its partitions side by side, the bound on every edge."""
+        head = Graph.single(self.name, "runner", f"concurrent runner: {self.name}", at_most=self.concurrency)
+        parts = [Graph.single(f"{self.name}.{p}", "step", f"{self.label} {p}") for p in self.partitions] or [
+            Graph.single(f"{self.name}.each", "step", f"{self.label} per partition")]
+        return Graph.chain(self.name, head, Graph.group(f"{self.name}.partitions", *parts),
+                           rules={0: f"at most {self.concurrency} at once"})
 
-    results: tuple[PartitionResult, ...]
-    seconds: float
+    def run(self, spark: SparkSession, fn: Callable[[Any], Any]) -> Outcomes:
+        """:func:`run_concurrently` over the partitions; their outcomes are noted on their nodes."""
+        return self._noted(run_concurrently(spark, fn, self.partitions, concurrency=self.concurrency,
+                                            name=self.name, fail_fast=self.fail_fast))
 
-    @property
-    def ok(self) -> bool:
-        return all(r.ok for r in self.results)
+    def run_processes(self, command: Callable[[Any], Sequence[str]], *, timeout: float | None = None) -> Outcomes:
+        """:func:`run_processes`: ``command(partition)`` as a process per partition; outcomes noted."""
+        return self._noted(run_processes([(str(p), command(p)) for p in self.partitions],
+                                         concurrency=self.concurrency, name=self.name, timeout=timeout,
+                                         fail_fast=self.fail_fast))
 
-    @property
-    def failed(self) -> list[str]:
-        return [r.partition for r in self.results if not r.ok]
-
-    def table(self) -> str:
-        """A printable summary: one line per partition with status and duration."""
-        lines = [f"{r.partition}  {'ok    ' if r.ok else 'FAILED'}  {r.seconds:6.1f}s  {r.error or ''}".rstrip()
-                 for r in self.results]
-        return "\n".join([*lines, f"{len(self.results) - len(self.failed)} ok, {len(self.failed)} failed "
-                                  f"in {self.seconds:.1f}s"])
+    def _noted(self, summary: Outcomes) -> Outcomes:
+        note(self.name, status="ran" if summary.ok else "failed", concurrency=self.concurrency)
+        for outcome in summary:
+            note(f"{self.name}.{outcome.name}", status=outcome.status, seconds=round(outcome.seconds, 1),
+                 reason=outcome.error)
+        return summary
 
 
 class _Progress:
@@ -89,7 +97,7 @@ class _Progress:
 
 
 def run_concurrently(spark: SparkSession, fn: Callable[[Any], Any], partitions: Sequence[Any], *,
-                     concurrency: int = 2, name: str = "backfill", fail_fast: bool = False) -> RunSummary:
+                     concurrency: int = 2, name: str = "backfill", fail_fast: bool = False) -> Outcomes:
     """Run ``fn(partition)`` for every partition, at most ``concurrency`` at once, in this Spark application.
 
     Each partition runs in a thread that carries Spark's local properties, in its own job group and FAIR
@@ -108,21 +116,19 @@ def run_concurrently(spark: SparkSession, fn: Callable[[Any], Any], partitions: 
             return outcome
         return run
 
-    def done(outcome: TaskOutcome) -> None:
+    def done(outcome: Outcome) -> None:
         progress.finished(outcome.ok)
         if not outcome.ok:
-            logger.error("%s: partition %s failed: %s", name, outcome.key, outcome.error)
+            logger.error("%s: partition %s failed: %s", name, outcome.name, outcome.error)
 
     began = time.monotonic()
     outcomes = run_bounded(spark, [(str(p), task(p)) for p in partitions], concurrency=concurrency, name=name,
                            cancel_on_failure=fail_fast, on_done=done)
-    results = tuple(PartitionResult(o.key, o.ok, o.seconds, o.error, o.job_group)
-                    for o in (outcomes[str(p)] for p in partitions))
-    return RunSummary(results, time.monotonic() - began)
+    return Outcomes(name, tuple(outcomes[str(p)] for p in partitions), time.monotonic() - began, "partition")
 
 
 def run_processes(commands: Sequence[tuple[str, Sequence[str]]], *, concurrency: int = 2,
-                  name: str = "backfill", timeout: float | None = None, fail_fast: bool = False) -> RunSummary:
+                  name: str = "backfill", timeout: float | None = None, fail_fast: bool = False) -> Outcomes:
     """Run ``(partition, spark-submit argument list)`` pairs as separate processes, at most N at once.
 
     The same bounded runner as :func:`run_concurrently` (:func:`spark_flows.core.scheduling.run_bounded`): a
@@ -159,15 +165,14 @@ def run_processes(commands: Sequence[tuple[str, Sequence[str]]], *, concurrency:
         if proc is not None:
             _kill(proc)
 
-    def done(outcome: TaskOutcome) -> None:
+    def done(outcome: Outcome) -> None:
         progress.finished(outcome.ok)
 
     began = time.monotonic()
     outcomes = run_bounded(None, [(p, task(p, c)) for p, c in commands], concurrency=concurrency, name=name,
                            cancel_on_failure=fail_fast, on_done=done, on_cancel=cancel)
-    results = tuple(PartitionResult(o.key, o.ok, o.seconds, _strip_condition(o.error), o.job_group)
-                    for o in (outcomes[p] for p, _ in commands))
-    return RunSummary(results, time.monotonic() - began)
+    results = tuple(replace(o, error=_strip_condition(o.error)) for o in (outcomes[p] for p, _ in commands))
+    return Outcomes(name, results, time.monotonic() - began, "partition")
 
 
 _S3_SCHEMES = ("s3", "s3a", "s3n")

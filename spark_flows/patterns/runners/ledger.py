@@ -13,7 +13,7 @@ Example
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,33 +59,27 @@ class RunLedger:
         retry_on_conflict(lambda: frame.write.format("delta").mode("append").save(self.path), path=self.path,
                           what="run ledger")
 
-    def runs(self, job: str | None = None) -> DataFrame:
-        """One row per run (job, execution_date, run id): its attempt, latest status, start and end (lazy).
+    def runs(self, job: str | None = None) -> list[Run]:
+        """One :class:`Run` per run (job, execution_date, run id): its attempt, latest status, start and end;
+        one Spark job (the events of ``job``, folded as :func:`read_runs` folds them).
 
         Statuses: ``running``, ``succeeded``, ``failed``, ``abandoned`` (its holder died and another run
         took its lock over), ``refused`` (the lock was held, or depends-on-past was not met: nothing ran).
         """
         events = self._events()
         if events is None:
-            return self.spark.createDataFrame([], "job string, execution_date string, attempt int, status string, "
-                                                  "started_at timestamp, ended_at timestamp, run_id string, "
-                                                  "error string")
+            return []
         if job is not None:
             events = events.where(F.col("job") == job)
-        latest = F.max_by(F.struct("status", "error", "run_id"), "at")
-        return events.groupBy("job", "execution_date", "run_id").agg(
-            F.max("attempt").alias("attempt"), latest.alias("last"), F.min("at").alias("started_at"),
-            F.max(F.when(F.col("status") != "running", F.col("at"))).alias("ended_at"),
-        ).select("job", "execution_date", "attempt", "last.status", "started_at", "ended_at", "run_id",
-                 "last.error").orderBy("execution_date", "started_at")
+        return _fold([row.asDict() for row in events.collect()])
 
     def statuses(self, job: str) -> dict[str, str]:
         """Latest status per execution date (ISO string) of ``job``; triggers one Spark job."""
-        return statuses_of(self.runs(job).collect())
+        return statuses_of(self.runs(job))
 
     def next_attempt(self, job: str, execution_date: dt.date) -> int:
         """The attempt number a new run of ``job`` for ``execution_date`` gets; triggers one Spark job."""
-        return next_attempt_of(self.runs(job).collect(), execution_date)
+        return next_attempt_of(self.runs(job), execution_date)
 
 
 @dataclass(frozen=True)
@@ -109,8 +103,12 @@ def read_runs(path: str, job: str | None = None, *, storage: Storage | None = No
     >>> read_runs("/nonexistent/ledger")
     []
     """
-    events = [{**e, "at": _utc(e["at"])} for e in delta_log.read_rows(storage or Storage(), path)
-              if job is None or e["job"] == job]
+    return _fold([e for e in delta_log.read_rows(storage or Storage(), path) if job is None or e["job"] == job])
+
+
+def _fold(rows: Sequence[Mapping[str, Any]]) -> list[Run]:
+    """Ledger events folded into one :class:`Run` per (job, date, run id), ordered by date then start."""
+    events = [{**e, "at": _utc(e["at"])} for e in rows]
     by_run: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for event in events:
         by_run.setdefault((event["job"], event["execution_date"], event["run_id"]), []).append(event)

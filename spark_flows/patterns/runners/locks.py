@@ -21,10 +21,10 @@ Example
 >>> import tempfile
 >>> root = tempfile.mkdtemp()
 >>> lock = RunLock(spark, root, "trend", ttl_seconds=120, heartbeat_seconds=20, run_id="r1")
->>> lock.acquire(wait_timeout=0).run_id
+>>> lock.acquire().run_id
 'r1'
 >>> try:
-...     RunLock(spark, root, "trend").acquire(wait_timeout=0)
+...     RunLock(spark, root, "trend").acquire()
 ... except RunLockedError as exc:
 ...     exc.getMessageParameters()["holder_run_id"]
 'r1'
@@ -45,6 +45,7 @@ import uuid
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
+from spark_flows.core.waiting import NO_WAIT, Wait
 from spark_flows.errors import RunLockedError, invalid_argument
 from spark_flows.io.filesystems import now_ms
 from spark_flows.io.storage import Storage
@@ -146,14 +147,15 @@ class RunLock:
                           dt.datetime.now(dt.timezone.utc).isoformat(), self.ttl, took_over,
                           now_ms() if self._swap else None)
 
-    def acquire(self, *, wait_timeout: float = 0.0, poll_interval: float = 1.0) -> LockHolder:
-        """Take the lock, waiting up to ``wait_timeout`` seconds for a live holder to finish.
+    def acquire(self, *, wait: Wait = NO_WAIT) -> LockHolder:
+        """Take the lock; with ``wait`` (a :class:`~spark_flows.core.waiting.Wait`), poll for a live holder
+        to finish for up to its timeout (default: refuse at once).
 
         Raises
         ------
         RunLockedError: a live run holds the lock; the message names it (host, pid, run id, since).
         """
-        deadline = time.monotonic() + wait_timeout
+        deadline = time.monotonic() + wait.timeout
         took_over: str | None = None
         while True:
             mine = self._mine(took_over)
@@ -175,7 +177,7 @@ class RunLock:
                 continue
             if time.monotonic() >= deadline:
                 raise self.held_by(holder, age)
-            time.sleep(poll_interval)
+            time.sleep(wait.poll_interval)
 
     def held_by(self, holder: LockHolder, age: float) -> RunLockedError:
         """The refusal for a live ``holder`` whose heartbeat is ``age`` seconds old (names host, pid, run id)."""

@@ -22,11 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pyspark.sql import SparkSession
 
+from spark_flows.core.waiting import NO_WAIT, Wait
 from spark_flows.errors import (
     CannotAppendError,
     DependsOnPastError,
@@ -51,15 +53,56 @@ from spark_flows.patterns.runners.locks import LockHolder, RunLock
 logger = logging.getLogger(__name__)
 
 
-def single_run_graph(job: str, *, depends_on_past: bool = True) -> Graph:
-    """The structure of :func:`single_run`: one node, id ``single_run``, with its rules."""
-    return Graph.single("single_run", "runner", f"single runner: {job}", at_most=1, depends_on_past=depends_on_past)
+@dataclass(frozen=True)
+class SingleRunner:
+    """The Single Runner of one job as a value: :meth:`run` guards a date's run (:func:`single_run`),
+    :meth:`refusal_from_files` settles refusals before Spark starts, :meth:`graph` draws it.
+
+    >>> import datetime as dt, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> runner = SingleRunner("trend", lock_root=f"{root}/locks", ledger_path=f"{root}/ledger")
+    >>> with runner.run(spark, dt.date(2024, 1, 1)) as lock:
+    ...     lock.first_run
+    True
+    >>> runner.graph().node("single_run").rules
+    {'at_most': 1, 'depends_on_past': True}
+    """
+
+    job: str
+    lock_root: str
+    ledger_path: str
+    depends_on_past: bool = True
+    ttl_seconds: int = 120
+    heartbeat_seconds: int = 20
+    wait: Wait = NO_WAIT
+
+    @property
+    def gate(self) -> str:
+        """What lets a run through: the rule on the edge out of the runner."""
+        return "D-1 succeeded" if self.depends_on_past else "lock held"
+
+    def graph(self) -> Graph:
+        """One node, id ``single_run``, with its rules."""
+        return Graph.single("single_run", "runner", f"single runner: {self.job}", at_most=1,
+                            depends_on_past=self.depends_on_past)
+
+    def run(self, spark: SparkSession, execution_date: dt.date) -> AbstractContextManager[RunLock]:
+        """:func:`single_run` for ``execution_date`` with this runner's lock, ledger and rules."""
+        return single_run(spark, self.job, execution_date, lock_root=self.lock_root,
+                          ledger=RunLedger(spark, self.ledger_path), depends_on_past=self.depends_on_past,
+                          ttl_seconds=self.ttl_seconds, heartbeat_seconds=self.heartbeat_seconds,
+                          wait=self.wait)
+
+    def refusal_from_files(self, execution_date: dt.date) -> SparkFlowsError | None:
+        """:func:`refusal_from_files` for ``execution_date``."""
+        return refusal_from_files(self.job, execution_date, lock_root=self.lock_root, ledger_path=self.ledger_path,
+                                  depends_on_past=self.depends_on_past, wait=self.wait)
 
 
 @contextmanager
 def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_root: str, ledger: RunLedger,
                depends_on_past: bool = True, ttl_seconds: int = 120, heartbeat_seconds: int = 20,
-               wait_timeout: float = 0.0) -> Iterator[RunLock]:
+               wait: Wait = NO_WAIT) -> Iterator[RunLock]:
     """Run a block as the only active run of ``job``, recorded in the ledger, after D-1 when required.
 
     The yielded lock's ``first_run`` tells the block that no earlier date ever ran (a job with no history).
@@ -74,13 +117,13 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
     """
     lock = RunLock(spark, lock_root, job, ttl_seconds=ttl_seconds, heartbeat_seconds=heartbeat_seconds)
     try:
-        lock.acquire(wait_timeout=wait_timeout)
+        lock.acquire(wait=wait)
     except RunLockedError as exc:
         note("single_run", status="failed", reason=error_summary(exc))
         ledger.record(job, execution_date, 0, REFUSED, lock.run_id, error_summary(exc))
         raise
     try:
-        runs = ledger.runs(job).collect()  # one read of the ledger for every check
+        runs = ledger.runs(job)  # one read of the ledger for every check
         if lock.taken_over is not None:
             _abandon(ledger, runs, lock.taken_over, lock.run_id)
         attempt = next_attempt_of(runs, execution_date)
@@ -106,7 +149,7 @@ def single_run(spark: SparkSession, job: str, execution_date: dt.date, *, lock_r
 
 
 def refusal_from_files(job: str, execution_date: dt.date, *, lock_root: str, ledger_path: str,
-                       depends_on_past: bool = True, wait_timeout: float = 0.0) -> SparkFlowsError | None:
+                       depends_on_past: bool = True, wait: Wait = NO_WAIT) -> SparkFlowsError | None:
     """The refusal :func:`single_run` would give, decided and recorded in the ledger without Spark, or None.
 
     A job asks before its session starts (``run_job(..., preflight=...)``): a live holder of the lock, or an
@@ -116,7 +159,7 @@ def refusal_from_files(job: str, execution_date: dt.date, *, lock_root: str, led
     lock is stale (the run that takes it over closes the dead run's attempt), or the lock or the ledger is
     not on local disk (:mod:`spark_flows.io.delta_append`).
     """
-    if wait_timeout > 0 or not (is_local(lock_root) and is_local(ledger_path)):
+    if wait.timeout > 0 or not (is_local(lock_root) and is_local(ledger_path)):
         return None
     storage = local_storage()
     lock = RunLock(None, lock_root, job)
