@@ -30,7 +30,7 @@ from pyspark.sql import SparkSession
 
 from spark_flows.apps.graphs import load_job
 from spark_flows.apps.harness import job_parser, last_error, parse_date, run_job
-from spark_flows.core.backend import connect_url, master
+from spark_flows.core import backend
 from spark_flows.core.config import Settings
 from spark_flows.core.session import remote_url
 from spark_flows.core.submit import job_command
@@ -116,7 +116,7 @@ class Backfill:
                                         drivers=self.runner.concurrency)
             summary = self.runner.run_processes(lambda d: job_command(
                 options.job_file, [*options.job_args, "--execution-date", d.isoformat()], settings,
-                master=master(spark), remote=remote_url(settings) or connect_url(spark)))
+                master=backend.of(spark).master(), remote=remote_url(settings) or backend.of(spark).connect_url()))
         else:
             summary = self.runner.run(spark, lambda d: run_in_thread(
                 options.module, [*options.job_args, "--execution-date", d.isoformat()]))

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from spark_flows.apps.harness import job_parser, parse_date, run_job
 from spark_flows.book.datasets import DEVICES_SCHEMA
 from spark_flows.book.transforms import enrich_devices, with_loading_time
-from spark_flows.core.backend import master
+from spark_flows.core import backend
 from spark_flows.core.config import Settings
 from spark_flows.core.scheduling import Outcomes
 from spark_flows.errors import SparkFlowsError
@@ -119,7 +119,7 @@ class Loader:
             submitted = self.trigger.run(spark, marker, [
                 "--execution-date", day.isoformat(), "--data-root", options.data_root,
                 "--devices-table", options.devices_table, "--wait-timeout", "0",
-            ], options.settings, master=master(spark))
+            ], options.settings, master=backend.of(spark).master())
             print(f"{NAME}: triggered {options.trigger}: exit {submitted.returncode}")
         return 0
 

@@ -223,7 +223,7 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
         return settled
     try:
         with job_session(settings) as spark:
-            backend.quiet_spark(spark, debug=args.log_level == "DEBUG")
+            backend.of(spark).quiet(debug=args.log_level == "DEBUG")
             stop = enable_progress(args.log_level, spark=spark, every=args.progress) if args.progress else None
             try:
                 with recording() as run:

@@ -110,9 +110,9 @@ class SparkMeter:
         # plan descriptions are cut at this length: long scan locations would not be recognisable
         self._previous_length = self._spark.conf.get(_METADATA_LENGTH, None)
         self._spark.conf.set(_METADATA_LENGTH, "100000")
-        self._previous_group = backend.get_local_property(self._spark, "spark.jobGroup.id")
+        self._previous_group = backend.of(self._spark).local_property("spark.jobGroup.id")
         if not self._all_threads:
-            backend.enter_group(self._spark, self._group, "spark_flows meter", pool="default")
+            backend.of(self._spark).enter_group(self._group, "spark_flows meter", pool="default")
         ids = backend.sql_execution_ids(self._spark)
         self._first_execution = max(ids) + 1 if ids else 0
         self._first_job = backend.max_job_id(self._spark) + 1
@@ -125,8 +125,8 @@ class SparkMeter:
             self.job_ids = backend.job_ids_since(self._spark, self._first_job)
         else:
             self.job_ids = backend.group_job_ids(self._spark, self._group)
-            backend.leave_group(self._spark, self._group)
-            backend.set_local_property(self._spark, "spark.jobGroup.id", self._previous_group)
+            backend.of(self._spark).leave_group(self._group)
+            backend.of(self._spark).set_local_property("spark.jobGroup.id", self._previous_group)
         self.jobs = len(self.job_ids)
         self.scan = self._scan_stats()
         if self._previous_length is None:

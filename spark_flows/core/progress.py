@@ -57,14 +57,14 @@ def enable_progress(level: str = "INFO", *, spark: SparkSession | None = None, e
     """Show spark_flows' progress lines at ``level``; with ``spark``, a heartbeat every ``every`` seconds
     while Spark jobs run. Returns a function that stops the heartbeat."""
     configure_logging(level)
-    if spark is None or backend.running_jobs(spark) is None:
+    if spark is None or backend.of(spark).running_jobs() is None:
         return lambda: None
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(every):
             try:
-                running = backend.running_jobs(spark)
+                running = backend.of(spark).running_jobs()
             except Exception:  # the session is stopping: nothing to report any more
                 return
             if running:

@@ -148,7 +148,7 @@ def run_bounded(
     guard = threading.Lock()
     stop = threading.Event()
     gate = threading.BoundedSemaphore(concurrency)
-    previous_group = backend.get_local_property(spark, "spark.jobGroup.id") if spark is not None else None
+    previous_group = backend.of(spark).local_property("spark.jobGroup.id") if spark is not None else None
 
     def finish(outcome: Outcome) -> None:
         with guard:
@@ -163,7 +163,7 @@ def run_bounded(
         for other in to_cancel:
             logger.info("%s: cancelling %s after %s failed", name, other, outcome.name)
             if spark is not None:
-                backend.cancel_group(spark, groups[other])
+                backend.of(spark).cancel_group(groups[other])
             if on_cancel is not None:
                 on_cancel(other)
 
@@ -177,7 +177,7 @@ def run_bounded(
                 finish(Outcome(key, False, 0.0, error=SKIPPED, job_group=groups[key]))
                 return
             if spark is not None:
-                backend.enter_group(spark, groups[key], f"{name} {key}", pool=key)
+                backend.of(spark).enter_group(groups[key], f"{name} {key}", pool=key)
             began = time.monotonic()
             try:
                 value = task()
@@ -188,7 +188,7 @@ def run_bounded(
                 finish(Outcome(key, True, time.monotonic() - began, value=value, job_group=groups[key]))
             finally:
                 if spark is not None:
-                    backend.leave_group(spark, groups[key])
+                    backend.of(spark).leave_group(groups[key])
 
     try:
         if concurrency == 1:
@@ -204,5 +204,5 @@ def run_bounded(
                 thread.join()
     finally:
         if spark is not None:
-            backend.set_local_property(spark, "spark.jobGroup.id", previous_group)
+            backend.of(spark).set_local_property("spark.jobGroup.id", previous_group)
     return outcomes

@@ -24,7 +24,8 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from spark_flows.core.backend import class_loadable, is_remote, live_session, submitted_conf_keys
+from spark_flows.core import backend
+from spark_flows.core.backend import is_remote, live_session, submitted_conf_keys
 from spark_flows.core.config import Settings, java_options, load_settings, spark_jars_dir
 from spark_flows.errors import EnvironmentSetupError
 
@@ -207,7 +208,7 @@ def require_delta(spark: SparkSession, package: str) -> None:
                 f"spark.sql.extensions={DELTA_EXTENSION} --conf spark.sql.catalog.spark_catalog={DELTA_CATALOG}",
                 condition="DELTA_NOT_ON_CLASSPATH", parameters={"package": package})
         return
-    if not class_loadable(spark, DELTA_EXTENSION):
+    if not backend.of(spark).class_loadable(DELTA_EXTENSION):
         raise EnvironmentSetupError(
             "Delta Lake classes are not on Spark's classpath: run spark-submit with "
             f"--packages {package} (or use `spark-flows submit`, which adds it)",

@@ -422,7 +422,7 @@ def trigger(
     ------
     TriggerFailedError: the consumer exited non-zero; the message gives its exit code and last stderr line.
     """
-    remote = remote_url(settings) or backend.connect_url(spark)
+    remote = remote_url(settings) or backend.of(spark).connect_url()
     command = job_command(job, list(args), settings, master=master, remote=remote)
     began = time.monotonic()
     result = run_submit(command, timeout=timeout)
