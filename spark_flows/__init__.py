@@ -11,7 +11,8 @@ pattern                   names
 Local Sequencer           ``Sequence``, ``step``, ``chain``
 Parallel Split            ``Split``, ``split``, ``branch``, ``write_branch``
 Aligned / Unaligned Fan-In ``FanIn``, ``fan_in``, ``hourly_parents``, ``Parent``, ``Completeness``, ``union_by_name``
-Exclusive Choice          ``DateChoice``, ``route_by_date``, ``route_by_schema``, ``OutputFactory``, ``Route``
+Exclusive Choice          ``DateChoice``, ``route_by_date``, ``route_by_schema``, ``SchemaRule``, ``OutputFactory``,
+                          ``Route``
 Isolated Sequencer        ``ReadinessWait``, ``publish``, ``wait_for_marker``, ``read_when_ready``, ``trigger``
 Single / Concurrent Runner ``SingleRunner``, ``ConcurrentRunner``, ``single_run``, ``run_concurrently``, ``RunLedger``
 what a run did            ``Outcome`` (a branch, a partition), ``Outcomes`` (all of a split's or a runner's)
@@ -40,7 +41,7 @@ from spark_flows.core.waiting import Wait
 from spark_flows.errors import SparkFlowsError
 from spark_flows.io.storage import Storage
 from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter, ParquetWriter, WriteResult, read_published
-from spark_flows.patterns.choice import DateChoice, OutputFactory, Route, route_by_date, route_by_schema
+from spark_flows.patterns.choice import DateChoice, OutputFactory, Route, SchemaRule, route_by_date, route_by_schema
 from spark_flows.patterns.fan_in.alignment import union_by_name
 from spark_flows.patterns.fan_in.completeness import Completeness
 from spark_flows.patterns.fan_in.merge import FanIn, Parent, fan_in, hourly_parents
@@ -67,6 +68,7 @@ __all__ = [
     "ReadinessWait",
     "Route",
     "RunLedger",
+    "SchemaRule",
     "Sequence",
     "Settings",
     "SingleRunner",

@@ -27,6 +27,7 @@ from spark_flows.patterns.streaming import (
     BatchHandler,
     MicroBatches,
     PeriodMarkers,
+    SplitEachBatch,
     choose_each_batch,
     committed_batches,
     each_batch,
@@ -40,7 +41,7 @@ from spark_flows.patterns.streaming import (
 )
 
 __all__ = [
-    "BatchHandler", "MicroBatches", "PeriodMarkers", "checked_each_batch", "choose_each_batch", "committed_batches",
-    "each_batch", "query_id", "read_json_stream", "sequence_each_batch", "sources_completeness", "split_each_batch",
-    "start", "stream_app_id", "tag_sources",
+    "BatchHandler", "MicroBatches", "PeriodMarkers", "SplitEachBatch", "checked_each_batch", "choose_each_batch",
+    "committed_batches", "each_batch", "query_id", "read_json_stream", "sequence_each_batch", "sources_completeness",
+    "split_each_batch", "start", "stream_app_id", "tag_sources",
 ]
