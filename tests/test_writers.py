@@ -11,7 +11,7 @@ import pytest
 from chispa import assert_df_equality
 
 from spark_flows.errors import SparkFlowsValueError, StorageError, WriteRefusedError
-from spark_flows.io import delta_log
+from spark_flows.io import delta_conflicts, delta_log
 from spark_flows.io.storage import Storage
 from spark_flows.io.writers import PUBLISHED_MARKER, Batch, CsvWriter, DeltaWriter, FilesWriter, ParquetWriter
 
@@ -139,9 +139,9 @@ def test_persistent_conflict_is_told_in_the_library_s_words() -> None:
         raise ConcurrentAppendException(message="[DELTA_CONCURRENT_APPEND] files were added")
 
     with pytest.raises(Exception, match="another writer changed the same files at the same time") as failed:
-        delta_log.retry_on_conflict(conflicting, path="/t", attempts=2)
+        delta_conflicts.retry_on_conflict(conflicting, path="/t", attempts=2)
     assert failed.value.getCondition() == "CONCURRENT_WRITE" and len(calls) == 2
-    assert not delta_log.is_conflict(ValueError("ConcurrentAppendException mentioned in a message only"))
+    assert not delta_conflicts.is_conflict(ValueError("ConcurrentAppendException mentioned in a message only"))
 
 
 def test_csv_is_published_atomically_with_its_marker(spark, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from spark_flows.core.waiting import Wait
 from spark_flows.errors import invalid_argument
 from spark_flows.io import delta_log
+from spark_flows.io.delta_conflicts import retry_on_conflict
 from spark_flows.io.filesystems import FileInfo
 from spark_flows.io.storage import Storage
 from spark_flows.io.writers.contract import Batch, Writer, WriteResult, check_nothing_inside, out_of_order, refuse
@@ -136,7 +137,7 @@ class DeltaWriter(Writer):
             writer.save(path)
             return self._after_write(storage, path, batch, write_id)
 
-        return delta_log.retry_on_conflict(attempt, path=path, attempts=self.retries, what="delta write")
+        return retry_on_conflict(attempt, path=path, attempts=self.retries, what="delta write")
 
     def _after_write(self, storage: Storage, path: str, batch: Batch | None, write_id: str) -> WriteResult:
         snap = delta_log.snapshot(storage, path)  # one read of the log after the commit

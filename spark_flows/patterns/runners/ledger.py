@@ -23,7 +23,7 @@ from pyspark.sql.types import IntegerType, StringType, StructField, StructType, 
 
 from spark_flows.errors import DependsOnPastError
 from spark_flows.io import delta_append, delta_log
-from spark_flows.io.delta_log import retry_on_conflict
+from spark_flows.io.delta_conflicts import retry_on_conflict
 from spark_flows.io.storage import Storage
 
 REFUSED = "refused"
