@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 
+from spark_flows.apps.consumers import ConsumerTrigger
 from spark_flows.apps.harness import job_parser, parse_date, run_job
 from spark_flows.book.datasets import DEVICES_SCHEMA
 from spark_flows.book.transforms import enrich_devices, with_loading_time
@@ -31,7 +32,7 @@ from spark_flows.flow.graph import Graph, Stage
 from spark_flows.io.filesystems import is_local
 from spark_flows.io.sources import BadRecordsPolicy, ParsedInput, read_json
 from spark_flows.io.writers import Batch, CsvWriter, DeltaWriter, PendingBatch
-from spark_flows.patterns.markers import ConsumerTrigger, ReadinessMarker
+from spark_flows.patterns.markers import ReadinessMarker
 from spark_flows.patterns.split import Split, write_branch
 
 NAME = "devices_loader"

@@ -32,6 +32,7 @@ Every block is one value that runs and draws: ``block.run(...)`` and ``block.gra
 
 from __future__ import annotations
 
+from spark_flows.apps.consumers import trigger
 from spark_flows.core.config import Settings, load_settings
 from spark_flows.core.metrics import SparkMeter
 from spark_flows.core.progress import enable_progress
@@ -45,7 +46,7 @@ from spark_flows.patterns.choice import DateChoice, OutputFactory, Route, Schema
 from spark_flows.patterns.fan_in.alignment import union_by_name
 from spark_flows.patterns.fan_in.completeness import Completeness
 from spark_flows.patterns.fan_in.merge import FanIn, Parent, fan_in, hourly_parents
-from spark_flows.patterns.markers import ReadinessWait, publish, read_when_ready, trigger, wait_for_marker
+from spark_flows.patterns.markers import ReadinessWait, publish, read_when_ready, wait_for_marker
 from spark_flows.patterns.runners import ConcurrentRunner, RunLedger, SingleRunner, run_concurrently, single_run
 from spark_flows.patterns.sequence import Sequence, chain, step
 from spark_flows.patterns.split import Split, branch, split, write_branch

@@ -7,10 +7,10 @@ later write in progress. Re-publishing a date first removes its marker, so reade
 data half-written under the old marker. :func:`wait_for_marker` is the book's FileSensor (timeout,
 interval, optional exponential back-off, schema and row checks on arrival).
 
-Task-based: :func:`trigger` starts the consumer job with ``spark-submit`` (an argument list, never a shell
-string) and records the outcome in the marker. When a producer re-publishes an old date (a backfill),
-consumers that already read the previous run are reported stale (the book's ExternalTaskMarker) and can
-be re-triggered.
+Task-based: :func:`~spark_flows.apps.consumers.trigger` starts the consumer job with ``spark-submit`` (an
+argument list, never a shell string) and records the outcome in the marker. When a producer re-publishes an
+old date (a backfill), consumers that already read the previous run are reported stale (the book's
+ExternalTaskMarker) and can be re-triggered.
 
 Markers live beside the dataset, on any Hadoop filesystem: ``<parent>/_ready/<name>/<YYYYMMDD>.json``.
 
@@ -31,22 +31,16 @@ import datetime as dt
 import json
 import logging
 import re
-import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_flows.core import backend
-from spark_flows.core.config import Settings
-from spark_flows.core.session import remote_url
-from spark_flows.core.submit import SubmitResult, job_command, run_submit
 from spark_flows.core.waiting import SENSOR, Wait
-from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError, TriggerFailedError
+from spark_flows.errors import MarkerMismatchError, MarkerTimeoutError
 from spark_flows.flow.graph import Graph, note
 from spark_flows.io import delta_log
 from spark_flows.io.partitions import date_key, day_of_key
@@ -162,31 +156,6 @@ class ReadinessMarker:
                               run_id=run_id)
         note(self.node_id, status="ran", rows=marker.rows)
         return marker
-
-
-@dataclass(frozen=True)
-class ConsumerTrigger:
-    """The task-based Isolated Sequencer as a value: start the consumer ``job`` (its ``.py``) once the
-    marker is written (:meth:`run`, :func:`trigger`); node ``trigger.<job name>``."""
-
-    job: str
-
-    @property
-    def node_id(self) -> str:
-        """The node this trigger draws and notes."""
-        return f"trigger.{self.job.rpartition('/')[2].removesuffix('.py')}"
-
-    def graph(self) -> Graph:
-        """One trigger node."""
-        return Graph.single(self.node_id, "trigger", f"start {self.node_id.removeprefix('trigger.')}",
-                            when="after the marker is written")
-
-    def run(self, spark: SparkSession, marker: Marker, args: Sequence[str], settings: Settings, *,
-            master: str | None = None, timeout: float | None = None) -> SubmitResult:
-        """:func:`trigger` the consumer; its exit code is noted."""
-        submitted = trigger(spark, marker, self.job, args, settings, master=master, timeout=timeout)
-        note(self.node_id, status="ran", exit_code=submitted.returncode)
-        return submitted
 
 
 def markers_dir(dataset: str) -> str:
@@ -401,38 +370,3 @@ def stale_consumers(spark: SparkSession, dataset: str, execution_date: dt.date, 
             if record.get("run_id") != run_id:
                 stale.append(str(record.get("consumer")))
     return stale
-
-
-def trigger(
-    spark: SparkSession,
-    marker: Marker,
-    job: str,
-    args: Sequence[str],
-    settings: Settings,
-    *,
-    master: str | None = None,
-    timeout: float | None = None,
-) -> SubmitResult:
-    """Start the consumer ``job`` (a path to its ``.py``) and record it in the marker.
-
-    Classic: with ``spark-submit``; Spark Connect (``settings.remote`` or ``$SPARK_REMOTE``): with this
-    Python and ``--remote``.
-
-    Raises
-    ------
-    TriggerFailedError: the consumer exited non-zero; the message gives its exit code and last stderr line.
-    """
-    remote = remote_url(settings) or backend.of(spark).connect_url()
-    command = job_command(job, list(args), settings, master=master, remote=remote)
-    began = time.monotonic()
-    result = run_submit(command, timeout=timeout)
-    day = dt.date.fromisoformat(marker.execution_date)
-    updated = replace(marker, triggered={"job": job, "args": list(args), "exit_code": result.returncode,
-                                         "seconds": round(time.monotonic() - began, 1),
-                                         "at": dt.datetime.now(dt.timezone.utc).isoformat()})
-    Storage(spark).write_json(marker_path(marker.dataset, day), asdict(updated))
-    if not result.ok:
-        last = (result.output_tail.splitlines() or [""])[-1]
-        raise TriggerFailedError(f"triggered consumer {job} exited {result.returncode}: {last}",
-                                 parameters={"job": job, "exit_code": result.returncode})
-    return result
