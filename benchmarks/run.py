@@ -1,7 +1,8 @@
 """`make bench`: every benchmark side by side in one run, figures and ratios printed as tables.
 
     make bench                      # all
-    make bench BENCH=split          # one (split, fan_in, runners, connect, stream, delta_log, s3, growth, jobs)
+    make bench BENCH=split          # one of: split, fan_in, runners, connect, stream, delta_log, history, s3,
+                                    # growth, jobs
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import bench_session
 
-BENCHMARKS = ["split", "fan_in", "runners", "connect", "stream", "delta_log", "s3", "growth", "jobs"]
+BENCHMARKS = ["split", "fan_in", "runners", "connect", "stream", "delta_log", "history", "s3", "growth", "jobs"]
 
 
 def main(argv: list[str]) -> int:
