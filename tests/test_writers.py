@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -551,6 +552,70 @@ def test_the_log_reader_agrees_with_spark_on_multi_part_checkpoints_column_mappi
     assert delta_log.table_rows(storage, parted) == 8 == spark.read.format("delta").load(parted).count()
     assert delta_log.table_rows(storage, parted, partition={"day": "1"}) == 4
     assert delta_log.table_rows(storage, parted, 0, partition={"day": "1"}) == 2
+
+
+def _corpus(spark, root: Path) -> dict[str, str]:
+    """Tables written by Delta Spark itself, each with a shape the log reader must read as Spark does."""
+    tables = {name: str(root / name) for name in ("checkpointed", "cleaned", "deleted", "mapped", "replaced")}
+    spark.conf.set("spark.databricks.delta.properties.defaults.checkpointInterval", "3")  # new tables only
+    try:
+        for version in range(1, 6):  # a checkpoint at 3, commits after it, each with its metadata
+            DeltaWriter(metadata={"batch": version}).write(_df(spark, version, start=10 * version),
+                                                            tables["checkpointed"], batch=Batch("app", version))
+        DeltaWriter().write(_df(spark, 7), tables["cleaned"], batch=Batch("app", 1))
+        spark.sql(f"ALTER TABLE delta.`{tables['cleaned']}` SET TBLPROPERTIES "
+                  "(delta.logRetentionDuration = 'interval 7 days')")
+        DeltaWriter().write(_df(spark, 2, start=50), tables["cleaned"], batch=Batch("other", 1))  # version 2
+        aged = time.time() - 10 * 86400
+        for file in (root / "cleaned" / "_delta_log").iterdir():
+            os.utime(file, (aged, aged))
+        DeltaWriter(metadata={"after": "cleanup"}).write(_df(spark, 1, start=90), tables["cleaned"],
+                                                         batch=Batch("other", 2))  # version 3: checkpoint, cleanup
+    finally:
+        spark.conf.unset("spark.databricks.delta.properties.defaults.checkpointInterval")
+    DeltaWriter().write(spark.range(40).repartition(1).selectExpr("id", "cast(id as string) as name"),
+                        tables["deleted"], batch=Batch("app", 1))
+    spark.sql(f"ALTER TABLE delta.`{tables['deleted']}` SET TBLPROPERTIES ('delta.enableDeletionVectors' = 'true')")
+    spark.sql(f"DELETE FROM delta.`{tables['deleted']}` WHERE id % 4 = 0")
+    DeltaWriter().write(_df(spark), tables["mapped"], batch=Batch("app", 1))
+    spark.sql(f"ALTER TABLE delta.`{tables['mapped']}` SET TBLPROPERTIES ('delta.columnMapping.mode' = 'name', "
+              "'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')")
+    spark.sql(f"ALTER TABLE delta.`{tables['mapped']}` RENAME COLUMN name TO label")
+    DeltaWriter(metadata={"renamed": True}).write(_df(spark, 3, start=5).withColumnRenamed("name", "label"),
+                                                  tables["mapped"], batch=Batch("app", 2))
+    days = _df(spark, 6).selectExpr("id", "name", "cast(id % 3 as string) as day")
+    DeltaWriter(partition_by=["day"]).write(days, tables["replaced"], batch=Batch("app", 1))
+    DeltaWriter(replace={"day": "1"}, metadata={"day": "1"}).write(_df(spark, 4, start=100), tables["replaced"],
+                                                                   batch=Batch("app", 2))
+    return tables
+
+
+def test_every_table_of_the_corpus_gives_the_version_txn_rows_and_commit_metadata_spark_reports(
+        spark, tmp_path: Path) -> None:
+    """The log reader against Delta Spark's own answers: ``DESCRIBE HISTORY`` (version, ``userMetadata``,
+    ``numOutputRows``), ``count()``, and Delta's own skip of a ``txnAppId``/``txnVersion`` write."""
+    storage = Storage(spark)
+    for name, path in _corpus(spark, tmp_path).items():
+        history = {r.version: r for r in spark.sql(f"DESCRIBE HISTORY delta.`{path}`").collect()}
+        assert delta_log.table_version(storage, path) == max(history), name
+        assert delta_log.table_rows(storage, path) == spark.read.format("delta").load(path).count(), name
+        for version in delta_log.retained_commits(storage, path):
+            entry = history[version]
+            expected = json.loads(entry.userMetadata) if entry.userMetadata else {}
+            assert delta_log.commit_metadata(storage, path, version) == expected, (name, version)
+            rows = entry.operationMetrics.get("numOutputRows")
+            assert delta_log.commit_rows(storage, path, version) == (int(rows) if rows is not None else None), (
+                name, version, entry.operation)
+        apps = delta_log.app_ids(storage, path)
+        assert apps, name
+        for app, recorded in apps.items():  # Delta skips a write of the recorded txn, and takes the next one
+            before = delta_log.table_version(storage, path)
+            row = spark.read.format("delta").load(path).limit(1)  # one row of the table's own schema
+            for txn in (recorded, recorded + 1):
+                row.write.format("delta").mode("append").option("txnAppId", app).option("txnVersion", txn).save(path)
+            assert delta_log.table_version(storage, path) == before + 1, (name, app)
+            assert delta_log.latest_txn(storage, path, app) == recorded + 1, (name, app)
+    assert delta_log.retained_commits(storage, str(tmp_path / "cleaned"))[0] == 3  # Delta's cleanup ran
 
 
 def test_a_write_to_a_full_disk_is_disk_full_in_one_line_and_leaves_nothing_visible(spark, full_disk: Path) -> None:
