@@ -152,7 +152,7 @@ def refusal_from_files(job: str, execution_date: dt.date, *, lock_root: str, led
                        depends_on_past: bool = True, wait: Wait = NO_WAIT) -> SparkFlowsError | None:
     """The refusal :func:`single_run` would give, decided and recorded in the ledger without Spark, or None.
 
-    A job asks before its session starts (``run_job(..., preflight=...)``): a live holder of the lock, or an
+    A job asks before its session starts (its plan's ``preflight()``): a live holder of the lock, or an
     unmet depends-on-past, is read from the lock file and the ledger's files, recorded as ``refused`` as
     :func:`single_run` records it, and returned, so the job exits with it and never pays for Spark. ``None``
     when the run may go ahead, or when only a run with Spark can tell: a wait for the lock was asked, the
