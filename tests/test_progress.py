@@ -43,5 +43,7 @@ def test_a_long_spark_action_gets_a_heartbeat_line_naming_its_tasks(spark, tmp_p
         release.touch()
         action.join()
         stop()
-    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("still running"))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("still running")]
+    assert lines, "no 'still running' heartbeat line within 120 s while the action's tasks were held"
+    line = lines[0]
     assert "collect at" in line and "/2 tasks" in line
