@@ -8,9 +8,9 @@ from pyspark import StorageLevel
 
 from spark_flows.core.backend import is_remote
 from spark_flows.core.metrics import SparkMeter
-from spark_flows.errors import BranchFailedError
+from spark_flows.errors import BranchFailedError, SparkFlowsValueError
 from spark_flows.io.writers import Batch, DeltaWriter
-from spark_flows.patterns.split import Split, branch, split
+from spark_flows.patterns.split import Split, branch, split, write_branch
 from tests.waits import wait_until
 
 
@@ -198,3 +198,12 @@ def test_lookups_and_flag_types_raise_library_errors() -> None:
     with pytest.raises(InvalidFlagError, match="expected YYYY-MM-DD") as bad:
         parse_date("2024-13-01")
     assert isinstance(bad.value, SparkFlowsError)
+
+
+def test_a_branch_of_a_pending_batch_draws_its_key_and_cannot_write() -> None:
+    from spark_flows.io.writers import PendingBatch
+
+    drawn = write_branch("t", DeltaWriter(), "/nowhere/t", batch=PendingBatch("loader", "(--batch-id)"))
+    assert drawn.key == "Delta txnAppId/txnVersion loader@(--batch-id)" and drawn.committed is None
+    with pytest.raises(SparkFlowsValueError, match="a Batch with a version to write"):
+        drawn.run(None)  # type: ignore[arg-type]
