@@ -21,13 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `jobs` and the sources of this checkout
 
+from spark_flows.io.writers import Batch  # after the checkout joins the path
+
 
 def _batch_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
     """The (micro-)batch a call is for: a ``Batch`` argument's version, else an int argument (a batch id)."""
     values = [*args, *kwargs.values()]
     for value in values:
-        if hasattr(value, "app_id") and isinstance(getattr(value, "version", None), int):
-            return int(value.version)
+        if isinstance(value, Batch):
+            return value.version
     ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
     return ints[0] if ints else None
 

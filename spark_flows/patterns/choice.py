@@ -92,6 +92,14 @@ class OutputFactory:
     def _key(output_type: str | Enum) -> str:
         return str(output_type.value if isinstance(output_type, Enum) else output_type).strip().lower()
 
+    def _registered(self, output_type: str | Enum) -> str:
+        """``output_type``'s key; :class:`UnknownOutputTypeError` naming the known types if it has no writer."""
+        key = self._key(output_type)
+        if key not in self._writers:
+            raise UnknownOutputTypeError(f"unknown output type {output_type!r}; known: {', '.join(self.known)}",
+                                         parameters={"output_type": str(output_type), "known": self.known})
+        return key
+
     def graph(self) -> Graph:
         """The registered writers as a :func:`choice_graph`: one branch per output type."""
         return choice_graph(self.name, [(t, f"output type = {t}") for t in self.known])
@@ -99,9 +107,7 @@ class OutputFactory:
     def run(self, output_type: str | Enum) -> Route:
         """The :class:`Route` to ``output_type``'s writer, logged and noted (an unknown type raises, as
         :meth:`create` does)."""
-        key = self._key(output_type)
-        if key not in self._writers:
-            self.create(key)  # raises UnknownOutputTypeError naming the known types
+        key = self._registered(output_type)
         return _taken(Route(key, "output type", key, f"output type {key}", tuple(self.known)))
 
     @property
@@ -119,10 +125,7 @@ class OutputFactory:
         SparkFlowsValueError: an unknown ``mode``, or ``partition`` missing for (or given without)
             ``replace_partition``.
         """
-        key = self._key(output_type)
-        if key not in self._writers:
-            raise UnknownOutputTypeError(f"unknown output type {output_type!r}; known: {', '.join(self.known)}",
-                                         parameters={"output_type": str(output_type), "known": self.known})
+        key = self._registered(output_type)
         modes = [m.value for m in WriteMode]
         if mode not in modes:
             raise invalid_argument("write mode", mode, f"one of {modes}")

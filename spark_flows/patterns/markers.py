@@ -83,6 +83,11 @@ class Marker:
         return (dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(self.written_at)).total_seconds()
 
 
+def _marker_node(dataset: str, name: str) -> str:
+    """``marker.<name>``: the node of a dataset's readiness marker (``name``: its last path segment if empty)."""
+    return f"marker.{name or dataset.rstrip('/').rpartition('/')[2]}"
+
+
 @dataclass(frozen=True)
 class ReadinessWait:
     """The consumer's side of an Isolated Sequencer as a value: wait for ``dataset``'s marker of a date,
@@ -110,7 +115,7 @@ class ReadinessWait:
     @property
     def node_id(self) -> str:
         """The node this wait draws and notes: ``marker.<name>``."""
-        return f"marker.{self.name or self.dataset.rstrip('/').rpartition('/')[2]}"
+        return _marker_node(self.dataset, self.name)
 
     def graph(self) -> Graph:
         """One marker node, its timeout as a rule."""
@@ -138,7 +143,7 @@ class ReadinessMarker:
     @property
     def node_id(self) -> str:
         """The node this marker draws and notes: ``marker.<name>``."""
-        return f"marker.{self.name or self.dataset.rstrip('/').rpartition('/')[2]}"
+        return _marker_node(self.dataset, self.name)
 
     def graph(self) -> Graph:
         """One marker node, written last."""
