@@ -35,7 +35,7 @@ collect_ignore = [
 ]
 
 #: marks of tests that need the other backend: deselected (and reported as such), never skipped quietly
-NOT_ON = {"classic": ("connect", "no_spark"), "connect": ("classic", "subprocess", "cluster")}
+NOT_ON = {"classic": ("connect", "no_spark"), "connect": ("classic", "oracle", "subprocess", "cluster")}
 
 
 @pytest.fixture(scope="session")

@@ -118,11 +118,11 @@ def test_a_failed_sink_fails_the_micro_batch_and_the_restart_writes_every_sink_e
 
 
 def test_an_empty_micro_batch_writes_nothing(spark, tmp_path: Path) -> None:
-    start(_events(spark, tmp_path), split_each_batch("sinks", _sinks(tmp_path)), name="visits",
+    start(_events(spark, tmp_path, files=1), split_each_batch("sinks", _sinks(tmp_path)), name="visits",
           checkpoint=str(tmp_path / "cp")).awaitTermination()
     handler = MicroBatches("visits", split_each_batch("sinks", _sinks(tmp_path)), checkpoint=str(tmp_path / "cp"))
     handler(spark.read.schema(VISIT_EVENTS_SCHEMA).json(str(tmp_path / "in")).limit(0), 7)
-    assert [v for _, v in _txns(spark, tmp_path / "table")] == [0, 1, 2]
+    assert [v for _, v in _txns(spark, tmp_path / "table")] == [0]
     assert not (tmp_path / "csv" / "batch=7").exists()
 
 

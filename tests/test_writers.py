@@ -304,6 +304,7 @@ def test_replace_partition_keeps_other_dates_under_concurrent_writers(spark, tmp
     assert delta_log.table_rows(Storage(spark), path, partition={"date": "20240102"}) == 7
 
 
+@pytest.mark.oracle
 def test_log_reader_agrees_with_spark_across_a_checkpoint(spark, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
     spark.conf.set("spark.databricks.delta.properties.defaults.checkpointInterval", "2")  # new tables only
@@ -445,6 +446,7 @@ def test_csv_writes_nested_columns_as_json_text_or_names_them(spark, tmp_path: P
     assert refused.value.getCondition() == "NESTED_COLUMNS" and not (tmp_path / "refused").exists()
 
 
+@pytest.mark.oracle
 def test_a_replay_after_delta_s_log_cleanup_is_skipped_as_delta_skips_it(spark, tmp_path: Path, caplog) -> None:
     path, log = str(tmp_path / "t"), tmp_path / "t" / "_delta_log"
     DeltaWriter().write(_df(spark), path, batch=Batch("loader", 1))
@@ -491,6 +493,7 @@ def test_an_out_of_order_batch_is_refused_while_the_whole_log_is_there_even_past
     assert early.skipped and early.table_version == 0
 
 
+@pytest.mark.oracle
 def test_rows_marked_by_deletion_vectors_are_not_counted_and_their_table_is_not_read_around_them(
         spark, tmp_path: Path) -> None:
     path = str(tmp_path / "t")
@@ -518,6 +521,7 @@ def test_a_table_whose_log_the_reader_cannot_read_is_refused_by_name_never_answe
     assert spark.read.format("delta").load(path).count() == 5  # nothing written by the refused writes
 
 
+@pytest.mark.oracle
 def test_the_log_reader_agrees_with_spark_on_multi_part_checkpoints_column_mapping_and_partition_overwrites(
         spark, tmp_path: Path) -> None:
     storage = Storage(spark)
@@ -590,6 +594,7 @@ def _corpus(spark, root: Path) -> dict[str, str]:
     return tables
 
 
+@pytest.mark.oracle
 def test_every_table_of_the_corpus_gives_the_version_txn_rows_and_commit_metadata_spark_reports(
         spark, tmp_path: Path) -> None:
     """The log reader against Delta Spark's own answers: ``DESCRIBE HISTORY`` (version, ``userMetadata``,
