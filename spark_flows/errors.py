@@ -235,6 +235,12 @@ class TriggerFailedError(SparkFlowsError, RuntimeError):
     condition = "TRIGGER_FAILED"
 
 
+class EventDeliveryError(SparkFlowsError, RuntimeError):
+    """A run's event could not reach a sink (OpenLineage, Dagster Pipes) and strict delivery was asked for."""
+
+    condition = "EVENT_NOT_DELIVERED"
+
+
 class NotificationFailedError(SparkFlowsError, RuntimeError):
     """A partial result was published but announcing it (a webhook, a callback) failed."""
 

@@ -22,7 +22,8 @@ LAYERS = {
     "patterns": {"errors", "core", "io", "flow", "patterns"},
     "book": {"errors", "core", "io", "flow", "patterns", "book"},
     "testing": {"errors", "core", "io", "flow", "patterns", "testing"},
-    "apps": {"errors", "core", "io", "flow", "patterns", "book", "apps"},
+    "events": {"errors", "core", "io", "flow", "events"},
+    "apps": {"errors", "core", "io", "flow", "patterns", "book", "events", "apps"},
 }
 #: the public faces at the top (``spark_flows``, ``spark_flows.streaming``) may import any layer
 TOP = {"__init__", "streaming"}

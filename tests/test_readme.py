@@ -88,7 +88,7 @@ def test_every_python_block_runs_as_written(spark, tmp_path: Path, capsys, index
     block = PYTHON_BLOCKS[index].replace('"/tmp/spark_flows_example"', repr(str(tmp_path / "root")))
     namespace: dict[str, object] = {"__name__": f"readme_block_{index}"}
     page, n, _ = BLOCKS[index]
-    exec(compile(block, f"{page} python block {n}", "exec"), namespace)
+    exec(compile(block, f"{page} python block {n}", "exec", dont_inherit=True), namespace)  # as a user runs it
     for name, test in [(n, f) for n, f in namespace.items() if n.startswith("test_") and callable(f)]:
         fixtures = {"spark_flows_session": spark, "tmp_path": tmp_path / name}
         test(**{p: fixtures[p] for p in inspect.signature(test).parameters})

@@ -43,7 +43,8 @@ from spark_flows.core.backend import driver_stderr
 from spark_flows.core.config import Settings, load_settings, parse_key_values
 from spark_flows.core.progress import configure_logging, enable_progress
 from spark_flows.core.session import job_session, launched_by_spark_submit
-from spark_flows.errors import ConfigError, InvalidFlagError, SparkFlowsError, error_summary
+from spark_flows.errors import ConfigError, EventDeliveryError, InvalidFlagError, SparkFlowsError, error_summary
+from spark_flows.events.emit import Emitter
 from spark_flows.flow import render
 from spark_flows.flow.graph import FlowRun, Graph, recording
 from spark_flows.io.storage import Storage, local_storage
@@ -218,9 +219,17 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
     declared = plan.graph()
     if drawing:
         return _draw(name, declared, args.graph)
+    try:
+        events = Emitter(name)
+        events.start()
+    except SparkFlowsError as exc:  # an unknown sink or its package missing (2); strict delivery that failed (1)
+        report_error(f"{name}: error: {error_summary(exc)}")
+        return EXIT_FAILED if isinstance(exc, EventDeliveryError) else EXIT_USAGE
     preflight = getattr(plan, "preflight", None)
-    if preflight is not None and (settled := _settled_early(name, preflight, args, settings, declared)) is not None:
+    if preflight is not None and (settled := _settled_early(name, preflight, args, settings, declared,
+                                                            events)) is not None:
         return settled
+    run: FlowRun | None = None
     try:
         with job_session(settings) as spark:
             backend.of(spark).quiet(debug=args.log_level == "DEBUG")
@@ -236,16 +245,20 @@ def run_job(name: str, parser: argparse.ArgumentParser, argv: Sequence[str] | No
             finally:
                 if stop is not None:
                     stop()
+        events.finish(run)
     except Exception as exc:
         logger.debug("%s failed", name, exc_info=True)
+        if not isinstance(exc, EventDeliveryError):
+            events.finish(run, exc)
         report_error(f"{name}: error: {error_summary(exc)}")
         return EXIT_FAILED
     return EXIT_OK if result is None else int(result)
 
 
 def _settled_early(name: str, preflight: Callable[[], SparkFlowsError | int | None], args: argparse.Namespace,
-                   settings: Settings, declared: Graph | None) -> int | None:
-    """The exit code of what ``preflight`` settled without Spark (a refusal reported, the flow written), or None."""
+                   settings: Settings, declared: Graph | None, events: Emitter) -> int | None:
+    """The exit code of what ``preflight`` settled without Spark (a refusal reported, the flow written, the
+    run's events sent), or None."""
     with recording() as run:
         try:
             settled = preflight()
@@ -256,6 +269,11 @@ def _settled_early(name: str, preflight: Callable[[], SparkFlowsError | int | No
             return None
         if declared is not None:
             _write_flow(local_storage(), settings.path("_flows", name), _flow_stamp(args), declared, run)
+    try:
+        events.finish(run, settled if isinstance(settled, SparkFlowsError) else None)
+    except EventDeliveryError as exc:
+        report_error(f"{name}: error: {error_summary(exc)}")
+        return EXIT_FAILED
     if isinstance(settled, int):
         logger.info("%s: done before Spark started (exit %d)", name, settled)
         return settled

@@ -20,6 +20,7 @@ One vocabulary for every unit of work: a task, a split's branch and a runner's p
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -195,9 +196,12 @@ def run_bounded(
             for key, task in tasks:
                 run_one(key, task)
         else:
+            # each thread runs in a copy of the caller's context: what its task notes lands in the caller's recording
             threads: list[threading.Thread] = [
-                InheritableThread(run_one, args=(k, t), name=f"{name}-{k}", session=spark) if spark is not None
-                else threading.Thread(target=run_one, args=(k, t), name=f"{name}-{k}") for k, t in tasks]
+                InheritableThread(contextvars.copy_context().run, args=(run_one, k, t), name=f"{name}-{k}",
+                                  session=spark) if spark is not None
+                else threading.Thread(target=contextvars.copy_context().run, args=(run_one, k, t), name=f"{name}-{k}")
+                for k, t in tasks]
             for thread in threads:
                 thread.start()
             for thread in threads:

@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from spark_flows.core.observe import listening
 from spark_flows.errors import SparkFlowsValueError, UnknownNameError, invalid_argument
 
 if TYPE_CHECKING:
@@ -230,10 +231,16 @@ class Stage:
 
 @dataclass
 class FlowRun:
-    """What blocks noted while :func:`recording` was open: facts per node id, and the routes taken."""
+    """What blocks noted while :func:`recording` was open: facts per node id, the routes taken, the writes."""
 
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+    #: what the writers published (:mod:`spark_flows.core.observe`): ``(kind, payload)`` in order, from any thread
+    writes: list[tuple[str, Any]] = field(default_factory=list)
+
+    def take(self, kind: str, payload: Any) -> None:
+        """Keep what a writer published (``list.append`` is atomic: branches may publish at once)."""
+        self.writes.append((kind, payload))
 
 
 _current: contextvars.ContextVar[FlowRun | None] = contextvars.ContextVar("spark_flows_run", default=None)
@@ -245,7 +252,8 @@ def recording() -> Iterator[FlowRun]:
     run = FlowRun()
     token = _current.set(run)
     try:
-        yield run
+        with listening(run.take):
+            yield run
     finally:
         _current.reset(token)
 
@@ -260,7 +268,8 @@ def recording_into(run: FlowRun | None) -> Iterator[FlowRun | None]:
     """Note into ``run`` (from :func:`current` elsewhere) in this context; ``None`` records nothing."""
     token = _current.set(run)
     try:
-        yield run
+        with listening(run.take) if run is not None else contextlib.nullcontext():
+            yield run
     finally:
         _current.reset(token)
 

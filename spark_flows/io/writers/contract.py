@@ -22,7 +22,8 @@ from typing import Any, ClassVar, Protocol
 
 from pyspark.sql import DataFrame, SparkSession
 
-from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, checked_name, invalid_argument
+from spark_flows.core.observe import publish
+from spark_flows.errors import SparkFlowsTypeError, WriteRefusedError, checked_name, error_summary, invalid_argument
 from spark_flows.io import delta_log
 from spark_flows.io.filesystems import FileInfo, local_path
 from spark_flows.io.storage import Storage
@@ -171,6 +172,11 @@ def check_nothing_inside(storage: Storage, path: str, listing: list[FileInfo] | 
         check_nothing_inside(storage, info.path, children)
 
 
+#: what :meth:`Writer.write` publishes (:mod:`spark_flows.core.observe`): ``(WriteResult, commit metadata)`` for an
+#: output written or skipped, ``(path, output type, batch, reason)`` for a write refused before writing
+WRITTEN, REFUSED = "output", "refused"
+
+
 class Writer(ABC):
     """Base of every output writer: ``write(df, path, batch=...) -> WriteResult`` under one contract.
 
@@ -201,6 +207,15 @@ class Writer(ABC):
         if batch is not None and not isinstance(batch, Batch):
             raise SparkFlowsTypeError(f"batch must be a Batch, got {type(batch).__name__}",
                                       parameters={"argument": "batch", "type": type(batch).__name__})
+        try:
+            result = self._checked_write(df, path, batch)
+        except WriteRefusedError as refused:
+            publish(REFUSED, (path, self.output_type, batch, error_summary(refused)))
+            raise
+        publish(WRITTEN, (result, self.commit_metadata()))
+        return result
+
+    def _checked_write(self, df: DataFrame, path: str, batch: Batch | None) -> WriteResult:
         storage = Storage(df.sparkSession)
         check_not_a_link(storage, path)
         check_not_nested(storage, path)
@@ -217,13 +232,20 @@ class Writer(ABC):
                               version=batch.version)
         return self._write(storage, df, path, batch)
 
+    def commit_metadata(self) -> Mapping[str, Any]:
+        """What the writer records with each commit (a fan-in's completeness, say); none by default."""
+        return {}
+
     def already_committed(self, spark: SparkSession | None, path: str, batch: Batch) -> WriteResult | None:
         """The skipped :class:`WriteResult` if ``path`` already holds ``batch``, else ``None``; reads metadata only
         (no Spark job), so a replay can be recognised before its input is read; ``spark`` ``None``: local files
         and object stores, no session."""
         storage = Storage(spark)
         self.prepare(storage, path)
-        return self.committed(storage, path, batch)
+        committed = self.committed(storage, path, batch)
+        if committed is not None:
+            publish(WRITTEN, (committed, self.commit_metadata()))
+        return committed
 
     def prepare(self, storage: Storage, path: str) -> None:  # noqa: B027 (optional hook)
         """Checks and recovery before anything else (e.g. roll back a crashed publish); none by default."""

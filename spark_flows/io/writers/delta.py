@@ -65,6 +65,10 @@ class DeltaWriter(Writer):
         self.retries = retries
         self.metadata = dict(metadata or {})
 
+    def commit_metadata(self) -> Mapping[str, Any]:
+        """The ``metadata`` given, recorded with each commit."""
+        return self.metadata
+
     def committed(self, storage: Storage, path: str, batch: Batch) -> WriteResult | None:
         """Delta's own skip rule (``txnVersion`` <= the app's recorded one), told from one read of the log.
 
