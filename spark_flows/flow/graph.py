@@ -26,6 +26,7 @@ Example
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import contextvars
 import itertools
@@ -229,17 +230,21 @@ class Stage:
         return result
 
 
+KEPT_WRITES = 1000
+
+
 @dataclass
 class FlowRun:
     """What blocks noted while :func:`recording` was open: facts per node id, the routes taken, the writes."""
 
     facts: dict[str, dict[str, Any]] = field(default_factory=dict)
     routes: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
-    #: what the writers published (:mod:`spark_flows.core.observe`): ``(kind, payload)`` in order, from any thread
-    writes: list[tuple[str, Any]] = field(default_factory=list)
+    #: what the writers published (:mod:`spark_flows.core.observe`): ``(kind, payload)`` in order, from any thread;
+    #: the last :data:`KEPT_WRITES` only, so a stream that runs for weeks holds its recent micro-batches' writes
+    writes: collections.deque[tuple[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=KEPT_WRITES))
 
     def take(self, kind: str, payload: Any) -> None:
-        """Keep what a writer published (``list.append`` is atomic: branches may publish at once)."""
+        """Keep what a writer published (``deque.append`` is atomic: branches may publish at once)."""
         self.writes.append((kind, payload))
 
 
