@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test` (after ruff and mypy): the suite's lanes, side by side, each timed and logged on its own:
-#   classic    the in-process tests and doctests on one classic session
+#   classic    the in-process tests and doctests on one classic session, but for those of the outputs:
+#   outputs    the in-process tests of writers, Delta's log, markers, streaming and object stores, on another
 #   jobs       the bundled jobs run in-process (tests/jobs), on a classic session of its own
 #   processes  what only a process shows: bundled jobs under spark-submit (SIGKILLs, exit paths, the zip on a
 #              standalone cluster's executors), on a classic session of its own for reading their outputs
@@ -37,7 +38,13 @@ start_lane() {  # name, command...: run in the background, its output and wall s
 
 began=$SECONDS
 bash scripts/build_weed.sh || exit 1  # the S3 server of the object-store tests, built once per machine
-start_lane classic $py -m pytest -m "not subprocess and not cluster" --ignore=tests/jobs
+# The in-process tests in two lanes, each on a session of its own: the outputs (writers, Delta's log, markers,
+# streaming, object stores: every test of the S3 server) and the rest (patterns, runners, docs, doctests). Apart,
+# neither is left alone on the machine at the end, using one core of two.
+io_files=(tests/test_writers.py tests/test_delta_append.py tests/test_markers.py tests/test_streaming.py
+          tests/test_s3.py tests/test_s3_spark.py tests/test_object_store.py tests/test_jobs_on_s3.py)
+start_lane classic $py -m pytest -m "not subprocess and not cluster" --ignore=tests/jobs "${io_files[@]/#/--ignore=}"
+start_lane outputs $py -m pytest -p no:cacheprovider -m "not subprocess and not cluster" "${io_files[@]}"
 start_lane jobs $py -m pytest -p no:cacheprovider -m "not subprocess and not cluster" tests/jobs
 start_lane processes $py -m pytest -p no:cacheprovider -m "subprocess or cluster" tests
 start_lane connect env SPARK_FLOWS_TEST_BACKEND=connect $py -m pytest -p no:cacheprovider tests --ignore=tests/jobs
