@@ -101,7 +101,9 @@ class S3Server:
                      "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc", "debug.port"):
             ports[name] = free_port()
         flags = [f"-{name}={port}" for name, port in ports.items()]
-        return [str(weed_binary()), "mini", f"-dir={self.directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        # -logdir: its glog files beside its data, not in the machine's temporary directory (alsologtostderr: weed.log)
+        return [str(weed_binary()), f"-logdir={self.directory}", "mini", f"-dir={self.directory}", "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
                 "-metricsIp=127.0.0.1", "-admin.ui=false", "-admin.port.legacy=0", "-webdav=false",
                 "-s3.port.iceberg=0", "-s3.port.lance=0", f"-bucket={self.bucket}", *flags]
 

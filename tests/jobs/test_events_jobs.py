@@ -60,8 +60,10 @@ def test_an_unreachable_lineage_endpoint_is_one_warning_and_the_data_is_written(
     write_devices(spark, f"{data_root}/raw/devices", rows=20)
     with lineage_endpoint() as endpoint:
         url = endpoint.url  # a port that answered once, closed when the block ends
+    config = Path(data_root).parent / "openlineage.yml"  # the client's own config: its HTTP transport, no retries
+    config.write_text(f"transport:\n  type: http\n  url: {url}\n  retry:\n    total: 0\n")
     monkeypatch.setenv("SPARK_FLOWS_EVENTS", "openlineage")
-    monkeypatch.setenv("OPENLINEAGE_URL", url)
+    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(config))
     with caplog.at_level(logging.WARNING, logger="spark_flows.events"):
         assert devices_loader.main(["--data-root", data_root, "--batch-id", "1"]) == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
