@@ -88,9 +88,9 @@ def check_event(event: dict[str, Any]) -> None:
         assert dataset["namespace"] and dataset["name"], dataset
         facets += [*dataset.get("facets", {}).items(), *dataset.get("outputFacets", {}).items()]
     for name, facet in facets:
-        assert facet["_producer"] and facet["_schemaURL"], (name, facet)
+        assert facet["_producer"] and facet["_schemaURL"].count("#") == 1, (name, facet)  # a URL, one fragment
         if name in FACETS:
             schema = facet_schema(name)
-            assert facet["_schemaURL"].startswith(schema["$id"]), (facet["_schemaURL"], schema["$id"])
+            assert facet["_schemaURL"].startswith(schema["$id"] + "#/$defs/"), (facet["_schemaURL"], schema["$id"])
             own = next(iter(schema["$defs"].values()))["allOf"][1]
             jsonschema.validate({k: v for k, v in facet.items() if not k.startswith("_")}, own)

@@ -38,7 +38,9 @@ from spark_flows.errors import EnvironmentSetupError, SparkFlowsValueError
 from spark_flows.events.model import OutputEvent, RunReport
 
 PRODUCER = "https://pypi.org/project/spark_flows/"
-SCHEMA_BASE = "https://pypi.org/project/spark_flows/#spark_flows/events/schemas/"
+#: where the facets' schemas are published (the files ship in ``spark_flows/events/schemas/``), shaped as
+#: OpenLineage's own: ``<base><facet>.json#/$defs/<Facet>``
+SCHEMA_BASE = "https://spark-flows.github.io/spark_flows/spec/facets/1-0-0/"
 FACETS = ("spark_flows_batch", "spark_flows_completeness", "spark_flows_route", "spark_flows_run")
 
 
