@@ -50,7 +50,7 @@ def metadata(output: OutputEvent) -> dict[str, Any]:
     if output.table_version is not None:
         facts["table_version"] = output.table_version
     if output.batch is not None:
-        facts["batch_app_id"], facts["batch_version"] = output.batch
+        facts["batch_app_id"], facts["batch_version"] = output.batch.app_id, output.batch.version
     if output.reason:
         facts["reason"] = output.reason
     if output.completeness is not None:
@@ -85,7 +85,7 @@ class PipesSink:
                 if asset is None:
                     continue
                 version = output.table_version if output.table_version is not None else (
-                    f"{output.batch[0]}@{output.batch[1]}" if output.batch else None)
+                    output.batch.label if output.batch else None)
                 if output.outcome != "refused":
                     self.context.report_asset_materialization(metadata=metadata(output), asset_key=asset,
                                                               data_version=None if version is None else str(version))

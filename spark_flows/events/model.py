@@ -16,8 +16,8 @@ Example
 ...     publish(WRITTEN, (WriteResult("/data/t", "delta", 5, batch=Batch("loader", 1), table_version=3), {}))
 ...     publish(WRITTEN, (WriteResult("/data/t", "delta", 0, skipped=True, reason="committed",
 ...                                   batch=Batch("loader", 1), batch_rows=5, table_version=3), {}))
->>> [(o.outcome, o.rows, o.table_version, o.batch) for o in report("job", "r-1", "COMPLETE", run).outputs]
-[('skipped', 5, 3, ('loader', 1))]
+>>> [(o.outcome, o.rows, o.table_version, o.batch.label) for o in report("job", "r-1", "COMPLETE", run).outputs]
+[('skipped', 5, 3, 'loader@1')]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class OutputEvent:
     outcome: str
     rows: int | None = None
     table_version: int | None = None
-    batch: tuple[str, int] | None = None
+    batch: Batch | None = None
     reason: str = ""
     partition: Mapping[str, str] = field(default_factory=dict)
     completeness: Mapping[str, Any] | None = None
@@ -72,7 +72,7 @@ class OutputEvent:
         if self.table_version is not None:
             parts.append(f"version {self.table_version}")
         if self.batch is not None:
-            parts.append(f"batch {self.batch[0]}@{self.batch[1]}")
+            parts.append(f"batch {self.batch.label}")
         if self.completeness is not None:
             parts.append(f"completeness {self.completeness.get('ratio')}")
         if self.reason:
@@ -104,17 +104,13 @@ class RunReport:
     time: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
 
-def _batch(batch: Batch | None) -> tuple[str, int] | None:
-    return None if batch is None else (batch.app_id, batch.version)
-
-
 def output_event(result: WriteResult, metadata: Mapping[str, Any] | None = None) -> OutputEvent:
     """The :class:`OutputEvent` of a writer's result (``metadata``: what it recorded with the commit)."""
     completeness = (metadata or {}).get("completeness")
     rule = (metadata or {}).get("rule")
     rows = result.batch_rows if result.skipped or result.rows is None else result.rows
     return OutputEvent(result.path, result.output_type, "skipped" if result.skipped else "written", rows,
-                       result.table_version, _batch(result.batch), result.reason if result.skipped else "",
+                       result.table_version, result.batch, result.reason if result.skipped else "",
                        dict(result.partition), completeness if isinstance(completeness, Mapping) else None,
                        None if rule is None else str(rule))
 
@@ -122,13 +118,13 @@ def output_event(result: WriteResult, metadata: Mapping[str, Any] | None = None)
 def outputs(run: FlowRun) -> tuple[OutputEvent, ...]:
     """What the writers published during ``run``, one event per output and batch (the last word: a split asks
     the skip rule before it writes)."""
-    events: dict[tuple[str, tuple[str, int] | None], OutputEvent] = {}
+    events: dict[tuple[str, Batch | None], OutputEvent] = {}
     for kind, payload in list(run.writes):
         if kind == WRITTEN:
             event = output_event(*payload)
         elif kind == REFUSED:
             path, output_type, batch, reason = payload
-            event = OutputEvent(path, output_type, "refused", batch=_batch(batch), reason=reason)
+            event = OutputEvent(path, output_type, "refused", batch=batch, reason=reason)
         else:
             continue
         events.pop((event.path, event.batch), None)

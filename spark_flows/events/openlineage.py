@@ -161,8 +161,8 @@ def _output_facets(output: OutputEvent) -> dict[str, Any]:
         "outputStatistics": stats.OutputStatisticsOutputDatasetFacet(
             rowCount=output.rows if output.outcome == "written" else 0),
         "spark_flows_batch": _facet("spark_flows_batch", "OutputDatasetFacet", outcome=output.outcome,
-                                    appId=output.batch[0] if output.batch else None,
-                                    version=output.batch[1] if output.batch else None,
+                                    appId=output.batch.app_id if output.batch else None,
+                                    version=output.batch.version if output.batch else None,
                                     batchRows=output.rows, reason=output.reason or None,
                                     partition=dict(output.partition) or None),
     }

@@ -254,13 +254,9 @@ _current: contextvars.ContextVar[FlowRun | None] = contextvars.ContextVar("spark
 @contextlib.contextmanager
 def recording() -> Iterator[FlowRun]:
     """Collect what the blocks run in this context (this thread) note about their nodes."""
-    run = FlowRun()
-    token = _current.set(run)
-    try:
-        with listening(run.take):
-            yield run
-    finally:
-        _current.reset(token)
+    with recording_into(FlowRun()) as run:
+        assert run is not None
+        yield run
 
 
 def current() -> FlowRun | None:
